@@ -1,0 +1,67 @@
+# Every command a newcomer needs. `make demo` and `make test` set themselves up on a fresh clone.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM := .tools/sam/bin/sam
+SAM_VERSION := 1.170.0
+PYTHON ?= python3
+export SAM_CLI_TELEMETRY := 0
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint check build validate deploy invoke bench test-integration clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# SAM CLI pins its own boto3 and cfn-lint, so it lives in a venv of its own.
+$(SAM):
+	$(PYTHON) -m venv .tools/sam
+	.tools/sam/bin/pip install --quiet --upgrade pip
+	.tools/sam/bin/pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
+
+install: $(STAMP) ## Create the venv with the pinned dev dependencies
+	@if [ -d .git ] && $(BIN)/python -c "import pre_commit" 2>/dev/null; then $(BIN)/pre-commit install; fi
+
+demo: $(STAMP) ## Run the bundled scenarios on the embedded local AWS
+	$(BIN)/firebreak demo
+
+test: $(STAMP) $(SAM) ## Run the tests, then validate and build the stack offline
+	$(BIN)/pytest
+	$(SAM) validate --lint
+	$(SAM) build --parallel
+
+lint: $(STAMP) ## ruff, mypy, cfn-lint and statelint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/statelint statemachines/*.asl.json
+
+check: lint test ## What CI runs
+
+bench: $(STAMP) ## Median engine time, state transitions and API calls per playbook run
+	$(BIN)/python -m firebreak_local.bench
+
+build: $(SAM) ## sam build
+	$(SAM) build --parallel
+
+validate: $(SAM) ## sam validate --lint
+	$(SAM) validate --lint
+
+deploy: $(SAM) ## sam deploy (add --guided the first time)
+	$(SAM) build --parallel && $(SAM) deploy
+
+invoke: $(SAM) ## sam local invoke FN=ParseFindingFunction EVENT=events/eventbridge/guardduty_ssh_brute_force.json (needs Docker)
+	$(SAM) local invoke $(FN) --event $(EVENT)
+
+test-integration: $(STAMP) ## Tests against a deployed stack (set AWS_SAM_STACK_NAME)
+	$(BIN)/pytest -m integration
+
+clean: ## Remove the venvs and build output
+	rm -rf $(VENV) .tools .aws-sam .mypy_cache .ruff_cache

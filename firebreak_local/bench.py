@@ -1,0 +1,66 @@
+"""`make bench`: median engine time, state transitions and AWS API calls per playbook run. Prints, never asserts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from firebreak_local.engine import Engine
+
+SCENARIOS = {
+    "block-ip (enforce)": "guardduty_ssh_brute_force",
+    "block-ip (sample, dry-run)": "guardduty_sample_rdp_brute_force",
+    "notify-only": "guardduty_crypto_mining",
+    "rejected": "guardduty_malformed",
+}
+RUNS = 15
+
+
+def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
+    """A new finding id, so each run opens an incident instead of being a duplicate."""
+    fresh = copy.deepcopy(event)
+    if isinstance(fresh["detail"].get("id"), str):
+        fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
+    return fresh
+
+
+def main() -> int:
+    root = Path("template.yaml").resolve().parent
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    sys.stdout = sys.stderr  # handler logs stay off the figures
+    out = sys.__stdout__
+    assert out is not None
+    started = time.perf_counter()
+    with Engine(root / "template.yaml") as engine:
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+        provisioned_ms = (time.perf_counter() - started) * 1000
+        out.write(f"engine start (provision template.yaml on moto): {provisioned_ms:.0f} ms\n\n")
+        columns = f"{'scenario':<28} {'median ms':>9} {'min ms':>7} {'transitions':>11} {'API calls':>9}"
+        out.write(columns + "  calls by operation\n")
+        for label, name in SCENARIOS.items():
+            event = json.loads((root / "events" / "eventbridge" / f"{name}.json").read_text())
+            rule = engine.matching_rule(event)
+            if rule is None:
+                out.write(f"{label:<28} not triggered\n")
+                continue
+            engine.start(rule, _fresh(event, -1))  # warm: imports and JSONata compilation happen once
+            runs = [engine.start(rule, _fresh(event, run)) for run in range(RUNS)]
+            times = [run.duration_ms for run in runs]
+            last = runs[-1]
+            calls = ", ".join(f"{op} {n}" for op, n in sorted(last.api_calls.items()))
+            out.write(
+                f"{label:<28} {statistics.median(times):>9.1f} {min(times):>7.1f} {last.transitions:>11} "
+                f"{sum(last.api_calls.values()):>9}  {calls}\n"
+            )
+    out.write(f"\n{RUNS} runs per scenario after one warm-up; API calls include Step Functions' own service calls.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The run report of contracts/run-report.schema.json: one result per event file, and the world after them all."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from firebreak_local.engine import Engine, Execution, Rule
+
+INCIDENT_FIELDS = (
+    "source",
+    "finding_id",
+    "account_id",
+    "region",
+    "finding_type",
+    "severity",
+    "severity_label",
+    "resource_type",
+    "resource_role",
+    "instance_id",
+    "access_key_id",
+    "principal_type",
+    "principal_name",
+    "remote_ips",
+    "sample",
+)
+ACTION_FIELDS = ("type", "target", "outcome", "reason")
+
+
+def ignored(event_file: str) -> dict[str, Any]:
+    """An event no template rule matches: nothing started."""
+    return {
+        "event_file": event_file,
+        "triggered": False,
+        "rule": None,
+        "incident_id": None,
+        "playbook": None,
+        "mode": None,
+        "status": "IGNORED",
+        "incident": None,
+        "actions": [],
+        "states": [],
+        "execution_arn": None,
+        "duration_ms": 0.0,
+    }
+
+
+def result(event_file: str, rule: Rule, execution: Execution) -> dict[str, Any]:
+    """What one execution did, read from its output or, for a failed execution, from the report in its cause."""
+    report = execution.output if execution.status == "SUCCEEDED" else _report_in_cause(execution)
+    report = report if isinstance(report, dict) else {}
+    incident = report.get("incident")
+    status = report.get("status") or "FAILED"
+    if execution.status != "SUCCEEDED":
+        status = "FAILED" if status not in {"FAILED", "PARTIALLY_CONTAINED"} else status
+    return {
+        "event_file": event_file,
+        "triggered": True,
+        "rule": rule.logical_id,
+        "incident_id": report.get("incident_id"),
+        "playbook": report.get("playbook"),
+        "mode": report.get("mode"),
+        "status": status,
+        "incident": {key: incident.get(key) for key in INCIDENT_FIELDS} if isinstance(incident, dict) else None,
+        "actions": [_action(action) for action in report.get("actions") or ()],
+        "states": execution.states,
+        "execution_arn": execution.arn,
+        "duration_ms": round(execution.duration_ms, 1),
+        "reason": report.get("reason") or report.get("error") or execution.error,
+    }
+
+
+def _action(action: dict[str, Any]) -> dict[str, Any]:
+    return {key: action[key] for key in ACTION_FIELDS if action.get(key) not in (None, "")}
+
+
+def _report_in_cause(execution: Execution) -> Any:
+    try:
+        return json.loads(execution.cause or "")
+    except ValueError:
+        return {"status": "FAILED", "error": execution.error}
+
+
+def world(engine: Engine) -> dict[str, Any]:
+    """The emulated account after the events, keyed by the identifiers that appear in the findings."""
+    return {
+        "instances": {},
+        "access_keys": {},
+        "revoked_roles": [],
+        "blocked_ips": engine.blocked_ips(),
+        "notifications": engine.notifications(),
+        "incidents": engine.incident_count(),
+    }

@@ -1,0 +1,249 @@
+"""Everything the engine needs from moto's internals, in one small pinned place.
+
+moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
+plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
+the `.sync` polling interval, and counts the AWS API calls moto serves.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import itertools
+import json
+import logging
+import re
+import threading
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.session
+import jsonata
+import moto
+from moto.awslambda.models import LambdaBackend
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
+from moto.stepfunctions.parser.asl.eval import states as moto_states
+from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+
+PINNED_MOTO = "5.2.5"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class RuntimeError_(Exception):
+    """The installed moto is not the one this module was written against."""
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes Powertools and our handlers read from a Lambda context."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    arn: str
+    module: str
+    handler: str
+
+
+class Dispatcher:
+    """Maps function names and ARNs to real handlers; tests may override one function to force a rare error."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, FunctionSpec] = {}
+        self._overrides: dict[str, Handler] = {}
+        self.invocations: Counter[str] = Counter()
+
+    def register(self, spec: FunctionSpec) -> None:
+        self._functions[spec.name] = spec
+
+    def override(self, function_name: str, handler: Handler | None) -> None:
+        if handler is None:
+            self._overrides.pop(function_name, None)
+        else:
+            self._overrides[function_name] = handler
+
+    def invoke(self, function_name: str, body: bytes | str, response_headers: dict[str, str]) -> bytes | None:
+        name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        spec = self._functions.get(name)
+        if spec is None:
+            return None  # moto answers 404, which the interpreter reports as Lambda.ResourceNotFoundException
+        self.invocations[name] += 1
+        try:
+            handler = self._overrides.get(name) or _load(spec.module, spec.handler)
+        except ImportError as error:
+            return _unhandled(response_headers, "Runtime.ImportModuleError", error)
+        try:
+            result = handler(json.loads(body or "{}"), LambdaContext(function_name=name, invoked_function_arn=spec.arn))
+        except Exception as error:  # noqa: BLE001 - Lambda turns every unhandled exception into this payload
+            return _unhandled(response_headers, type(error).__name__, error)
+        return json.dumps(result).encode()
+
+
+def _unhandled(response_headers: dict[str, str], error_type: str, error: BaseException) -> bytes:
+    """Lambda's answer to an unhandled error; Step Functions reads errorType as the error name Catch matches."""
+    response_headers["x-amz-function-error"] = "Unhandled"
+    payload = {
+        "errorType": error_type,
+        "errorMessage": str(error),
+        "stackTrace": traceback.format_tb(error.__traceback__),
+    }
+    return json.dumps(payload).encode()
+
+
+@functools.cache
+def _load(module: str, handler: str) -> Handler:
+    return getattr(importlib.import_module(module), handler)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Any:
+    return jsonata.Jsonata(expression)
+
+
+class _Bindings:
+    """Variable values handed to JSONata by reference instead of as JSON text inside the expression.
+
+    moto declares `$states` and every variable by writing its value into the expression (`$x:={...};`), so each
+    evaluation re-tokenises whole findings and never hits a compile cache. Declaring `$x:=$__fbN;` and binding
+    `__fbN` keeps expressions small and identical across executions; it also escapes strings, which moto does not.
+    """
+
+    TOKEN = re.compile(r"\$__fb(\d+)")
+    KEEP = 20_000
+
+    def __init__(self) -> None:
+        self._values: dict[int, Any] = {}
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+
+    def encode(self, bindings: dict[str, Any]) -> str:
+        parts = []
+        with self._lock:
+            for name, value in bindings.items():
+                number = next(self._next)
+                self._values[number] = value
+                self._values.pop(number - self.KEEP, None)
+                parts.append(f"{name}:=$__fb{number};")
+        return "".join(parts)
+
+    def evaluate(self, expression: str) -> Any:
+        order: dict[str, int] = {}
+        for number in self.TOKEN.findall(expression):
+            order.setdefault(number, len(order))
+        canonical = self.TOKEN.sub(lambda match: f"$__fb{order[match.group(1)]}", expression)
+        with self._lock:
+            bound = {f"__fb{position}": self._values[int(number)] for number, position in order.items()}
+        # A JSON round trip gives the interpreter fresh values, as parsing them out of the expression did.
+        return json.loads(json.dumps(_compiled(canonical).evaluate(None, bound)))
+
+
+class ApiCalls:
+    """Counts the AWS API calls moto serves, except those made by the thread that drives the engine."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._quiet = threading.local()
+
+    def record(self, event_name: str) -> None:
+        if getattr(self._quiet, "on", False):
+            return
+        operation = ".".join(event_name.split(".")[1:3])
+        with self._lock:
+            self.counts[operation] += 1
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        self._quiet.on = True
+        try:
+            yield
+        finally:
+            self._quiet.on = False
+
+    def take(self) -> Counter[str]:
+        with self._lock:
+            counts, self.counts = self.counts, Counter()
+        return counts
+
+
+def _case_sfn_arguments() -> None:
+    """moto hands a `states:startExecution` task's Arguments to boto3, and its answer back, without re-casing them."""
+    original_parameters = StateTaskServiceSfn._normalise_parameters
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+
+    def operation(task: Any, action: str | None) -> Any:
+        name = task._get_boto_service_action(action)
+        return model.operation_model("".join(part.capitalize() for part in name.split("_")))
+
+    def parameters(
+        task: Any, parameters: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        original_parameters(task, parameters, boto_service_name, service_action_name)
+        task._to_boto_request(parameters, operation(task, service_action_name).input_shape)
+
+    def response(task: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None) -> None:
+        task._from_boto_response(response, operation(task, service_action_name).output_shape)
+
+    StateTaskServiceSfn._normalise_parameters = parameters  # type: ignore[method-assign,assignment]
+    StateTaskServiceSfn._normalise_response = response  # type: ignore[method-assign,assignment]
+
+
+_installed: tuple[Dispatcher, ApiCalls] | None = None
+
+
+def install() -> tuple[Dispatcher, ApiCalls]:
+    """Patch moto once per process; returns the dispatcher and the API-call counter every engine shares."""
+    global _installed
+    if _installed is not None:
+        return _installed
+    if moto.__version__ != PINNED_MOTO:
+        raise RuntimeError_(f"the local engine is written against moto {PINNED_MOTO}, found {moto.__version__}")
+    dispatcher, calls = Dispatcher(), ApiCalls()
+    bindings = _Bindings()
+    moto_jsonata._eval_jsonata = bindings.evaluate
+    for module in (moto_jsonata, moto_states, moto_variable_store):
+        module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]
+
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> Any:
+        return dispatcher.invoke(function_name, body, response_headers)
+
+    LambdaBackend.invoke = invoke  # type: ignore[method-assign]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+    # moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.005  # type: ignore[misc]
+    original_call = BotocoreStubber.__call__
+
+    def counted_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if self.enabled:
+            calls.record(event_name)
+        return original_call(self, event_name, request, **kwargs)
+
+    BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
+    _case_sfn_arguments()
+    # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+    _installed = (dispatcher, calls)
+    return _installed

@@ -1,0 +1,48 @@
+"""Notify Responders: {triage, actions} -> {status, actions}; decides the final status and publishes it to SNS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firebreak import aws
+from firebreak.incidents import final_status
+from firebreak.models import Action, ActionType, IncidentStatus, Outcome, Triage, actions_from
+from firebreak.notifications import sns_message, subject
+from firebreak.settings import Settings
+
+logger = Logger()
+
+
+def publish(
+    sns: Any, topic_arn: str, status: IncidentStatus, triage: Triage, actions: tuple[Action, ...], execution_arn: str
+) -> None:
+    sns.publish(
+        TopicArn=topic_arn,
+        Subject=subject(status, triage),
+        Message=sns_message(status, triage, actions, execution_arn),
+        MessageStructure="json",
+        MessageAttributes={
+            "status": {"DataType": "String", "StringValue": status.value},
+            "playbook": {"DataType": "String", "StringValue": triage.playbook.value},
+            "severity": {"DataType": "Number", "StringValue": f"{triage.incident.severity:g}"},
+        },
+    )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    execution_arn = str(event.get("executionId", ""))
+    logger.append_keys(execution_id=execution_arn)
+    request = event["input"]
+    triage = Triage.from_dict(request)
+    actions = actions_from(request.get("actions"))
+    settings = Settings.from_env()
+    status = final_status(triage.playbook, triage.mode, actions, triage.suppressed_reason is not None)
+    publish(aws.client("sns"), settings.responder_topic_arn, status, triage, actions, execution_arn)
+    topic_name = settings.responder_topic_arn.rsplit(":", 1)[-1]
+    notified = Action(ActionType.NOTIFY, topic_name, Outcome.APPLIED, f"told responders {status.value}")
+    logger.info("Notified responders", extra={"incident_id": triage.incident_id, "status": status.value})
+    return {"status": status.value, "actions": [action.to_dict() for action in (*actions, notified)]}

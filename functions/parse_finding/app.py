@@ -1,0 +1,43 @@
+"""Parse Finding: EventBridge detail -> Triage (incident, id, playbook, mode); raises FindingRejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firebreak.findings import normalise
+from firebreak.incidents import incident_id_for
+from firebreak.models import Incident, Mode, Playbook, Triage
+from firebreak.routing import route
+from firebreak.settings import Settings
+
+logger = Logger()
+
+EXEMPT_TAG = "firebreak:exempt"
+
+
+def triage(incident: Incident, settings: Settings) -> Triage:
+    """Route the incident; samples never act, exempt resources are never touched."""
+    playbook = route(incident).playbook
+    mode = Mode.DRY_RUN if incident.sample else settings.mode_for(playbook)
+    exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
+    return Triage(
+        incident_id=incident_id_for(incident),
+        incident=incident,
+        playbook=Playbook.NOTIFY_ONLY if exempt else playbook,
+        mode=mode,
+        suppressed_reason=f"resource tagged {EXEMPT_TAG}=true" if exempt else None,
+    )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_id=event.get("executionId"))
+    result = triage(normalise(event.get("input") or {}), Settings.from_env())
+    logger.info(
+        "Triaged finding",
+        extra={"incident_id": result.incident_id, "playbook": result.playbook.value, "mode": result.mode.value},
+    )
+    return result.to_dict()

@@ -1,0 +1,1 @@
+"""Firebreak's domain package, shared by every Lambda through the FirebreakLayer."""

@@ -1,0 +1,58 @@
+"""Safety guards for blocking: which remote addresses Firebreak may put on a block list, and as what CIDR."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from firebreak.settings import IpNetwork
+
+
+@dataclass(frozen=True)
+class Refusal:
+    address: str
+    reason: str
+
+
+def host_cidr(address: str) -> str:
+    """The single-host CIDR WAF wants: /32 for IPv4, /128 for IPv6, in compressed form."""
+    ip = ipaddress.ip_address(address)
+    return f"{ip.compressed}/{ip.max_prefixlen}"
+
+
+def refusal_reason(address: str, allow_list: Iterable[IpNetwork] = ()) -> str | None:
+    """Why this address must never be blocked, or None when blocking it is safe."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "not a single IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved:
+        return "special-purpose address"
+    # is_global is False for private, CGNAT, documentation and benchmarking ranges alike.
+    if not ip.is_global:
+        return "not a globally routable address"
+    for network in allow_list:
+        if ip.version == network.version and ip in network:
+            return f"allow-listed by {network.with_prefixlen}"
+    return None
+
+
+def partition(
+    addresses: Iterable[str], allow_list: Iterable[IpNetwork], limit: int
+) -> tuple[tuple[str, ...], tuple[Refusal, ...]]:
+    """Split addresses into those that may be blocked (at most `limit`) and refusals with reasons."""
+    allowed: list[str] = []
+    refused: list[Refusal] = []
+    networks = tuple(allow_list)
+    for address in dict.fromkeys(addresses):
+        reason = refusal_reason(address, networks)
+        if reason is None and len(allowed) >= limit:
+            reason = f"over the cap of {limit} addresses per incident"
+        if reason is None:
+            allowed.append(address)
+        else:
+            refused.append(Refusal(address, reason))
+    return tuple(allowed), tuple(refused)

@@ -1,0 +1,237 @@
+"""Payloads passed between states: frozen dataclasses with explicit from_dict/to_dict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Source(StrEnum):
+    GUARDDUTY = "guardduty"
+    SECURITYHUB = "securityhub"
+
+
+class Playbook(StrEnum):
+    CONTAIN_INSTANCE = "contain-instance"
+    REVOKE_CREDENTIALS = "revoke-credentials"
+    BLOCK_IP = "block-ip"
+    NOTIFY_ONLY = "notify-only"
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    APPROVAL = "approval"
+    DRY_RUN = "dry-run"
+
+
+class IncidentStatus(StrEnum):
+    REJECTED = "REJECTED"
+    DUPLICATE = "DUPLICATE"
+    SUPPRESSED = "SUPPRESSED"
+    DRY_RUN = "DRY_RUN"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    CONTAINED = "CONTAINED"
+    PARTIALLY_CONTAINED = "PARTIALLY_CONTAINED"
+    NOTIFIED = "NOTIFIED"
+    FAILED = "FAILED"
+    RELEASED = "RELEASED"
+
+
+class ActionType(StrEnum):
+    ENRICH_IP = "enrich_ip"
+    ISOLATE_INSTANCE = "isolate_instance"
+    REVOKE_CREDENTIALS = "revoke_credentials"
+    BLOCK_IP = "block_ip"
+    NOTIFY = "notify"
+    RECORD = "record"
+    RELEASE = "release"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"
+    PLANNED = "planned"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    """One ENI of the affected instance, as the finding names it."""
+
+    interface_id: str
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    private_ip: str | None = None
+    public_ip: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkInterface:
+        return cls(
+            interface_id=data["interface_id"],
+            subnet_id=data.get("subnet_id"),
+            vpc_id=data.get("vpc_id"),
+            security_group_ids=tuple(data.get("security_group_ids", ())),
+            private_ip=data.get("private_ip"),
+            public_ip=data.get("public_ip"),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteIpDetails:
+    """What the finding itself says about one remote address (GuardDuty's own enrichment)."""
+
+    address: str
+    organization: str | None = None
+    asn: str | None = None
+    isp: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RemoteIpDetails:
+        return cls(
+            **{key: data.get(key) for key in ("organization", "asn", "isp", "country", "city")}, address=data["address"]
+        )
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One normalised finding, whichever source and casing it came in."""
+
+    source: Source
+    finding_id: str
+    account_id: str
+    region: str
+    finding_type: str
+    severity: float
+    severity_label: str
+    title: str = ""
+    product_name: str = ""
+    product_arn: str | None = None
+    resource_type: str = "Unknown"
+    resource_role: str | None = None
+    instance_id: str | None = None
+    vpc_id: str | None = None
+    network_interfaces: tuple[NetworkInterface, ...] = ()
+    resource_tags: tuple[tuple[str, str], ...] = ()
+    access_key_id: str | None = None
+    principal_type: str | None = None
+    principal_name: str | None = None
+    action_type: str | None = None
+    direction: str | None = None
+    remote_ips: tuple[str, ...] = ()
+    remote_ip_details: tuple[RemoteIpDetails, ...] = ()
+    invalid_remote_ips: tuple[str, ...] = ()
+    sample: bool = False
+    count: int = 1
+    updated_at: str | None = None
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.resource_tags).get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["resource_tags"] = dict(self.resource_tags)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Incident:
+        return cls(
+            **{
+                **data,
+                "source": Source(data["source"]),
+                "severity": float(data["severity"]),
+                "network_interfaces": tuple(NetworkInterface.from_dict(n) for n in data.get("network_interfaces", ())),
+                "resource_tags": tuple(sorted(dict(data.get("resource_tags") or {}).items())),
+                "remote_ips": tuple(data.get("remote_ips", ())),
+                "remote_ip_details": tuple(RemoteIpDetails.from_dict(d) for d in data.get("remote_ip_details", ())),
+                "invalid_remote_ips": tuple(data.get("invalid_remote_ips", ())),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a playbook did, planned, skipped or failed to do: the unit of the report and the record."""
+
+    type: ActionType
+    target: str
+    outcome: Outcome
+    reason: str = ""
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "type": self.type.value, "outcome": self.outcome.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Action:
+        return cls(
+            type=ActionType(data["type"]),
+            target=data["target"],
+            outcome=Outcome(data["outcome"]),
+            reason=data.get("reason", ""),
+            before=dict(data.get("before") or {}),
+            after=dict(data.get("after") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What Parse Finding decides: the incident, its id, its playbook and the mode to run it in."""
+
+    incident_id: str
+    incident: Incident
+    playbook: Playbook
+    mode: Mode
+    suppressed_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "incident": self.incident.to_dict(),
+            "playbook": self.playbook.value,
+            "mode": self.mode.value,
+            "suppressed_reason": self.suppressed_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Triage:
+        return cls(
+            incident_id=data["incident_id"],
+            incident=Incident.from_dict(data["incident"]),
+            playbook=Playbook(data["playbook"]),
+            mode=Mode(data["mode"]),
+            suppressed_reason=data.get("suppressed_reason"),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Enrichment's judgement of one remote address, with the evidence behind it."""
+
+    address: str
+    verdict: str
+    score: int
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def blocks(self) -> bool:
+        return self.verdict != "benign"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "verdict": self.verdict, "score": self.score, "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(data["address"], data["verdict"], int(data["score"]), tuple(data.get("evidence", ())))
+
+
+def actions_from(items: Any) -> tuple[Action, ...]:
+    """Actions as a state passes them on: a list, or nothing at all when a step had none."""
+    return tuple(Action.from_dict(item) for item in items or ())

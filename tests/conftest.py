@@ -1,0 +1,41 @@
+"""Shared fixtures. moto is imported first so every boto3 client a handler creates is intercepted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import moto  # noqa: F401 - must precede boto3 clients created at import time
+import pytest
+from moto import mock_aws
+
+from firebreak_local.engine import Engine
+from firebreak_local.runtime import LambdaContext
+from tests.support import TEMPLATE
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext(
+        function_name="test", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test"
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and a fresh emulated account."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """The whole stack of template.yaml on the embedded local AWS, fresh for each test."""
+    saved = dict(os.environ)
+    with Engine(TEMPLATE) as running:
+        yield running
+    os.environ.clear()
+    os.environ.update(saved)
