@@ -23,9 +23,11 @@ def timeline(result: dict[str, Any], out: IO[str]) -> None:
     if incident:
         ips = ", ".join(incident.get("remote_ips") or []) or "none"
         out.write(f"    finding   {incident.get('finding_type')} severity {incident.get('severity')}, remote {ips}\n")
-    if result.get("incident_id"):
-        out.write(f"    incident  {result['incident_id']} -> {result.get('playbook')} ({result.get('mode')})\n")
-    if result.get("reason") and result["status"] in {"REJECTED", "FAILED"}:
+    if result.get("playbook"):
+        out.write(f"    incident  {result['incident_id']} -> {result['playbook']} ({result.get('mode')})\n")
+    elif result.get("incident_id"):
+        out.write(f"    incident  {result['incident_id']}\n")
+    if result.get("reason"):
         out.write(f"    reason    {result['reason']}\n")
     out.write(f"    states    {' > '.join(result['states'])}\n")
     for action in result["actions"]:

@@ -66,7 +66,7 @@ def result(event_file: str, rule: Rule, execution: Execution) -> dict[str, Any]:
         "states": execution.states,
         "execution_arn": execution.arn,
         "duration_ms": round(execution.duration_ms, 1),
-        "reason": report.get("reason") or report.get("error") or execution.error,
+        "reason": report.get("reason") or report.get("escalation") or report.get("error") or execution.error,
     }
 
 

@@ -16,19 +16,27 @@ from firebreak.settings import Settings
 logger = Logger()
 
 EXEMPT_TAG = "firebreak:exempt"
+# The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
+DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY})
 
 
 def triage(incident: Incident, settings: Settings) -> Triage:
     """Route the incident; samples never act, exempt resources are never touched."""
-    playbook = route(incident).playbook
-    mode = Mode.DRY_RUN if incident.sample else settings.mode_for(playbook)
+    routed = route(incident)
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
+    playbook = routed.playbook if routed.playbook in DEPLOYED_PLAYBOOKS and not exempt else Playbook.NOTIFY_ONLY
+    escalation = None
+    if routed.playbook not in DEPLOYED_PLAYBOOKS:
+        escalation = (
+            f"routed to {routed.playbook.value} (rule {routed.name}), which this stack does not run: act by hand"
+        )
     return Triage(
         incident_id=incident_id_for(incident),
         incident=incident,
-        playbook=Playbook.NOTIFY_ONLY if exempt else playbook,
-        mode=mode,
+        playbook=playbook,
+        mode=Mode.DRY_RUN if incident.sample else settings.mode_for(playbook),
         suppressed_reason=f"resource tagged {EXEMPT_TAG}=true" if exempt else None,
+        escalation=escalation,
     )
 
 

@@ -28,4 +28,6 @@ def verdict_for(address: str, incident: Incident, allow_list: Iterable[IpNetwork
 
 
 def _describe(detail: RemoteIpDetails) -> str:
-    return ", ".join(part for part in (detail.organization, detail.asn, detail.country) if part)
+    # GuardDuty writes "-1" for an ASN it does not know.
+    parts = (detail.organization, f"AS{detail.asn}" if detail.asn and detail.asn != "-1" else None, detail.country)
+    return ", ".join(part for part in parts if part)

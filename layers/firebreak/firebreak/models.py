@@ -190,6 +190,7 @@ class Triage:
     playbook: Playbook
     mode: Mode
     suppressed_reason: str | None = None
+    escalation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +199,7 @@ class Triage:
             "playbook": self.playbook.value,
             "mode": self.mode.value,
             "suppressed_reason": self.suppressed_reason,
+            "escalation": self.escalation,
         }
 
     @classmethod
@@ -208,6 +210,7 @@ class Triage:
             playbook=Playbook(data["playbook"]),
             mode=Mode(data["mode"]),
             suppressed_reason=data.get("suppressed_reason"),
+            escalation=data.get("escalation"),
         )
 
 

@@ -61,6 +61,8 @@ def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], e
     ]
     if triage.suppressed_reason:
         lines.append(f"Suppressed: {triage.suppressed_reason}")
+    if triage.escalation:
+        lines.append(f"Escalated: {triage.escalation}")
     if incident.title:
         lines.append(f"Title:     {incident.title}")
     lines += ["", "Actions:"]
