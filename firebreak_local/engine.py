@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from firebreak_local import patterns, runtime
 from firebreak_local.template import Stack, TemplateError, load_template
+from firebreak_local.world import World
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -90,6 +91,7 @@ class Engine:
         self._notifications: list[dict[str, str]] = []
         self.dispatcher, self.api_calls = runtime.install()
         self._mock: Any = None
+        self.world: World
         self._stack = Stack(
             load_template(self.template_path),
             ref=self._ref,
@@ -109,12 +111,14 @@ class Engine:
         try:
             with self.api_calls.quiet():
                 self._provision()
+            self.world = World(self.client("ec2"), self.client("iam"))
         except BaseException:
             self._mock.stop()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.dispatcher.clear_overrides()
         self._mock.stop()
 
     def client(self, service: str) -> Any:
@@ -268,13 +272,19 @@ class Engine:
         return next((rule for rule in self.rules if patterns.matches(rule.pattern, event)), None)
 
     def start(self, rule: Rule, event: Mapping[str, Any]) -> Execution:
-        """Start the rule's target as EventBridge would, and wait (bounded) for it and its children to finish."""
+        """Start the rule's target as EventBridge would, and wait (bounded) for it and its children to finish.
+
+        The account is first given what the finding names, and the target gets the event with the finding's ids made
+        the emulator's; the output and cause come back with the finding's ids.
+        """
         self.api_calls.take()
         sfn = self.client("stepfunctions")
+        with self.api_calls.quiet():
+            delivered = rule.deliver(self.world.seed(event))
         started = time.perf_counter()
         with self.api_calls.quiet():
             arn = sfn.start_execution(
-                stateMachineArn=rule.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(rule.deliver(event))
+                stateMachineArn=rule.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(delivered)
             )["executionArn"]
         description = self._wait(arn, started)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -285,9 +295,9 @@ class Engine:
         return Execution(
             arn=arn,
             status=description["status"],
-            output=json.loads(description["output"]) if description.get("output") else None,
+            output=self.world.restore(json.loads(description["output"])) if description.get("output") else None,
             error=description.get("error") if failed else None,
-            cause=description.get("cause") if failed else None,
+            cause=self.world.restore(description.get("cause")) if failed else None,
             states=states,
             transitions=transitions,
             duration_ms=duration_ms,

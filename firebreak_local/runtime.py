@@ -85,6 +85,9 @@ class Dispatcher:
         else:
             self._overrides[function_name] = handler
 
+    def clear_overrides(self) -> None:
+        self._overrides.clear()
+
     def invoke(self, function_name: str, body: bytes | str, response_headers: dict[str, str]) -> bytes | None:
         name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
         spec = self._functions.get(name)

@@ -1,0 +1,133 @@
+"""`firebreak run` as contracts/CLI.md says: one schema-valid JSON document, exit statuses, one line per bad file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from firebreak_local.cli import main
+from tests.support import ROOT
+
+SCHEMA = json.loads((ROOT / "contracts" / "run-report.schema.json").read_text())
+SHARED_CONTRACTS = ROOT.parent / "shared" / "docs" / "contracts"
+BRUTE_FORCE = "events/eventbridge/guardduty_ssh_brute_force.json"
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+    status = main(["run", "--json", *args])
+    captured = capsys.readouterr()
+    return status, json.loads(captured.out), captured.err
+
+
+@pytest.mark.skipif(not SHARED_CONTRACTS.is_dir(), reason="the shared contracts are not beside this clone")
+@pytest.mark.parametrize("name", ["CLI.md", "run-report.schema.json"])
+def test_repo_copy_of_the_contract_matches_the_shared_one(name: str) -> None:
+    # GIVEN the contract other tools check against
+    # THEN the copy the tests use is the same text
+    assert (ROOT / "contracts" / name).read_text() == (SHARED_CONTRACTS / name).read_text()
+
+
+def test_json_report_is_the_only_thing_on_stdout_and_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the demo's events, duplicate, ignored, sample and malformed included
+    files = [
+        BRUTE_FORCE,
+        "events/eventbridge/guardduty_ssh_brute_force_redelivered.json",
+        "events/eventbridge/guardduty_port_probe_low.json",
+        "events/eventbridge/guardduty_sample_rdp_brute_force.json",
+        "events/eventbridge/guardduty_malformed.json",
+    ]
+
+    # WHEN they run with --json
+    status, document, _ = run_json(capsys, *files)
+
+    # THEN stdout is one document valid against the contract, with one result per file in order
+    jsonschema.validate(document, SCHEMA)
+    assert status == 0
+    assert [r["event_file"] for r in document["results"]] == files
+    assert [r["status"] for r in document["results"]] == ["CONTAINED", "DUPLICATE", "IGNORED", "DRY_RUN", "REJECTED"]
+    assert document["world"]["blocked_ips"] == ["45.155.205.233/32"]
+    assert document["world"]["incidents"] == 3
+    assert len(document["world"]["notifications"]) == 3
+
+
+def test_ignored_event_starts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a low-severity port probe, below the threshold and not an always-respond type
+    status, document, _ = run_json(capsys, "events/eventbridge/guardduty_port_probe_low.json")
+
+    # THEN no rule matched and no execution ran
+    (result,) = document["results"]
+    assert status == 0
+    assert (result["triggered"], result["status"], result["execution_arn"]) == (False, "IGNORED", None)
+    assert document["world"]["incidents"] == 0
+
+
+def test_mode_override_plans_instead_of_blocking(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the stack's default mode is enforce
+    # WHEN the brute force runs with --mode dry-run
+    status, document, _ = run_json(capsys, "--mode", "dry-run", BRUTE_FORCE)
+
+    # THEN the block is planned and the world is unchanged
+    (result,) = document["results"]
+    assert (status, result["mode"], result["status"]) == (0, "dry-run", "DRY_RUN")
+    assert document["world"]["blocked_ips"] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read"),
+        ("{not json", "not JSON"),
+        ('{"hello": "world"}', "not an EventBridge event"),
+        ('["a list"]', "not an EventBridge event"),
+    ],
+)
+def test_unusable_file_gives_one_line_and_exit_2_while_the_others_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, problem: str
+) -> None:
+    # GIVEN one unusable file among good ones
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+
+    # WHEN they run
+    status, document, err = run_json(capsys, str(bad), BRUTE_FORCE)
+
+    # THEN exit 2, exactly one stderr line naming the file and the problem, no traceback, the good file processed
+    lines = [line for line in err.splitlines() if line.startswith("firebreak:")]
+    assert status == 2
+    assert len(lines) == 1
+    assert str(bad) in lines[0] and problem in lines[0]
+    assert "Traceback" not in err
+    assert [r["status"] for r in document["results"]] == ["CONTAINED"]
+
+
+def test_readable_output_shows_the_timeline_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN the brute force runs without --json
+    status = main(["run", BRUTE_FORCE])
+    out = capsys.readouterr().out
+
+    # THEN the timeline names the states and the action, and the summary the block list
+    assert status == 0
+    assert "Parse Finding > Open Incident" in out
+    assert "block_ip" in out and "45.155.205.233/32" in out
+    assert "WAF block list: 45.155.205.233/32" in out
+
+
+def test_unavailable_workflows_are_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN --release or --mode approval is asked for before those workflows exist
+    release = main(["run", "--release", BRUTE_FORCE])
+    approval = main(["run", "--mode", "approval", BRUTE_FORCE])
+    err = capsys.readouterr().err
+
+    # THEN each is refused with exit 2 and a reason, rather than pretending
+    assert (release, approval) == (2, 2)
+    assert "release" in err and "approval" in err
