@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import statistics
@@ -20,11 +19,15 @@ SCENARIOS = {
     "rejected": "guardduty_malformed",
 }
 RUNS = 15
+_ATTACKERS = ("45.155.205.233", "185.220.101.47")
 
 
 def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
-    """A new finding id, so each run opens an incident instead of being a duplicate."""
-    fresh = copy.deepcopy(event)
+    """A new finding id and a new attacker, so each run opens an incident and really writes the block list."""
+    text = json.dumps(event)
+    for address in _ATTACKERS:
+        text = text.replace(f'"{address}"', f'"{address.rsplit(".", 1)[0]}.{100 + run}"')
+    fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
     return fresh

@@ -83,11 +83,11 @@ def _report_in_cause(execution: Execution) -> Any:
 
 def world(engine: Engine) -> dict[str, Any]:
     """The emulated account after the events, keyed by the identifiers that appear in the findings."""
+    with engine.api_calls.quiet():
+        seeded = engine.world.report()
     return {
-        "instances": {},
-        "access_keys": {},
-        "revoked_roles": [],
+        **seeded,
         "blocked_ips": engine.blocked_ips(),
-        "notifications": engine.notifications(),
+        "notifications": engine.world.restore(engine.notifications()),
         "incidents": engine.incident_count(),
     }
