@@ -1,4 +1,4 @@
-"""Security Hub's two triggers on the real template rules and state machines: imported findings and the custom action."""
+"""Security Hub triggers on the real template rules and state machines: imported findings and the custom action."""
 
 from __future__ import annotations
 
