@@ -188,7 +188,7 @@ def _indicator_refusal(item: Mapping[str, Any], now: datetime) -> str | None:
     except ValueError as error:
         return str(error)
     if valid_until is not None and valid_until <= now:
-        return f"expired at {item['valid_until']}"
+        return "expired: valid_until has passed"
     if valid_from > now:
-        return f"not valid before {item['valid_from']}"
+        return "not yet valid: valid_from is in the future"
     return None
