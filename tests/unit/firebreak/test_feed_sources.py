@@ -1,4 +1,4 @@
-"""Fetching feeds whole or not at all, from a server on 127.0.0.1: caps, cut-off bodies, redirects, credentials, TAXII."""
+"""Fetching feeds whole or not at all from 127.0.0.1: size caps, cut-off bodies, redirects, credentials, TAXII."""
 
 from __future__ import annotations
 
