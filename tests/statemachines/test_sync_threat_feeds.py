@@ -83,6 +83,7 @@ def test_every_format_ends_with_exactly_the_valid_indicators_in_the_feed_ipsets(
         "Load Feed Config",
         "For Each Feed",
         *["Sync Feed"] * 4,
+        "Publish Threat Intel Set",
         "Did Any Feed Fail?",
         "Feed Sync Complete",
     ]
@@ -246,3 +247,24 @@ def test_dry_run_plans_the_sync_and_writes_nothing(server: FeedServer, monkeypat
         assert {r["status"] for r in reports(execution).values()} == {"PLANNED"}
         assert sum(r["added"] for r in reports(execution).values()) == len(ALL_VALID)
         assert feed_set(engine) == set()
+
+
+def test_threat_intel_set_that_cannot_be_published_is_alerted_like_a_failed_feed(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack told to publish to a GuardDuty detector; moto has no ThreatIntelSet API, so GuardDuty refuses
+    for key, value in os.environ.items():
+        monkeypatch.setenv(key, value)
+    with Engine(TEMPLATE, {"ThreatIntelSetDetectorId": "12abc34d567e8fa901bc2d34e56789f0"}) as engine:
+        # WHEN the feeds sync
+        execution = sync(
+            engine, [{"name": "a", "format": "plaintext", "url": server.serve("/a.txt", "45.155.205.10\n")}]
+        )
+
+        # THEN the feed still synced, and the publication failure fails the run and is told, never hidden
+        assert execution.status == "FAILED"
+        assert reports(execution)["a"]["status"] == "SYNCED"
+        assert feed_set(engine) == {"45.155.205.10/32"}
+        (alert,) = engine.notifications()
+        assert alert["subject"] == "Firebreak feeds: 0 of 1 failed, ThreatIntelSet not published"
+        assert "GuardDuty ThreatIntelSet: ClientError" in alert["message"]
