@@ -11,3 +11,15 @@ class FindingRejected(FirebreakError):
 
 class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
+
+
+class FeedConfigInvalid(FirebreakError):
+    """The feed configuration document is not valid JSON or breaks its schema; no feed is synced."""
+
+
+class FeedFetchFailed(FirebreakError):
+    """A feed could not be downloaded whole; its addresses stay as they were."""
+
+
+class FeedParseFailed(FirebreakError):
+    """A feed was downloaded but is not the format its configuration says; its addresses stay as they were."""
