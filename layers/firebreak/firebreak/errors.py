@@ -11,3 +11,11 @@ class FindingRejected(FirebreakError):
 
 class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
+
+
+class InstanceNotFound(FirebreakError):
+    """The instance the finding names does not exist (any more), or is terminated."""
+
+
+class QuarantineGroupUnavailable(FirebreakError):
+    """Firebreak cannot find or create a security group it can trust to hold an instance in quarantine."""

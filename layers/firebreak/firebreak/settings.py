@@ -21,6 +21,7 @@ class Settings:
     playbook_modes: tuple[tuple[Playbook, Mode], ...]
     allow_list: tuple[IpNetwork, ...]
     max_addresses_per_incident: int
+    revoke_instance_role_sessions: bool = False
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -40,6 +41,7 @@ class Settings:
             playbook_modes=() if block_ip_mode == "inherit" else ((Playbook.BLOCK_IP, Mode(block_ip_mode)),),
             allow_list=parse_cidrs(env.get("ALLOW_LIST_CIDRS", "")),
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
+            revoke_instance_role_sessions=env.get("REVOKE_INSTANCE_ROLE_SESSIONS", "false").lower() == "true",
         )
 
 
