@@ -316,13 +316,15 @@ def _role_policy(iam: IAMClient, role: str) -> str | None:
 
 
 def _instances_using(ec2: EC2Client, profile_arn: str) -> list[str]:
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "iam-instance-profile.arn", "Values": [profile_arn]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ]
+    pages = ec2.get_paginator("describe_iam_instance_profile_associations").paginate(
+        Filters=[{"Name": "state", "Values": ["associated"]}]
     )
-    return sorted(i["InstanceId"] for page in pages for r in page["Reservations"] for i in r.get("Instances", []))
+    return sorted(
+        association["InstanceId"]
+        for page in pages
+        for association in page["IamInstanceProfileAssociations"]
+        if association.get("IamInstanceProfile", {}).get("Arn") == profile_arn
+    )
 
 
 def _action(
