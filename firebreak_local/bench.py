@@ -7,6 +7,7 @@ import os
 import statistics
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
         text = text.replace(f'"{address}"', f'"{address.rsplit(".", 1)[0]}.{100 + run}"')
     instance = (event["detail"].get("resource") or {}).get("instanceDetails", {}).get("instanceId")
     if isinstance(instance, str):
-        text = text.replace(instance, f"i-{run + 2:017x}")
+        # Unique per scenario too: two scenarios naming one instance would find it already isolated.
+        text = text.replace(instance, f"i-{zlib.crc32(instance.encode() + text.encode()):08x}{run + 2:09x}")
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
