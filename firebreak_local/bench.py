@@ -7,6 +7,7 @@ import os
 import statistics
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from firebreak_local.engine import Engine
 SCENARIOS = {
     "block-ip (enforce)": "guardduty_ssh_brute_force",
     "block-ip (sample, dry-run)": "guardduty_sample_rdp_brute_force",
-    "notify-only": "guardduty_crypto_mining",
+    "contain-instance": "guardduty_crypto_mining",
+    "contain-instance + block C&C": "guardduty_c2_outbound",
+    "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
 RUNS = 15
@@ -23,10 +26,14 @@ _ATTACKERS = ("45.155.205.233", "185.220.101.47")
 
 
 def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
-    """A new finding id and a new attacker, so each run opens an incident and really writes the block list."""
+    """A new finding id, attacker and instance, so each run opens an incident and really changes the account."""
     text = json.dumps(event)
     for address in _ATTACKERS:
         text = text.replace(f'"{address}"', f'"{address.rsplit(".", 1)[0]}.{100 + run}"')
+    instance = (event["detail"].get("resource") or {}).get("instanceDetails", {}).get("instanceId")
+    if isinstance(instance, str):
+        # Unique per scenario too: two scenarios naming one instance would find it already isolated.
+        text = text.replace(instance, f"i-{zlib.crc32(instance.encode() + text.encode()):08x}{run + 2:09x}")
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"

@@ -17,6 +17,7 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_sample_rdp_brute_force.json",
     "events/eventbridge/guardduty_port_probe_high.json",
     "events/eventbridge/guardduty_crypto_mining.json",
+    "events/eventbridge/guardduty_c2_outbound.json",
     "events/eventbridge/guardduty_malformed.json",
 )
 UNAVAILABLE = {

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,18 +308,38 @@ class Engine:
         The account is first given what the finding names, and the target gets the event with the finding's ids made
         the emulator's; the output and cause come back with the finding's ids.
         """
+        return self.start_many([(rule, event)])[0]
+
+    def start_many(self, deliveries: Sequence[tuple[Rule, Mapping[str, Any]]]) -> list[Execution]:
+        """Start every delivery before waiting for any, as EventBridge does with findings that arrive together.
+
+        The account is given what all of them name first, one after the other; the executions then run at once.
+        Each execution reports the API calls of all of them.
+        """
         self.api_calls.take()
         sfn = self.client("stepfunctions")
         with self.api_calls.quiet():
-            delivered = rule.deliver(self.world.seed(event))
+            delivered = [rule.deliver(self.world.seed(event)) for rule, event in deliveries]
         started = time.perf_counter()
+        arns = []
         with self.api_calls.quiet():
-            arn = sfn.start_execution(
-                stateMachineArn=rule.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(delivered)
-            )["executionArn"]
-        description = self._wait(arn, started)
+            for (rule, _), payload in zip(deliveries, delivered, strict=True):
+                arns.append(
+                    sfn.start_execution(
+                        stateMachineArn=rule.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(payload)
+                    )["executionArn"]
+                )
+        descriptions = [self._wait(arn, started) for arn in arns]
         duration_ms = (time.perf_counter() - started) * 1000
         api_calls = dict(self.api_calls.take())
+        return [
+            self._execution(arn, description, duration_ms, api_calls)
+            for arn, description in zip(arns, descriptions, strict=True)
+        ]
+
+    def _execution(
+        self, arn: str, description: dict[str, Any], duration_ms: float, api_calls: dict[str, int]
+    ) -> Execution:
         with self.api_calls.quiet():
             states, transitions = self._entered_states(arn)
         failed = description["status"] != "SUCCEEDED"

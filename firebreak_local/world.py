@@ -199,9 +199,12 @@ class World:
         groups = [eni.get("Groups", []) for eni in interfaces]
         instance = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         protection = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
-        snapshots = self.ec2.describe_snapshots(
-            Filters=[{"Name": "tag-value", "Values": [instance_id, self.finding_id(instance_id)]}]
-        )["Snapshots"]
+        # One value per call: moto's tag-value filter with two values wants all of a snapshot's tag values among them.
+        snapshots = {
+            snapshot["SnapshotId"]
+            for name in {instance_id, self.finding_id(instance_id)}
+            for snapshot in self.ec2.describe_snapshots(Filters=[{"Name": "tag-value", "Values": [name]}])["Snapshots"]
+        }
         return {
             "security_groups": [sorted(self.finding_id(group["GroupId"]) for group in eni) for eni in groups],
             "quarantined": bool(groups)

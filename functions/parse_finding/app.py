@@ -17,7 +17,7 @@ logger = Logger()
 
 EXEMPT_TAG = "firebreak:exempt"
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
-DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY})
+DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.NOTIFY_ONLY})
 
 
 def product_company(incident: Incident) -> str | None:

@@ -127,8 +127,14 @@ def test_malformed_finding_is_recorded_and_notified_as_rejected(engine: Engine) 
     assert subjects(engine) == ["Firebreak REJECTED: unreadable finding"]
 
 
-def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contained(engine: Engine) -> None:
-    # GIVEN crypto mining on an instance, which routes to contain-instance (not part of this stack yet)
+def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN crypto mining on an instance, which routes to contain-instance, in a stack that does not run that playbook
+    from firebreak.models import Playbook
+    from functions.parse_finding import app as parse_finding
+
+    monkeypatch.setattr(parse_finding, "DEPLOYED_PLAYBOOKS", frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY}))
     execution = run(engine, "guardduty_crypto_mining")
 
     # THEN responders are told to act by hand and the status claims nothing was contained
@@ -137,6 +143,7 @@ def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contain
     assert outcome["status"] == "NOTIFIED"
     assert "contain-instance" in outcome["escalation"]
     assert "Run Block Ip Playbook" not in execution.states
+    assert "Run Contain Instance Playbook" not in execution.states
 
 
 def test_permanent_block_error_fails_the_incident_truthfully(engine: Engine) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 _CONFIG = Config(retries={"mode": "standard"})
 # Assumed-role credentials last an hour; a client older than this is replaced so a warm Lambda never holds stale ones.
@@ -37,3 +38,35 @@ def _role_client(service: str, region: str | None, role_arn: str, _generation: i
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
+
+
+# Error codes AWS answers when the call may succeed if repeated; everything else is a decision AWS made.
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+    }
+)
+
+
+def is_transient(error: ClientError) -> bool:
+    """True for throttling and server-side errors, which a step re-raises so the ASL Retry repeats it."""
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES or status >= 500
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def describe_error(error: ClientError) -> str:
+    """`Code: message`, for an action's reason."""
+    message = str(error.response.get("Error", {}).get("Message") or "").strip()
+    return f"{error_code(error)}: {message}" if message else error_code(error)

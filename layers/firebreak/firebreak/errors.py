@@ -23,3 +23,11 @@ class FeedFetchFailed(FirebreakError):
 
 class FeedParseFailed(FirebreakError):
     """A feed was downloaded but is not the format its configuration says; its addresses stay as they were."""
+
+
+class InstanceNotFound(FirebreakError):
+    """The instance the finding names does not exist (any more), or is terminated."""
+
+
+class QuarantineGroupUnavailable(FirebreakError):
+    """Firebreak cannot find or create a security group it can trust to hold an instance in quarantine."""

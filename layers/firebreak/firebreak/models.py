@@ -240,3 +240,22 @@ class Verdict:
 def actions_from(items: Any) -> tuple[Action, ...]:
     """Actions as a state passes them on: a list, or nothing at all when a step had none."""
     return tuple(Action.from_dict(item) for item in items or ())
+
+
+@dataclass(frozen=True)
+class PlaybookRequest:
+    """What the entry machine starts a playbook machine with, and what its steps receive as `input`."""
+
+    incident_id: str
+    incident: Incident
+    mode: Mode
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode is Mode.DRY_RUN
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlaybookRequest:
+        return cls(
+            incident_id=data["incident_id"], incident=Incident.from_dict(data["incident"]), mode=Mode(data["mode"])
+        )

@@ -22,6 +22,7 @@ class Settings:
     allow_list: tuple[IpNetwork, ...]
     max_addresses_per_incident: int
     trusted_product_companies: tuple[str, ...] = ("aws",)
+    revoke_instance_role_sessions: bool = False
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -44,6 +45,7 @@ class Settings:
             trusted_product_companies=tuple(
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),
+            revoke_instance_role_sessions=env.get("REVOKE_INSTANCE_ROLE_SESSIONS", "false").lower() == "true",
         )
 
 

@@ -234,8 +234,14 @@ def test_cli_run_reports_the_seeded_instance_by_the_finding_id(
     # WHEN a finding about an instance with two interfaces runs through the CLI
     code = cli.main(["run", "--json", "events/eventbridge/guardduty_crypto_mining.json"])
 
-    # THEN the world shows the instance under the finding's id with one group list per interface
+    # THEN the world shows the instance under the finding's id, quarantined: one group list per interface, each
+    # holding only the quarantine group (no finding names it, so it keeps its emulator id), and a snapshot of it
     assert code == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["world"]["instances"][INSTANCE]["security_groups"] == GROUPS[:2]
+    instance = document["world"]["instances"][INSTANCE]
+    assert instance["quarantined"] is True
+    assert len(instance["security_groups"]) == len(GROUPS[:2])
+    assert len({tuple(groups) for groups in instance["security_groups"]}) == 1
+    assert not set(instance["security_groups"][0]) & {group for groups in GROUPS for group in groups}
+    assert instance["snapshots"] == 1
     assert document["results"][0]["incident"]["instance_id"] == INSTANCE

@@ -1,0 +1,51 @@
+"""Isolate Instance: {incident_id, incident, mode} -> {status, actions, block_addresses, suppressed_reason}.
+
+Moves every network interface of the finding's instance into its VPC's quarantine group (through an allow-all group,
+so tracked flows are cut), or says why not: NOT_FOUND, EXEMPT, ALREADY_ISOLATED. Also names the remote addresses the
+playbook should block: those that attacked or command the instance, never its own destinations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firebreak import aws
+from firebreak.isolation import Isolation, IsolationStatus, addresses_to_block, isolate_instance
+from firebreak.models import Action, ActionType, Outcome, PlaybookRequest
+
+logger = Logger()
+
+# Outcomes after which the playbook stops: nothing of the instance may be touched, so neither are its addresses.
+STOPPED = frozenset({IsolationStatus.NOT_FOUND, IsolationStatus.EXEMPT})
+
+
+def isolate(request: PlaybookRequest) -> tuple[Isolation, tuple[str, ...]]:
+    instance_id = request.incident.instance_id
+    if instance_id is None:
+        skipped = Action(ActionType.ISOLATE_INSTANCE, "unknown", Outcome.SKIPPED, "the finding names no instance")
+        return Isolation(IsolationStatus.NOT_FOUND, (skipped,)), ()
+    isolation = isolate_instance(aws.client("ec2"), instance_id, request.dry_run)
+    if isolation.status in STOPPED:
+        return isolation, ()
+    addresses, not_blocked = addresses_to_block(request.incident)
+    return Isolation(isolation.status, isolation.actions + not_blocked, isolation.suppressed_reason), addresses
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_id=event.get("executionId"))
+    request = PlaybookRequest.from_dict(event["input"])
+    isolation, addresses = isolate(request)
+    logger.info(
+        "Isolated instance",
+        extra={"incident_id": request.incident_id, "status": isolation.status.value, "block": list(addresses)},
+    )
+    return {
+        "status": isolation.status.value,
+        "actions": [action.to_dict() for action in isolation.actions],
+        "block_addresses": list(addresses),
+        "suppressed_reason": isolation.suppressed_reason,
+    }

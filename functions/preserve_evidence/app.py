@@ -1,0 +1,44 @@
+"""Preserve Evidence: {incident_id, incident, mode} -> {actions}; keeps the instance as evidence, out of service.
+
+Termination protection, shutdown behaviour stop, out of its Auto Scaling group (capacity kept) and its target groups,
+a tagged snapshot of every volume, the incident on its tags, and (when the stack says so) its role's sessions revoked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firebreak import aws
+from firebreak.evidence import Clients, EvidenceRequest, preserve
+from firebreak.models import PlaybookRequest
+from firebreak.settings import Settings
+
+logger = Logger()
+
+
+def evidence_request(request: PlaybookRequest, settings: Settings, now: datetime) -> EvidenceRequest:
+    return EvidenceRequest(
+        instance_id=request.incident.instance_id or "",
+        incident_id=request.incident_id,
+        finding_type=request.incident.finding_type,
+        now=now,
+        dry_run=request.dry_run,
+        revoke_role_sessions=settings.revoke_instance_role_sessions,
+    )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_id=event.get("executionId"))
+    request = PlaybookRequest.from_dict(event["input"])
+    clients = Clients(aws.client("ec2"), aws.client("autoscaling"), aws.client("elbv2"), aws.client("iam"))
+    actions = preserve(clients, evidence_request(request, Settings.from_env(), datetime.now(UTC)))
+    logger.info(
+        "Preserved evidence",
+        extra={"incident_id": request.incident_id, "outcomes": [action.outcome.value for action in actions]},
+    )
+    return {"actions": [action.to_dict() for action in actions]}
