@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from firebreak.credentials import manual_steps
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
 from firebreak.models import Incident, Mode, Playbook, Triage
@@ -17,7 +18,7 @@ logger = Logger()
 
 EXEMPT_TAG = "firebreak:exempt"
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
-DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY})
+DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY})
 
 
 def triage(incident: Incident, settings: Settings) -> Triage:
@@ -25,7 +26,8 @@ def triage(incident: Incident, settings: Settings) -> Triage:
     routed = route(incident)
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
     playbook = routed.playbook if routed.playbook in DEPLOYED_PLAYBOOKS and not exempt else Playbook.NOTIFY_ONLY
-    escalation = None
+    # Root, AWS service and federated principals: no policy here can stop them, so tell a person what to do.
+    escalation = manual_steps(incident) if playbook is Playbook.NOTIFY_ONLY else None
     if routed.playbook not in DEPLOYED_PLAYBOOKS:
         escalation = (
             f"routed to {routed.playbook.value} (rule {routed.name}), which this stack does not run: act by hand"

@@ -11,3 +11,7 @@ class FindingRejected(FirebreakError):
 
 class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
+
+
+class IamUnavailable(FirebreakError):
+    """IAM throttled or failed after the SDK's own retries; every revocation step is safe to run again."""
