@@ -159,9 +159,14 @@ def protection_reason(kind: Literal["user", "role"], name: str, settings: Revoca
     """Why Firebreak must not touch this principal, or None. Names compare case-insensitively, as IAM does."""
     if name.casefold() in settings.protected_principals:
         return f"{kind} {name} is on the break-glass list (ProtectedPrincipals): never touched; act by hand if needed"
-    # An empty stack name would match every role: refusing all of them is the safe reading of that misconfiguration.
-    if kind == "role" and name.casefold().startswith(settings.stack_name.casefold()):
-        return f"role {name} belongs to the Firebreak stack {settings.stack_name or '(unknown)'}: never touched"
+    if kind != "role":
+        return None
+    # CloudFormation names the stack's roles <stack>-<LogicalId>-<suffix>, which the template's Deny matches too.
+    if name.casefold().startswith(f"{settings.stack_name}-".casefold()):
+        return f"role {name} belongs to the Firebreak stack {settings.stack_name}: never touched"
+    # Without the stack name Firebreak cannot tell its own roles apart, so it touches none.
+    if not settings.stack_name:
+        return f"STACK_NAME is not set, so role {name} might be Firebreak's own: not touched"
     return None
 
 

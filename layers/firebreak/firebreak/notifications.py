@@ -80,6 +80,8 @@ def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], e
         + (f" ({incident.resource_role})" if incident.resource_role else ""),
         f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
     ]
+    if incident.principal_type:
+        lines.insert(-1, f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip())
     if triage.suppressed_reason:
         lines.append(f"Suppressed: {triage.suppressed_reason}")
     if triage.escalation:
@@ -107,6 +109,7 @@ def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], 
         "status": status.value,
         "playbook": triage.playbook.value,
         "mode": triage.mode.value,
+        "escalation": triage.escalation,
         "execution_arn": execution_arn,
         "finding": triage.incident.to_dict(),
         "actions": [action.to_dict() for action in actions],

@@ -16,14 +16,20 @@ from firebreak.credentials import (
     USER_DENY_POLICY,
     RevocationRequest,
     RevocationSettings,
+    compromised_instance,
     covers,
     manual_steps,
+    protection_reason,
     revoke,
     session_revocation_policy,
 )
 from firebreak.errors import IamUnavailable
-from firebreak.models import Action, ActionType, Incident, Outcome
-from firebreak.notifications import undo_hint
+from firebreak.findings import normalise
+from firebreak.incidents import final_status
+from firebreak.models import Action, ActionType, Incident, IncidentStatus, Mode, Outcome, Playbook
+from firebreak.notifications import summary, undo_hint
+from firebreak.settings import Settings
+from functions.parse_finding.app import triage
 from functions.revoke_credentials import app
 from tests.support import load_event
 
@@ -392,6 +398,24 @@ def test_protected_principals_are_never_touched(
 
 
 @pytest.mark.parametrize(
+    ("stack", "role", "protected"),
+    [
+        ("firebreak", "firebreak-NotifyRespondersFunctionRole-9Z8Y7X", True),
+        ("firebreak", "FIREBREAK-BlockIpStateMachineRole-1A2B3C", True),
+        ("firebreak", "firebreaker-app", False),
+        ("firebreak", "web-server-role", False),
+        ("", "web-server-role", True),
+    ],
+)
+def test_stack_roles_are_recognised_by_the_stack_name_prefix(stack: str, role: str, protected: bool) -> None:
+    # GIVEN a stack name (or none configured) and a role name
+    settings = RevocationSettings(stack, frozenset(), delete_login_profile=False, scope_to_instance=False)
+    # WHEN the role's protection is decided
+    # THEN only the stack's own roles are protected, and every role is when the stack name is unknown
+    assert (protection_reason("role", role, settings) is not None) is protected
+
+
+@pytest.mark.parametrize(
     ("principal", "expected"), [("Root", "root"), ("AWSService", "service"), ("Federated", "federated")]
 )
 def test_principals_no_policy_can_stop_are_skipped_with_what_a_person_must_do(
@@ -407,6 +431,44 @@ def test_principals_no_policy_can_stop_are_skipped_with_what_a_person_must_do(
     assert action.outcome is Outcome.SKIPPED
     assert expected in action.reason.lower()
     assert action.reason == manual_steps(request.incident)
+
+
+def test_root_notification_tells_the_reader_what_to_do_by_hand() -> None:
+    # GIVEN the root finding, triaged as the stack does it
+    decided = triage(normalise(load_event("eventbridge/guardduty_root_credential_usage")), Settings.from_env())
+
+    # WHEN the responders' message is written
+    text = summary(IncidentStatus.NOTIFIED, decided, (), "arn:aws:states:us-east-1:123456789012:execution:x:y")
+
+    # THEN it names the principal and says what a person must do
+    assert decided.playbook is Playbook.NOTIFY_ONLY
+    assert "Principal: Root Root" in text
+    assert "Escalated: Root principal: root credentials cannot be restricted" in text
+
+
+def test_compromised_instance_is_read_from_the_session_name_in_either_finding_format() -> None:
+    # GIVEN the instance-credential finding from GuardDuty, and its Security Hub copy
+    guardduty = normalise(load_event("eventbridge/guardduty_access_key_malicious_ip"))
+    asff = load_event("eventbridge/securityhub_inspector_high")
+    asff["detail"]["findings"][0]["Resources"] = [
+        {
+            "Type": "AwsIamAccessKey",
+            "Id": "AWS::IAM::AccessKey:ASIAZ4FQH7XKN2LD3VB5",
+            "Details": {
+                "AwsIamAccessKey": {
+                    "PrincipalName": "web-server-role",
+                    "PrincipalType": "AssumedRole",
+                    "PrincipalId": "AROAZ4FQH7XKN2LD3VB5X:i-0a1b2c3d4e5f60004",
+                }
+            },
+        }
+    ]
+
+    # WHEN the compromised instance is looked for
+    # THEN both name the instance whose role session it was, and a user's principal id names none
+    assert compromised_instance(guardduty) == "i-0a1b2c3d4e5f60004"
+    assert compromised_instance(normalise(asff)) == "i-0a1b2c3d4e5f60004"
+    assert compromised_instance(normalise(load_event("eventbridge/guardduty_iam_user_key_compromised"))) is None
 
 
 def test_no_manual_steps_for_principals_firebreak_revokes() -> None:
@@ -453,6 +515,29 @@ def test_undo_hint_gives_the_commands_that_reverse_each_applied_step(iam: Any, u
     # THEN it reactivates the key and deletes the policy
     assert f"aws iam update-access-key --user-name ci-deployer --access-key-id {finding_key} --status Active" in hint
     assert f"aws iam delete-user-policy --user-name ci-deployer --policy-name {USER_DENY_POLICY}" in hint
+
+
+@pytest.mark.parametrize(
+    ("revocation", "expected"),
+    [
+        (Outcome.APPLIED, IncidentStatus.CONTAINED),
+        (Outcome.ALREADY_APPLIED, IncidentStatus.CONTAINED),
+        (Outcome.SKIPPED, IncidentStatus.PARTIALLY_CONTAINED),
+        (Outcome.FAILED, IncidentStatus.PARTIALLY_CONTAINED),
+    ],
+)
+def test_revoke_playbook_is_contained_only_when_the_credentials_were_revoked(
+    revocation: Outcome, expected: IncidentStatus
+) -> None:
+    # GIVEN the finding's address was blocked and the revocation ended as given
+    actions = [
+        Action(ActionType.REVOKE_CREDENTIALS, "web-server-role", revocation),
+        Action(ActionType.BLOCK_IP, "103.151.103.15/32", Outcome.APPLIED),
+    ]
+    # WHEN the final status is decided
+    status = final_status(Playbook.REVOKE_CREDENTIALS, Mode.ENFORCE, actions, suppressed=False)
+    # THEN a refused or failed revocation is never called contained
+    assert status is expected
 
 
 # --- the handler and its sample events ----------------------------------------------------------------------------
