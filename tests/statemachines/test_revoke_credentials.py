@@ -247,3 +247,42 @@ def test_revocation_crash_is_reported_failed_and_the_address_is_still_blocked(en
     assert report(execution)["status"] == "PARTIALLY_CONTAINED"
     assert engine.blocked_ips() == ["146.70.119.82/32"]
     assert engine.world.report()["access_keys"] == {FINDING_KEY: "Active"}
+
+
+def test_blocking_failure_keeps_the_revocation_and_reports_the_block_failed(engine: Engine) -> None:
+    # GIVEN WAF refuses every update (forced: a rare error)
+    def denied(event: dict[str, Any], context: Any) -> Any:
+        raise PermissionError("wafv2:UpdateIPSet denied")
+
+    engine.dispatcher.override("firebreak-BlockIpFunction", denied)
+
+    # WHEN the role finding runs
+    execution = run(engine, ROLE_FINDING)
+
+    # THEN the role is still revoked, the block is reported failed, and the incident is only partially contained
+    assert engine.world.report()["revoked_roles"] == ["web-server-role"]
+    blocks = [a for a in report(execution)["actions"] if a["type"] == "block_ip"]
+    assert [(a["target"], a["outcome"]) for a in blocks] == [("103.151.103.15", "failed")]
+    assert "PermissionError" in blocks[0]["reason"]
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert engine.blocked_ips() == []
+
+
+def test_failed_playbook_is_recorded_as_a_failed_revocation(engine: Engine) -> None:
+    # GIVEN the playbook machine itself fails (forced: its definition replaced by a Fail state)
+    arn = next(
+        arn for arn, logical_id in engine.state_machines.items() if logical_id == "RevokeCredentialsStateMachine"
+    )
+    broken = {"QueryLanguage": "JSONata", "StartAt": "Break", "States": {"Break": {"Type": "Fail", "Error": "Forced"}}}
+    engine.client("stepfunctions").update_state_machine(stateMachineArn=arn, definition=json.dumps(broken))
+
+    # WHEN the user finding runs
+    execution = run(engine, USER_FINDING)
+
+    # THEN the entry machine's catch reports the revocation failed for the finding's key, and the incident FAILED
+    (action,) = revocations(execution)
+    assert (action["target"], action["outcome"]) == (FINDING_KEY, "failed")
+    assert action["reason"].startswith("playbook failed: ")
+    assert report(execution)["status"] == "FAILED"
+    assert execution.status == "FAILED"
+    assert engine.world.report()["access_keys"] == {FINDING_KEY: "Active"}
