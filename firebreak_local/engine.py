@@ -186,6 +186,11 @@ class Engine:
         ref = f"{summary['Name']}|{summary['Id']}|{props['Scope']}"
         return Resource(ref=ref, attributes={"Arn": summary["ARN"], "Id": summary["Id"]})
 
+    def _action_target(self, logical_id: str, props: dict[str, Any]) -> Resource:
+        # Custom action events name the target's ARN in `resources`, so rules match on it: give the real form.
+        arn = f"arn:aws:securityhub:{REGION}:{ACCOUNT_ID}:action/custom/{props['Id']}"
+        return Resource(ref=arn, attributes={"Arn": arn})
+
     def _function(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("FunctionName") or self._physical_name(logical_id)
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
@@ -363,6 +368,7 @@ _PROVISIONERS: dict[str, Callable[[Engine, str, dict[str, Any]], Resource]] = {
     "AWS::SNS::Topic": Engine._topic,
     "AWS::KMS::Key": Engine._kms_key,
     "AWS::WAFv2::IPSet": Engine._ip_set,
+    "AWS::SecurityHub::ActionTarget": Engine._action_target,
     "AWS::Serverless::Function": Engine._function,
     "AWS::Serverless::LayerVersion": Engine._layer,
     "AWS::Serverless::StateMachine": Engine._state_machine,

@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
-from firebreak.addresses import host_cidr, partition
+from firebreak.addresses import canonical, host_cidr, partition
 from firebreak.errors import BlockFailed
 from firebreak.models import Action, ActionType, Mode, Outcome, Verdict
 from firebreak.settings import Settings
@@ -34,7 +34,7 @@ def choose(verdicts: Sequence[Verdict], settings: Settings) -> tuple[list[str], 
 
 
 def ipset_for(address: str, settings: Settings) -> IpSetRef:
-    version = ipaddress.ip_address(address).version
+    version = ipaddress.ip_address(canonical(address)).version
     return IpSetRef.from_arn(settings.blocked_ipv4_set_arn if version == 4 else settings.blocked_ipv6_set_arn)
 
 

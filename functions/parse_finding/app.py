@@ -21,17 +21,31 @@ EXEMPT_TAG = "firebreak:exempt"
 DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY})
 
 
+def product_company(incident: Incident) -> str | None:
+    """The <company> of a Security Hub product ARN (arn:aws:securityhub:region:account:product/<company>/<name>)."""
+    _, _, product = (incident.product_arn or "").partition(":product/")
+    return product.split("/", 1)[0] or None
+
+
+def escalation_for(incident: Incident, playbook: Playbook, rule: str, settings: Settings) -> str | None:
+    """Why a person, not Firebreak, must act on this incident; None when Firebreak may act itself."""
+    if incident.source == "securityhub" and product_company(incident) not in settings.trusted_product_companies:
+        # Anyone with securityhub:BatchImportFindings can write a finding: untrusted products never act alone.
+        return f"finding from untrusted product {incident.product_arn or 'unknown'}: review it and act by hand"
+    if playbook not in DEPLOYED_PLAYBOOKS:
+        return f"routed to {playbook.value} (rule {rule}), which this stack does not run: act by hand"
+    return None
+
+
 def triage(incident: Incident, settings: Settings) -> Triage:
-    """Route the incident; samples never act, exempt resources are never touched."""
+    """Route the incident; samples never act, exempt resources are never touched, untrusted findings escalate."""
     routed = route(incident)
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
-    playbook = routed.playbook if routed.playbook in DEPLOYED_PLAYBOOKS and not exempt else Playbook.NOTIFY_ONLY
-    # Root, AWS service and federated principals: no policy here can stop them, so tell a person what to do.
-    escalation = manual_steps(incident) if playbook is Playbook.NOTIFY_ONLY else None
-    if routed.playbook not in DEPLOYED_PLAYBOOKS:
-        escalation = (
-            f"routed to {routed.playbook.value} (rule {routed.name}), which this stack does not run: act by hand"
-        )
+    escalation = escalation_for(incident, routed.playbook, routed.name, settings)
+    playbook = Playbook.NOTIFY_ONLY if exempt or escalation else routed.playbook
+    if escalation is None and playbook is Playbook.NOTIFY_ONLY:
+        # Root, AWS service and federated principals: no policy here can stop them, so tell a person what to do.
+        escalation = manual_steps(incident)
     return Triage(
         incident_id=incident_id_for(incident),
         incident=incident,

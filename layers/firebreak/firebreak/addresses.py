@@ -15,20 +15,34 @@ class Refusal:
     reason: str
 
 
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """One address in the form WAF matches: IPv4-mapped IPv6 becomes the IPv4 address it carries."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            raise ValueError("a zone index only means something on one host's link")
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+    return ip
+
+
+def canonical(address: str) -> str:
+    """The one spelling of an address, so two spellings never count twice."""
+    return _parse(address).compressed
+
+
 def host_cidr(address: str) -> str:
     """The single-host CIDR WAF wants: /32 for IPv4, /128 for IPv6, in compressed form."""
-    ip = ipaddress.ip_address(address)
+    ip = _parse(address)
     return f"{ip.compressed}/{ip.max_prefixlen}"
 
 
 def refusal_reason(address: str, allow_list: Iterable[IpNetwork] = ()) -> str | None:
     """Why this address must never be blocked, or None when blocking it is safe."""
     try:
-        ip = ipaddress.ip_address(address)
+        ip = _parse(address)
     except ValueError:
         return "not a single IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved:
         return "special-purpose address"
     # is_global is False for private, CGNAT, documentation and benchmarking ranges alike.
@@ -40,6 +54,13 @@ def refusal_reason(address: str, allow_list: Iterable[IpNetwork] = ()) -> str | 
     return None
 
 
+def _canonical_or_same(address: str) -> str:
+    try:
+        return canonical(address)
+    except ValueError:
+        return address
+
+
 def partition(
     addresses: Iterable[str], allow_list: Iterable[IpNetwork], limit: int
 ) -> tuple[tuple[str, ...], tuple[Refusal, ...]]:
@@ -47,7 +68,7 @@ def partition(
     allowed: list[str] = []
     refused: list[Refusal] = []
     networks = tuple(allow_list)
-    for address in dict.fromkeys(addresses):
+    for address in dict.fromkeys(_canonical_or_same(address) for address in addresses):
         reason = refusal_reason(address, networks)
         if reason is None and len(allowed) >= limit:
             reason = f"over the cap of {limit} addresses per incident"

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from firebreak.models import Action, ActionType, IncidentStatus, Outcome, Triage
 
 SUBJECT_LIMIT = 99  # SNS refuses subjects of 100 characters or more
+MESSAGE_LIMIT_BYTES = 250_000  # SNS refuses messages over 256 KiB; the rest is room for attributes
 _NOT_SUBJECT_SAFE = re.compile(r"[^\x20-\x7e]")
 _ADDED_TO_BLOCK_LIST = frozenset({Outcome.APPLIED})
 
@@ -117,7 +118,27 @@ def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], 
 
 
 def sns_message(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> str:
-    """One publish, two audiences: email and chat get the summary, queues and functions get JSON."""
-    machine = json.dumps(document(status, triage, actions, execution_arn))
-    text = summary(status, triage, actions, execution_arn)
+    """One publish, two audiences: email and chat get the summary, queues and functions get JSON.
+
+    A port probe can name hundreds of addresses; past SNS's size limit the message lists the first actions and says
+    how many more the incident record holds, rather than failing the publish and losing the whole notification.
+    """
+    shown = len(actions)
+    while True:
+        message = _structured(status, triage, actions, execution_arn, shown)
+        if len(message.encode()) <= MESSAGE_LIMIT_BYTES or shown == 0:
+            return message
+        shown //= 2
+
+
+def _structured(
+    status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str, shown: int
+) -> str:
+    listed = list(actions[:shown])
+    machine_document = document(status, triage, listed, execution_arn)
+    text = summary(status, triage, listed, execution_arn)
+    if shown < len(actions):
+        machine_document["actions_not_listed"] = len(actions) - shown
+        text += f"\n\n{len(actions) - shown} more actions are in the incident record."
+    machine = json.dumps(machine_document)
     return json.dumps({"default": text, "email": text, "sqs": machine, "lambda": machine, "https": machine})

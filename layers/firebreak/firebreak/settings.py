@@ -26,6 +26,7 @@ class Settings:
     playbook_modes: tuple[tuple[Playbook, Mode], ...]
     allow_list: tuple[IpNetwork, ...]
     max_addresses_per_incident: int
+    trusted_product_companies: tuple[str, ...] = ("aws",)
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -48,6 +49,9 @@ class Settings:
             ),
             allow_list=parse_cidrs(env.get("ALLOW_LIST_CIDRS", "")),
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
+            trusted_product_companies=tuple(
+                part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
+            ),
         )
 
 
