@@ -158,7 +158,22 @@ class Engine:
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
         )["TableDescription"]
+        if props.get("TimeToLiveSpecification"):
+            # Recorded only: moto never expires items, so code must check expiry itself (as DynamoDB's lag demands).
+            self.client("dynamodb").update_time_to_live(
+                TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+            )
         return Resource(ref=name, attributes={"Arn": table["TableArn"]})
+
+    def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> Resource:
+        name = props.get("Name") or self._physical_name(logical_id)
+        self.client("ssm").put_parameter(Name=name, Type=props.get("Type", "String"), Value=str(props["Value"]))
+        return Resource(ref=name, attributes={"Type": props.get("Type", "String"), "Value": str(props["Value"])})
+
+    def _secret(self, logical_id: str, props: dict[str, Any]) -> Resource:
+        name = props.get("Name") or self._physical_name(logical_id)
+        arn = self.client("secretsmanager").create_secret(Name=name, SecretString=props.get("SecretString", ""))["ARN"]
+        return Resource(ref=arn, attributes={"Id": arn})
 
     def _topic(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("TopicName") or self._physical_name(logical_id)
@@ -264,11 +279,17 @@ class Engine:
         return list(self._notifications)
 
     def incident_count(self) -> int:
+        """Items in the tables keyed by incident_id (not caches and other tables)."""
         dynamodb = self.client("dynamodb")
+        tables = self._stack.resources_of_type("AWS::DynamoDB::Table")
         with self.api_calls.quiet():
             return sum(
                 dynamodb.scan(TableName=self.resources[logical_id].ref, Select="COUNT")["Count"]
-                for logical_id in self._stack.resources_of_type("AWS::DynamoDB::Table")
+                for logical_id, resource in tables.items()
+                if any(
+                    key.get("AttributeName") == "incident_id"
+                    for key in (resource.get("Properties") or {}).get("KeySchema", [])
+                )
             )
 
     # --- running ------------------------------------------------------------------------------------------------
@@ -367,6 +388,8 @@ _PROVISIONERS: dict[str, Callable[[Engine, str, dict[str, Any]], Resource]] = {
     "AWS::DynamoDB::Table": Engine._table,
     "AWS::SNS::Topic": Engine._topic,
     "AWS::KMS::Key": Engine._kms_key,
+    "AWS::SSM::Parameter": Engine._ssm_parameter,
+    "AWS::SecretsManager::Secret": Engine._secret,
     "AWS::WAFv2::IPSet": Engine._ip_set,
     "AWS::SecurityHub::ActionTarget": Engine._action_target,
     "AWS::Serverless::Function": Engine._function,

@@ -1,31 +1,67 @@
-"""Enrich Addresses: {incident} -> {verdicts: [Verdict], actions: [enrich_ip Action]} for every remote address."""
+"""Enrich Addresses: {incident} -> {verdicts: [Verdict], actions: [enrich_ip Action]} for every remote address.
+
+Answers within ENRICHMENT_DEADLINE_SECONDS whatever the providers do: a provider that fails, hangs or is rate limited
+is recorded in the action's evidence and never fails the step.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak.enrichment import verdict_for
-from firebreak.models import Action, ActionType, Incident, Outcome, Verdict
-from firebreak.settings import Settings
+from firebreak import aws
+from firebreak.enrichment import Assessment, assess_all
+from firebreak.intel_cache import CachedProvider, ResultCache
+from firebreak.models import Action, ActionType, Incident, Outcome
+from firebreak.providers import Provider, ReverseDns, configured
+from firebreak.remote_config import address_lists, provider_keys
+from firebreak.settings import EnrichmentSettings, Settings
 
 logger = Logger()
 
+WITHHELD = "third parties not asked: ShareAddressesWithThirdParties is false"
+# Room left after the deadline for the answer to get back to Step Functions before the Lambda timeout.
+_RETURN_MARGIN_SECONDS = 2.0
 
-def enrich(incident: Incident, settings: Settings) -> tuple[list[Verdict], list[Action]]:
-    verdicts = [verdict_for(address, incident, settings.allow_list) for address in incident.remote_ips]
-    actions = [
-        Action(ActionType.ENRICH_IP, v.address, Outcome.APPLIED, f"{v.verdict} ({v.score}): " + "; ".join(v.evidence))
-        for v in verdicts
-    ]
-    return verdicts, actions
+
+def sources(config: EnrichmentSettings) -> tuple[list[Provider], list[str]]:
+    """Reverse DNS and every provider with a key, behind the cache, and what kept any off; none unless sharing is on."""
+    if not config.share_with_third_parties:
+        return [], []
+    keys = provider_keys(aws.client("secretsmanager"), config.provider_keys_secret)
+    providers: list[Provider] = [ReverseDns(), *configured(keys.configs)]
+    if config.cache_table:
+        cache = ResultCache(aws.client("dynamodb"), config.cache_table, config.cache_seconds)
+        providers = [CachedProvider(provider, cache) for provider in providers]
+    return providers, list(keys.problems)
+
+
+def to_action(assessment: Assessment) -> Action:
+    verdict = assessment.verdict
+    return Action(ActionType.ENRICH_IP, verdict.address, Outcome.APPLIED, assessment.reason(), after=assessment.after())
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
-    verdicts, actions = enrich(Incident.from_dict(event["input"]["incident"]), Settings.from_env())
-    logger.info("Enriched addresses", extra={"verdicts": {v.address: v.verdict for v in verdicts}})
-    return {"verdicts": [v.to_dict() for v in verdicts], "actions": [a.to_dict() for a in actions]}
+    incident = Incident.from_dict(event["input"]["incident"])
+    settings, config = Settings.from_env(), EnrichmentSettings.from_env()
+    budget = min(config.deadline_seconds, context.get_remaining_time_in_millis() / 1000 - _RETURN_MARGIN_SECONDS)
+    deadline = time.monotonic() + budget
+    lists = address_lists(
+        aws.client("ssm"), config.allow_list_parameter, config.deny_list_parameter, settings.allow_list
+    )
+    providers, key_problems = sources(config)
+    problems = (*lists.problems, *key_problems)
+    if problems:
+        logger.warning("Enrichment degraded", extra={"problems": problems})
+    notes = problems if config.share_with_third_parties else (*problems, WITHHELD)
+    assessments = assess_all(incident, lists, providers, deadline, settings.max_addresses_per_incident, notes)
+    logger.info("Enriched addresses", extra={"verdicts": {a.verdict.address: a.verdict.verdict for a in assessments}})
+    return {
+        "verdicts": [assessment.verdict.to_dict() for assessment in assessments],
+        "actions": [to_action(assessment).to_dict() for assessment in assessments],
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from firebreak.models import Incident, NetworkInterface, RemoteIpDetails, Source
 # A real finding is at most 256 KiB, far below this many entries; the cap bounds what a crafted event can make one
 # step do and keeps the incident within the Step Functions payload limit.
 MAX_PORT_PROBE_ENTRIES = 1000
+MAX_THREAT_LISTS = 10
 
 GUARDDUTY_DETAIL_TYPE = "GuardDuty Finding"
 SECURITYHUB_DETAIL_TYPES = frozenset({"Security Hub Findings - Imported", "Security Hub Findings - Custom Action"})
@@ -38,6 +39,8 @@ _NORMALIZED_BANDS = ((1.0, "INFORMATIONAL"), (40.0, "LOW"), (70.0, "MEDIUM"), (9
 _API_ACTIONS = ("awsApiCallAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
 _GUARDDUTY_FIELD = "aws/guardduty/service/"
 _ACCESS_KEY_ID_PREFIX = "AWS::IAM::AccessKey:"
+# ASFF flattens GuardDuty's evidence into ProductFields, one key per threat list (".0_", ".1_", ...).
+_ASFF_THREAT_LIST = re.compile(r"aws/guardduty/service/evidence/threatIntelligenceDetails\.[0-9]+_/threatListName")
 
 
 def normalise(event: Mapping[str, Any]) -> Incident:
@@ -167,6 +170,7 @@ def _guardduty(finding: _Node) -> Incident:
         sample=service.at("additionalInfo").flag("sample"),
         count=service.count("count"),
         updated_at=finding.text("updatedAt", 64),
+        threat_lists=_guardduty_threat_lists(service),
         **instance,
         **principal,
         **_remotes(action),
@@ -194,6 +198,28 @@ def _guardduty_eni(eni: _Node) -> NetworkInterface:
         private_ip=eni.text("privateIpAddress", 64),
         public_ip=eni.text("publicIp", 64),
     )
+
+
+def _guardduty_threat_lists(service: _Node) -> tuple[str, ...]:
+    """The GuardDuty threat lists that matched: the evidence section, and additionalInfo where older findings put it."""
+    evidence = service.at("evidence").nodes("threatIntelligenceDetails", MAX_THREAT_LISTS)
+    names = [detail.text("threatListName", 128, printable=True) for detail in evidence]
+    names.append(service.at("additionalInfo").text("threatListName", 128, printable=True))
+    return _distinct(names)
+
+
+def _asff_threat_lists(fields: _Node) -> tuple[str, ...]:
+    keys = sorted(
+        key
+        for key in fields.data
+        if isinstance(key, str)
+        and (_ASFF_THREAT_LIST.fullmatch(key) or key == f"{_GUARDDUTY_FIELD}additionalInfo/threatListName")
+    )
+    return _distinct(fields.text(key, 128, printable=True) for key in keys[: MAX_THREAT_LISTS + 1])
+
+
+def _distinct(names: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for name in names if name))[:MAX_THREAT_LISTS]
 
 
 def _guardduty_principal(details: _Node) -> dict[str, Any]:
@@ -246,6 +272,7 @@ def _asff(finding: _Node) -> Incident:
         direction=action.at("NetworkConnectionAction").text("ConnectionDirection", 32),
         sample=finding.flag("Sample") or fields.text(f"{_GUARDDUTY_FIELD}additionalInfo/sample", 8) == "true",
         updated_at=finding.text("UpdatedAt", 64),
+        threat_lists=_asff_threat_lists(fields),
         **instance,
         **_asff_principal(resources),
         **_remotes(action),

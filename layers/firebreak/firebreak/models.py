@@ -129,6 +129,7 @@ class Incident:
     remote_ips: tuple[str, ...] = ()
     remote_ip_details: tuple[RemoteIpDetails, ...] = ()
     invalid_remote_ips: tuple[str, ...] = ()
+    threat_lists: tuple[str, ...] = ()
     sample: bool = False
     count: int = 1
     updated_at: str | None = None
@@ -153,6 +154,7 @@ class Incident:
                 "remote_ips": tuple(data.get("remote_ips", ())),
                 "remote_ip_details": tuple(RemoteIpDetails.from_dict(d) for d in data.get("remote_ip_details", ())),
                 "invalid_remote_ips": tuple(data.get("invalid_remote_ips", ())),
+                "threat_lists": tuple(data.get("threat_lists", ())),
             }
         )
 

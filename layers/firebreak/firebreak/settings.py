@@ -58,3 +58,30 @@ class Settings:
 def parse_cidrs(text: str) -> tuple[IpNetwork, ...]:
     """Comma-separated CIDRs; a malformed entry is a configuration error worth failing loudly on."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class EnrichmentSettings:
+    """Where Enrich Addresses finds its lists, keys and cache, whether addresses may leave, and how long it may take."""
+
+    allow_list_parameter: str
+    deny_list_parameter: str
+    provider_keys_secret: str
+    cache_table: str
+    share_with_third_parties: bool
+    deadline_seconds: float
+    cache_seconds: int
+
+    @classmethod
+    def from_env(cls) -> EnrichmentSettings:
+        env = os.environ
+        return cls(
+            allow_list_parameter=env.get("ALLOW_LIST_PARAMETER", ""),
+            deny_list_parameter=env.get("DENY_LIST_PARAMETER", ""),
+            provider_keys_secret=env.get("PROVIDER_KEYS_SECRET_ARN", ""),
+            cache_table=env.get("ENRICHMENT_CACHE_TABLE_NAME", ""),
+            # Anything but an explicit "true" keeps addresses inside the account.
+            share_with_third_parties=env.get("SHARE_ADDRESSES_WITH_THIRD_PARTIES", "false").strip().lower() == "true",
+            deadline_seconds=float(env.get("ENRICHMENT_DEADLINE_SECONDS", "8")),
+            cache_seconds=int(float(env.get("ENRICHMENT_CACHE_HOURS", "24")) * 3600),
+        )

@@ -1,166 +1,265 @@
-"""verdict_for: a verdict on each remote address from the finding and the allow list, with its evidence."""
+"""Verdict logic and the bounded, concurrent asking of providers (assess_all)."""
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import pytest
 
-from firebreak.enrichment import verdict_for
-from firebreak.models import Incident, RemoteIpDetails, Source, Verdict
-from firebreak.settings import parse_cidrs
+from firebreak.enrichment import assess_all
+from firebreak.findings import normalise
+from firebreak.models import Incident
+from firebreak.providers import AbuseIpDb, GreyNoise, LookupStatus, Otx, ProviderConfig, ProviderResult, VirusTotal
+from firebreak.remote_config import AddressLists
+from tests.fake_intel import FakeIntel, documented, fake_intel
+from tests.support import load_event
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 ATTACKER = "45.155.205.233"
-DETAILS = RemoteIpDetails(
-    ATTACKER, organization="Example Bulletproof Hosting Ltd", asn="206728", isp="Example", country="Netherlands"
-)
+NO_LISTS = AddressLists()
 
 
-def incident(finding_type: str, *details: RemoteIpDetails, **fields: Any) -> Incident:
-    return Incident(
-        source=Source.GUARDDUTY,
-        finding_id="62c8f1a3b5d94e7f8a2b6c0d1e3f4a5b",
-        account_id="123456789012",
-        region="us-east-1",
-        finding_type=finding_type,
-        severity=5.0,
-        severity_label="MEDIUM",
-        remote_ips=tuple(d.address for d in details),
-        remote_ip_details=details,
-        **fields,
-    )
+@dataclass
+class Scripted:
+    """An in-memory provider: answers what it is told, and remembers what it was asked."""
+
+    name: str
+    verdict: str | None = None
+    score: int | None = None
+    status: LookupStatus = LookupStatus.OK
+    asked: list[str] = field(default_factory=list)
+
+    def lookup(self, address: str, deadline: float) -> ProviderResult:
+        self.asked.append(address)
+        return ProviderResult(self.name, self.status, self.verdict, self.score, f"{self.name} says {self.verdict}")
 
 
-def test_allow_listed_address_is_benign_with_the_reason_and_its_evidence() -> None:
-    # GIVEN a malicious-IP finding about an address the operators allow-listed
-    finding = incident("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", DETAILS)
+class Broken:
+    name = "broken"
 
-    # WHEN it is judged
-    verdict = verdict_for(ATTACKER, finding, parse_cidrs("45.155.205.0/24"))
-
-    # THEN the allow list wins: benign, score 0, the reason first and what GuardDuty knows after it
-    assert verdict == Verdict(
-        ATTACKER,
-        "benign",
-        0,
-        ("allow-listed by 45.155.205.0/24", "Example Bulletproof Hosting Ltd, AS206728, Netherlands"),
-    )
-    assert not verdict.blocks
+    def lookup(self, address: str, deadline: float) -> ProviderResult:
+        raise KeyError("a bug in a provider someone added")
 
 
-@pytest.mark.parametrize("address", ["10.0.1.25", "192.168.0.7", "100.64.3.2", "fd00::1"])
-def test_private_address_is_benign(address: str) -> None:
-    # GIVEN a brute-force finding whose remote address is not routable
-    finding = incident("UnauthorizedAccess:EC2/SSHBruteForce", RemoteIpDetails(address))
-
-    # WHEN it is judged
-    verdict = verdict_for(address, finding, ())
-
-    # THEN it is benign, and says why
-    assert verdict == Verdict(address, "benign", 0, ("not a globally routable address",))
-    assert not verdict.blocks
+@pytest.fixture
+def intel() -> Iterator[FakeIntel]:
+    with fake_intel() as server:
+        yield server
 
 
-@pytest.mark.parametrize(
-    "finding_type",
-    [
-        "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",
-        "Recon:IAMUser/MaliciousIPCaller",
-        "UnauthorizedAccess:EC2/TorIPCaller",
-        "Backdoor:EC2/C&CActivity.B",
-        "TTPs/Command and Control/Backdoor:EC2-C&CActivity.B",
-        "Trojan:EC2/BlackholeTraffic",
-        "Trojan:EC2/DropPoint",
-    ],
-)
-def test_threat_list_findings_are_malicious(finding_type: str) -> None:
-    # GIVEN a finding that puts the address on a threat list or in command of a host
-    finding = incident(finding_type, DETAILS)
-
-    # WHEN it is judged
-    verdict = verdict_for(ATTACKER, finding, ())
-
-    # THEN it is malicious, naming the finding and the network it comes from
-    assert verdict == Verdict(
-        ATTACKER, "malicious", 90, (f"finding {finding_type}", "Example Bulletproof Hosting Ltd, AS206728, Netherlands")
-    )
-    assert verdict.blocks
+def brute_force(**changes: object) -> Incident:
+    return replace(normalise(load_event("eventbridge/guardduty_ssh_brute_force")), **changes)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "finding_type",
-    [
-        "UnauthorizedAccess:EC2/SSHBruteForce",
-        "UnauthorizedAccess:EC2/RDPBruteForce",
-        "Recon:EC2/PortProbeUnprotectedPort",
-        "TTPs/Initial Access/UnauthorizedAccess:EC2-SSHBruteForce",
-        "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
-    ],
-)
-def test_attacks_on_this_account_are_suspicious(finding_type: str) -> None:
-    # GIVEN a finding that saw the address attack this account
-    finding = incident(finding_type, DETAILS)
+def lists(allow: str = "", deny: str = "") -> AddressLists:
+    def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(part) for part in text.split(",") if part)
 
-    # WHEN it is judged
-    verdict = verdict_for(ATTACKER, finding, ())
-
-    # THEN it is suspicious: enough to block
-    assert (verdict.verdict, verdict.score, verdict.evidence[0]) == ("suspicious", 60, f"finding {finding_type}")
-    assert verdict.blocks
+    return AddressLists(allow=networks(allow), deny=networks(deny))
 
 
-def test_other_findings_are_unknown_with_only_the_address_evidence() -> None:
-    # GIVEN a finding type that says nothing about the remote address
-    finding = incident("Policy:IAMUser/RootCredentialUsage", DETAILS)
-
-    # WHEN it is judged
-    verdict = verdict_for(ATTACKER, finding, ())
-
-    # THEN it is unknown (still blocks: not benign) and carries what GuardDuty knows of the address
-    assert verdict == Verdict(ATTACKER, "unknown", 50, ("Example Bulletproof Hosting Ltd, AS206728, Netherlands",))
-    assert verdict.blocks
+def assess_one(incident: Incident, address_lists: AddressLists = NO_LISTS, *providers: object) -> dict[str, object]:
+    [assessment] = assess_all(incident, address_lists, providers, time.monotonic() + 1, 50)  # type: ignore[arg-type]
+    return {"verdict": assessment.verdict, "after": assessment.after(), "reason": assessment.reason()}
 
 
-def test_unknown_asn_minus_one_is_left_out_of_the_evidence() -> None:
-    # GIVEN details in which GuardDuty did not know the ASN
-    details = RemoteIpDetails(ATTACKER, organization="Some ISP", asn="-1", country="Brazil")
-
-    # WHEN the address is judged
-    verdict = verdict_for(ATTACKER, incident("UnauthorizedAccess:EC2/SSHBruteForce", details), ())
-
-    # THEN the evidence names the organisation and country and no AS-1
-    assert verdict.evidence == ("finding UnauthorizedAccess:EC2/SSHBruteForce", "Some ISP, Brazil")
+# --- precedence ----------------------------------------------------------------------------------------------------
 
 
-def test_address_without_details_has_no_empty_evidence() -> None:
-    # GIVEN details with nothing known, and another address with no details at all
-    finding = incident("Policy:IAMUser/RootCredentialUsage", RemoteIpDetails(ATTACKER), RemoteIpDetails("8.8.8.8"))
+def test_allow_list_makes_the_address_benign_and_keeps_it_from_every_provider() -> None:
+    # GIVEN the attacker's range is on the allow list (and, by mistake, on the deny list too)
+    provider = Scripted("virustotal", "malicious", 100)
 
-    # WHEN an address with empty details is judged
-    verdict = verdict_for(ATTACKER, finding, ())
+    # WHEN it is assessed
+    result = assess_one(brute_force(), lists(allow="45.155.205.0/24", deny="45.155.205.233/32"), provider)
 
-    # THEN there is no blank evidence line
-    assert verdict.evidence == ()
-
-
-def test_evidence_is_only_about_the_address_judged() -> None:
-    # GIVEN a port probe from two networks
-    other = RemoteIpDetails("194.26.29.102", organization="Other Net", asn="57523", country="Russia")
-    finding = incident("Recon:EC2/PortProbeUnprotectedPort", DETAILS, other)
-
-    # WHEN each address is judged
-    first, second = (verdict_for(address, finding, ()) for address in (ATTACKER, "194.26.29.102"))
-
-    # THEN each verdict carries its own network and not the other's
-    assert first.evidence[1:] == ("Example Bulletproof Hosting Ltd, AS206728, Netherlands",)
-    assert second.evidence[1:] == ("Other Net, AS57523, Russia",)
+    # THEN the allow list wins, and no provider heard of the address
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score, verdict.blocks) == ("benign", 0, False)  # type: ignore[attr-defined]
+    assert "allow-listed by 45.155.205.0/24" in str(result["reason"])
+    assert provider.asked == []
 
 
-def test_verdict_round_trips_through_its_dict() -> None:
-    # GIVEN a verdict
-    verdict = verdict_for(ATTACKER, incident("UnauthorizedAccess:EC2/SSHBruteForce", DETAILS), ())
+def test_deny_list_forces_malicious_without_asking_anyone() -> None:
+    # GIVEN an address GuardDuty only saw probing (unknown type), but that is on the deny list
+    provider = Scripted("greynoise", "benign", 0)
+    incident = brute_force(finding_type="Behavior:EC2/NetworkPortUnusual")
 
-    # WHEN it goes to a dict and back, as between states
-    # THEN it is the same verdict, with evidence as a JSON list on the way
-    assert verdict.to_dict()["evidence"] == list(verdict.evidence)
-    assert Verdict.from_dict(verdict.to_dict()) == verdict
+    # WHEN it is assessed
+    result = assess_one(incident, lists(deny="45.155.205.0/24"), provider)
+
+    # THEN it is malicious at 100 and no provider was asked
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score) == ("malicious", 100)  # type: ignore[attr-defined]
+    assert str(result["reason"]).startswith("malicious (100): deny-listed by 45.155.205.0/24")
+    assert provider.asked == []
+
+
+def test_unroutable_address_is_benign_and_never_looked_up() -> None:
+    # GIVEN a private address in the finding
+    provider = Scripted("abuseipdb", "malicious", 100)
+    incident = brute_force(remote_ips=("10.0.0.9",), remote_ip_details=())
+
+    # WHEN it is assessed
+    result = assess_one(incident, NO_LISTS, provider)
+
+    # THEN it is benign and stayed inside the account
+    assert result["verdict"].verdict == "benign"  # type: ignore[attr-defined]
+    assert provider.asked == []
+
+
+def test_guardduty_threat_list_makes_it_malicious() -> None:
+    # GIVEN GuardDuty matched the address against a threat list
+    incident = brute_force(threat_lists=("ProofPoint",))
+
+    # WHEN it is assessed with no provider
+    result = assess_one(incident)
+
+    # THEN it is malicious and the list is named in the evidence
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score) == ("malicious", 95)  # type: ignore[attr-defined]
+    assert "on GuardDuty threat list ProofPoint" in str(result["reason"])
+
+
+def test_finding_alone_keeps_the_old_verdicts() -> None:
+    # GIVEN a brute force with its GuardDuty details and no provider
+    # WHEN it is assessed
+    result = assess_one(brute_force())
+
+    # THEN it is suspicious on the finding's word, with GuardDuty's organisation, ASN and country as evidence
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score) == ("suspicious", 60)  # type: ignore[attr-defined]
+    assert verdict.evidence[0] == "finding UnauthorizedAccess:EC2/SSHBruteForce"  # type: ignore[attr-defined]
+    assert verdict.evidence[1] == "Example Bulletproof Hosting Ltd, AS206728, Netherlands"  # type: ignore[attr-defined]
+
+
+def test_a_provider_raises_the_verdict_and_its_score_counts() -> None:
+    # GIVEN the finding says suspicious and AbuseIPDB says malicious at 97
+    # WHEN the address is assessed
+    result = assess_one(brute_force(), NO_LISTS, Scripted("abuseipdb", "malicious", 97))
+
+    # THEN the verdict is malicious at the provider's score
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score) == ("malicious", 97)  # type: ignore[attr-defined]
+
+
+def test_providers_calling_it_benign_do_not_stop_a_block() -> None:
+    # GIVEN every provider thinks the brute-forcing address is benign
+    providers = (Scripted("greynoise", "benign", 0), Scripted("virustotal", "benign", 0))
+
+    # WHEN it is assessed
+    result = assess_one(brute_force(), NO_LISTS, *providers)
+
+    # THEN the finding's own evidence stands: suspicious, still blocked
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score, verdict.blocks) == ("suspicious", 60, True)  # type: ignore[attr-defined]
+
+
+def test_unknown_finding_raised_to_suspicious_by_a_provider() -> None:
+    # GIVEN a finding type with no marker and OTX naming the address in 2 pulses
+    incident = brute_force(finding_type="Behavior:EC2/NetworkPortUnusual")
+
+    # WHEN it is assessed
+    result = assess_one(incident, NO_LISTS, Scripted("otx", "suspicious", 45), Scripted("virustotal", "unknown", 0))
+
+    # THEN the provider's level and score win
+    verdict = result["verdict"]
+    assert (verdict.verdict, verdict.score) == ("suspicious", 45)  # type: ignore[attr-defined]
+
+
+def test_failed_sources_are_evidence_not_votes() -> None:
+    # GIVEN one provider rate limited and one with a bug
+    providers = (Scripted("virustotal", status=LookupStatus.RATE_LIMITED), Broken())
+
+    # WHEN the address is assessed
+    result = assess_one(brute_force(), NO_LISTS, *providers)
+
+    # THEN the verdict is the finding's, and both failures are recorded per source
+    after = result["after"]
+    assert result["verdict"].verdict == "suspicious"  # type: ignore[attr-defined]
+    assert after["sources"]["virustotal"]["status"] == "rate_limited"  # type: ignore[index]
+    assert after["sources"]["broken"]["status"] == "failed"  # type: ignore[index]
+    assert after["sources"]["broken"]["summary"] == "broken: KeyError"  # type: ignore[index]
+
+
+def test_evidence_after_is_json_with_every_source() -> None:
+    # GIVEN a provider answering
+    # WHEN the address is assessed
+    after = assess_one(brute_force(), NO_LISTS, Scripted("otx", "suspicious", 35))["after"]
+
+    # THEN the evidence serialises and names the stack's guards, the finding and the provider
+    assert json.loads(json.dumps(after)) == after
+    assert set(after["sources"]) == {"guards", "finding", "otx"}  # type: ignore[index]
+    assert after["sources"]["finding"]["details"]["country"] == "Netherlands"  # type: ignore[index]
+
+
+# --- real providers against the local server ---------------------------------------------------------------------
+
+
+def real_providers(intel: FakeIntel) -> list[object]:
+    config = ProviderConfig("key", intel.base_url)
+    return [AbuseIpDb(config), GreyNoise(config), VirusTotal(config), Otx(config)]
+
+
+def test_documented_answers_from_all_four_make_a_malicious_verdict(intel: FakeIntel) -> None:
+    # GIVEN every provider answers as documented about a known attacker
+    intel.on("/check", body=documented("abuseipdb_check"))
+    intel.on("/v3/community/", body=documented("greynoise_community_malicious"))
+    intel.on("/ip_addresses/", body=documented("virustotal_ip_address"))
+    intel.on("/indicators/", body=documented("otx_general"))
+
+    # WHEN the brute force is assessed
+    [assessment] = assess_all(brute_force(), NO_LISTS, real_providers(intel), time.monotonic() + 2, 50)  # type: ignore[arg-type]
+
+    # THEN the verdict is malicious at 100, each provider asked once, and each summary is in the reason
+    assert (assessment.verdict.verdict, assessment.verdict.score) == ("malicious", 100)
+    assert intel.count() == 4
+    assert "AbuseIPDB confidence 100/100, 1372 reports" in assessment.reason()
+    assert "OTX: 7 pulses" in assessment.reason()
+
+
+def test_hanging_providers_are_asked_at_once_and_cut_off_at_the_deadline(intel: FakeIntel) -> None:
+    # GIVEN all four providers hang
+    for prefix in ("/check", "/v3/community/", "/ip_addresses/", "/indicators/"):
+        intel.hang(prefix)
+    started = time.monotonic()
+
+    # WHEN two addresses are assessed with a 0.5 s deadline
+    incident = brute_force(remote_ips=(ATTACKER, "194.26.29.102"))
+    assessments = assess_all(incident, NO_LISTS, real_providers(intel), started + 0.5, 50)  # type: ignore[arg-type]
+
+    # THEN all eight lookups ran concurrently and the step returned within the deadline plus a little
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"took {elapsed:.2f} s"
+    assert intel.count() == 8
+    for assessment in assessments:
+        statuses = {name: source["status"] for name, source in assessment.after()["sources"].items()}
+        assert statuses == {
+            "guards": "ok",
+            "finding": "ok",
+            "abuseipdb": "timeout",
+            "greynoise": "timeout",
+            "virustotal": "timeout",
+            "otx": "timeout",
+        }
+        assert assessment.verdict.verdict == "suspicious"
+
+
+def test_providers_are_asked_about_at_most_the_cap_of_addresses(intel: FakeIntel) -> None:
+    # GIVEN three attackers and a cap of two addresses per incident
+    intel.on("/indicators/", body=documented("otx_general_unknown"))
+    incident = brute_force(remote_ips=(ATTACKER, "194.26.29.102", "185.220.101.47"))
+    otx = Otx(ProviderConfig("key", intel.base_url))
+
+    # WHEN they are assessed
+    assessments = assess_all(incident, NO_LISTS, [otx], time.monotonic() + 2, 2)
+
+    # THEN only two were sent out, and the third says why it was not
+    assert intel.count() == 2
+    assert "over the cap of 2 addresses" in assessments[2].after()["notes"][0]
+    assert "otx" not in assessments[2].after()["sources"]

@@ -1,117 +1,172 @@
-"""Enrich Addresses handler: {incident} -> a verdict and an enrich_ip action for every remote address."""
+"""Enrich Addresses handler: the third-party switch, the deadline and what the action carries."""
 
 from __future__ import annotations
 
 import json
+import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
+from firebreak import remote_config
 from firebreak.findings import normalise
-from firebreak.models import Verdict, actions_from
 from firebreak_local.runtime import LambdaContext
-from functions.enrich_ip.app import lambda_handler
+from functions.enrich_ip import app
+from tests.fake_intel import FakeIntel, documented, fake_intel
 from tests.support import load_event
 
-EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:firebreak-block-ip:test"
-SETTINGS_ENV = ("RESPONSE_MODE", "BLOCK_IP_MODE", "ALLOW_LIST_CIDRS", "MAX_ADDRESSES_PER_INCIDENT")
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+KEY = "vt-key-never-in-output-91c2"
+ATTACKER = "45.155.205.233"
 
 
-@pytest.fixture(autouse=True)
-def default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SETTINGS_ENV:
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture
+def intel() -> Iterator[FakeIntel]:
+    with fake_intel() as server:
+        yield server
 
 
-def invoke(finding: str, context: LambdaContext) -> dict[str, Any]:
-    """What Block Ip's first state sends: {incident_id, incident, mode}; the result through JSON, as Lambda returns."""
-    incident = normalise(load_event(f"eventbridge/{finding}"))
-    event = {"input": {"incident_id": "fb-1", "incident": incident.to_dict(), "mode": "enforce"}}
-    result: dict[str, Any] = json.loads(json.dumps(lambda_handler({**event, "executionId": EXECUTION_ID}, context)))
+@pytest.fixture
+def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Reverse DNS answered in-process: the test records what would have been resolved, and nothing leaves."""
+    asked: list[str] = []
+
+    def resolve(address: str) -> tuple[str, list[str], list[str]]:
+        asked.append(address)
+        return ("scanner.example.net", [], [address])
+
+    monkeypatch.setattr(socket, "gethostbyaddr", resolve)
+    return asked
+
+
+@pytest.fixture
+def stack(aws: None, intel: FakeIntel, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The enrichment resources of the stack on moto, every provider keyed and pointed at the local server."""
+    remote_config.forget()
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/firebreak/allow-list", Type="StringList", Value="none")
+    ssm.put_parameter(Name="/firebreak/deny-list", Type="StringList", Value="none")
+    keys = {name: {"key": KEY, "base_url": intel.base_url} for name in ("abuseipdb", "greynoise", "virustotal", "otx")}
+    secret = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secret.create_secret(Name="firebreak/provider-keys", SecretString=json.dumps(keys))["ARN"]
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName="cache",
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    env = {
+        "ALLOW_LIST_PARAMETER": "/firebreak/allow-list",
+        "DENY_LIST_PARAMETER": "/firebreak/deny-list",
+        "PROVIDER_KEYS_SECRET_ARN": arn,
+        "ENRICHMENT_CACHE_TABLE_NAME": "cache",
+        "SHARE_ADDRESSES_WITH_THIRD_PARTIES": "false",
+        "ENRICHMENT_DEADLINE_SECONDS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    intel.on("/check", body=documented("abuseipdb_check"))
+    intel.on("/v3/community/", body=documented("greynoise_community_malicious"))
+    intel.on("/ip_addresses/", body=documented("virustotal_ip_address"))
+    intel.on("/indicators/", body=documented("otx_general"))
+    yield env
+    remote_config.forget()
+
+
+def invoke(lambda_context: LambdaContext) -> dict[str, Any]:
+    incident = normalise(load_event("eventbridge/guardduty_ssh_brute_force"))
+    event = {"input": {"incident_id": "fb-1", "incident": incident.to_dict(), "mode": "enforce"}, "executionId": "x"}
+    result: dict[str, Any] = app.lambda_handler(event, lambda_context)
     return result
 
 
-def verdicts(result: dict[str, Any]) -> dict[str, str]:
-    return {v["address"]: v["verdict"] for v in result["verdicts"]}
-
-
-def test_port_probe_gets_a_verdict_per_address(lambda_context: LambdaContext) -> None:
-    # GIVEN a port probe from a public IPv4, a private and a public IPv6 address
-    # WHEN the addresses are enriched
-    result = invoke("guardduty_port_probe_high", lambda_context)
-
-    # THEN every address has a verdict, in finding order: the public ones suspicious, the private one benign
-    assert [Verdict.from_dict(v) for v in result["verdicts"]] == [
-        Verdict(
-            "194.26.29.102",
-            "suspicious",
-            60,
-            ("finding Recon:EC2/PortProbeUnprotectedPort", "Example Cloud VPS LLC, AS49505, Russia"),
-        ),
-        Verdict("10.0.0.9", "benign", 0, ("not a globally routable address",)),
-        Verdict(
-            "2a0e:97c0:3e3:2a2::1",
-            "suspicious",
-            60,
-            ("finding Recon:EC2/PortProbeUnprotectedPort", "Example Transit Networks BV, AS209588, Netherlands"),
-        ),
-    ]
-
-
-def test_each_address_gets_an_applied_enrich_action_naming_its_verdict(lambda_context: LambdaContext) -> None:
-    # GIVEN the same port probe
-    # WHEN the addresses are enriched
-    actions = actions_from(invoke("guardduty_port_probe_high", lambda_context)["actions"])
-
-    # THEN there is one enrich_ip action per address, whose reason carries verdict, score and evidence
-    assert [(a.type.value, a.target, a.outcome.value, a.reason) for a in actions] == [
-        (
-            "enrich_ip",
-            "194.26.29.102",
-            "applied",
-            "suspicious (60): finding Recon:EC2/PortProbeUnprotectedPort; Example Cloud VPS LLC, AS49505, Russia",
-        ),
-        ("enrich_ip", "10.0.0.9", "applied", "benign (0): not a globally routable address"),
-        (
-            "enrich_ip",
-            "2a0e:97c0:3e3:2a2::1",
-            "applied",
-            "suspicious (60): finding Recon:EC2/PortProbeUnprotectedPort; "
-            "Example Transit Networks BV, AS209588, Netherlands",
-        ),
-    ]
-
-
-def test_allow_list_from_the_environment_makes_an_address_benign(
-    lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+def test_switch_off_sends_no_address_anywhere(
+    stack: dict[str, str], intel: FakeIntel, resolved: list[str], lambda_context: LambdaContext
 ) -> None:
-    # GIVEN the IPv6 prober's network on the stack's allow list
-    monkeypatch.setenv("ALLOW_LIST_CIDRS", "203.0.113.0/24, 2a0e:97c0::/32")
+    # GIVEN every provider has a key, but ShareAddressesWithThirdParties is false (the default)
+    # WHEN the brute force is enriched
+    result = invoke(lambda_context)
 
-    # WHEN the port probe is enriched
-    result = invoke("guardduty_port_probe_high", lambda_context)
+    # THEN no request reached any provider, no PTR was asked, and the evidence says why
+    assert intel.count() == 0
+    assert resolved == []
+    [action] = result["actions"]
+    assert action["after"]["notes"] == [app.WITHHELD]
+    assert set(action["after"]["sources"]) == {"guards", "finding"}
+    assert result["verdicts"][0]["verdict"] == "suspicious"
 
-    # THEN that address is benign, saying why; the other public address is still suspicious
-    assert verdicts(result) == {"194.26.29.102": "suspicious", "10.0.0.9": "benign", "2a0e:97c0:3e3:2a2::1": "benign"}
-    assert result["verdicts"][2]["evidence"][0] == "allow-listed by 2a0e:97c0::/32"
 
-
-@pytest.mark.parametrize(
-    ("finding", "expected"),
-    [
-        pytest.param("guardduty_c2_outbound", {"193.233.20.15": "malicious"}, id="c2-malicious"),
-        pytest.param("guardduty_ssh_brute_force", {"45.155.205.233": "suspicious"}, id="brute-force-suspicious"),
-        pytest.param("guardduty_root_credential_usage", {"91.92.250.41": "unknown"}, id="root-usage-unknown"),
-        pytest.param("guardduty_crypto_mining", {}, id="no-remote-address"),
-    ],
-)
-def test_verdict_follows_the_finding_type(
-    lambda_context: LambdaContext, finding: str, expected: dict[str, str]
+def test_switch_on_asks_every_keyed_provider_and_reverse_dns(
+    stack: dict[str, str],
+    intel: FakeIntel,
+    resolved: list[str],
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN a finding of a given type
-    # WHEN its addresses are enriched
-    result = invoke(finding, lambda_context)
+    # GIVEN sharing is switched on
+    monkeypatch.setenv("SHARE_ADDRESSES_WITH_THIRD_PARTIES", "true")
 
-    # THEN each gets the verdict that type supports, and there are as many actions as verdicts
-    assert verdicts(result) == expected
-    assert [a["target"] for a in result["actions"]] == list(expected)
+    # WHEN the brute force is enriched
+    result = invoke(lambda_context)
+
+    # THEN each provider was asked once, the PTR too, and the verdict and evidence show it
+    assert intel.count() == 4
+    assert resolved == [ATTACKER]
+    [action] = result["actions"]
+    assert action["type"] == "enrich_ip"
+    assert action["reason"].startswith("malicious (100): finding UnauthorizedAccess:EC2/SSHBruteForce")
+    assert "rDNS scanner.example.net" in action["reason"]
+    assert {name: source["status"] for name, source in action["after"]["sources"].items()} == {
+        "guards": "ok",
+        "finding": "ok",
+        "reverse_dns": "ok",
+        "abuseipdb": "ok",
+        "greynoise": "ok",
+        "virustotal": "ok",
+        "otx": "ok",
+    }
+    [verdict] = result["verdicts"]
+    assert (verdict["address"], verdict["verdict"], verdict["score"]) == (ATTACKER, "malicious", 100)
+
+
+def test_no_key_ever_appears_in_the_output(
+    stack: dict[str, str],
+    intel: FakeIntel,
+    resolved: list[str],
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN sharing is on and one provider answers garbage
+    monkeypatch.setenv("SHARE_ADDRESSES_WITH_THIRD_PARTIES", "true")
+    intel.on("/indicators/", raw=b"<html>oops</html>")
+
+    # WHEN the brute force is enriched
+    # THEN the key is nowhere in what the step returns
+    assert KEY not in json.dumps(invoke(lambda_context))
+
+
+def test_a_hanging_provider_is_recorded_and_the_step_returns_by_the_deadline(
+    stack: dict[str, str],
+    intel: FakeIntel,
+    resolved: list[str],
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN sharing is on and VirusTotal hangs, with a 1 s deadline
+    monkeypatch.setenv("SHARE_ADDRESSES_WITH_THIRD_PARTIES", "true")
+    intel.hang("/ip_addresses/")
+    started = time.monotonic()
+
+    # WHEN the brute force is enriched
+    result = invoke(lambda_context)
+
+    # THEN the step returned on time, VirusTotal timed out and the others still count
+    assert time.monotonic() - started < 2.5
+    [action] = result["actions"]
+    assert action["after"]["sources"]["virustotal"]["status"] == "timeout"
+    assert "virustotal: timed out" in action["reason"]
+    assert result["verdicts"][0]["verdict"] == "malicious"
