@@ -1,4 +1,4 @@
-"""`firebreak run` and `firebreak demo`: events through the stack on the embedded local AWS (contracts/CLI.md)."""
+"""`firebreak run`, `demo`, `feeds sync` and `report --stix` on the embedded local AWS (contracts/CLI.md)."""
 
 from __future__ import annotations
 
@@ -64,11 +64,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--template", default="template.yaml", help="the SAM template (default: ./template.yaml)")
     demo = commands.add_parser("demo", help="run the bundled scenarios")
     demo.add_argument("--template", default="template.yaml")
+    feeds = commands.add_parser("feeds", help="threat feeds on the embedded local AWS")
+    feed_commands = feeds.add_subparsers(dest="feeds_command", required=True)
+    feeds_sync = feed_commands.add_parser("sync", help="sync feed configurations into the feed IPSets, in order")
+    feeds_sync.add_argument("feed_files", nargs="+", metavar="FEED_FILE")
+    feeds_sync.add_argument("--json", action="store_true", help="print one JSON document")
+    feeds_sync.add_argument("--template", default="template.yaml")
+    report = commands.add_parser("report", help="what the record of one incident holds")
+    report.add_argument("incident", metavar="INCIDENT_ID", help="the incident id (fb-...) or the finding id")
+    report.add_argument("--stix", action="store_true", required=True, help="print its STIX 2.1 bundle")
+    report.add_argument("--events", nargs="+", required=True, metavar="EVENT_FILE", help="events to run first")
+    report.add_argument("--template", default="template.yaml")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("feeds", "report"):
+        return _local_command(args)
     if args.command == "demo":
         root = Path(args.template).resolve().parent
         files = [str(root / name) for name in DEMO_EVENTS]
@@ -80,6 +93,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"firebreak: {UNAVAILABLE['approval']}", file=sys.stderr)
         return 2
     return run(args.event_files, template=Path(args.template), as_json=args.json, mode=args.mode)
+
+
+def _local_command(args: argparse.Namespace) -> int:
+    """`feeds sync` and `report --stix`: handler output goes to stderr, stdout carries the command's own."""
+    template = Path(args.template)
+    if not template.is_file():
+        print(f"firebreak: {template}: no such template", file=sys.stderr)
+        return 2
+    out: IO[str] = sys.stdout
+    sys.stdout = sys.stderr
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    try:
+        if args.command == "feeds":
+            from firebreak_local.feeds import sync
+
+            return sync(args.feed_files, template, args.json, out)
+        from firebreak_local.sharing import report_stix
+
+        return report_stix(args.incident, args.events, template, out)
+    finally:
+        sys.stdout = out
 
 
 def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None) -> int:

@@ -206,6 +206,11 @@ class Engine:
         arn = f"arn:aws:securityhub:{REGION}:{ACCOUNT_ID}:action/custom/{props['Id']}"
         return Resource(ref=arn, attributes={"Arn": arn})
 
+    def _bucket(self, logical_id: str, props: dict[str, Any]) -> Resource:
+        name = props.get("BucketName") or self._physical_name(logical_id).lower()
+        self.client("s3").create_bucket(Bucket=name)
+        return Resource(ref=name, attributes={"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"})
+
     def _function(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("FunctionName") or self._physical_name(logical_id)
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
@@ -330,6 +335,33 @@ class Engine:
             api_calls=api_calls,
         )
 
+    def run_machine(self, logical_id: str, payload: Any) -> Execution:
+        """Start one of the stack's state machines directly (as its schedule would) and wait, bounded, for the end."""
+        self.api_calls.take()
+        sfn = self.client("stepfunctions")
+        started = time.perf_counter()
+        with self.api_calls.quiet():
+            arn = sfn.start_execution(
+                stateMachineArn=self.resources[logical_id].ref, name=str(uuid.uuid4()), input=json.dumps(payload)
+            )["executionArn"]
+        description = self._wait(arn, started)
+        duration_ms = (time.perf_counter() - started) * 1000
+        api_calls = dict(self.api_calls.take())
+        with self.api_calls.quiet():
+            states, transitions = self._entered_states(arn)
+        failed = description["status"] != "SUCCEEDED"
+        return Execution(
+            arn=arn,
+            status=description["status"],
+            output=json.loads(description["output"]) if description.get("output") else None,
+            error=description.get("error") if failed else None,
+            cause=description.get("cause") if failed else None,
+            states=states,
+            transitions=transitions,
+            duration_ms=duration_ms,
+            api_calls=api_calls,
+        )
+
     def _wait(self, arn: str, started: float) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         delay = 0.002
@@ -395,6 +427,7 @@ _PROVISIONERS: dict[str, Callable[[Engine, str, dict[str, Any]], Resource]] = {
     "AWS::Serverless::Function": Engine._function,
     "AWS::Serverless::LayerVersion": Engine._layer,
     "AWS::Serverless::StateMachine": Engine._state_machine,
+    "AWS::S3::Bucket": Engine._bucket,
 }
 
 

@@ -21,6 +21,7 @@ PLAYBOOK_STATES = [
     "Block Addresses",
     "Notify Responders",
     "Record Outcome",
+    "Export Stix Bundle",
     "Did Response Fail?",
 ]
 
@@ -151,7 +152,7 @@ def test_permanent_block_error_fails_the_incident_truthfully(engine: Engine) -> 
 
     # THEN the execution fails, the record and the message say FAILED, and nothing was blocked
     assert execution.status == "FAILED"
-    assert execution.states[-3:] == ["Record Outcome", "Did Response Fail?", "Response Failed"]
+    assert execution.states[-4:] == ["Record Outcome", "Export Stix Bundle", "Did Response Fail?", "Response Failed"]
     failed = report(execution)
     assert failed["status"] == "FAILED"
     assert outcomes(execution, "block_ip") == {"45.155.205.233": "failed"}

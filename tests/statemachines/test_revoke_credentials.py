@@ -25,6 +25,7 @@ PLAYBOOK_STATES = [
     "Playbook Complete",
     "Notify Responders",
     "Record Outcome",
+    "Export Stix Bundle",
     "Did Response Fail?",
     "Response Complete",
 ]

@@ -13,5 +13,17 @@ class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
 
 
+class FeedConfigInvalid(FirebreakError):
+    """The feed configuration document is not valid JSON or breaks its schema; no feed is synced."""
+
+
+class FeedFetchFailed(FirebreakError):
+    """A feed could not be downloaded whole; its addresses stay as they were."""
+
+
+class FeedParseFailed(FirebreakError):
+    """A feed was downloaded but is not the format its configuration says; its addresses stay as they were."""
+
+
 class IamUnavailable(FirebreakError):
     """IAM throttled or failed after the SDK's own retries; every revocation step is safe to run again."""

@@ -78,3 +78,49 @@ def add_addresses(
             continue
         return AddResult(added=tuple(missing), already_present=present, update_calls=attempt + 1)
     raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: int
+    update_calls: int
+
+
+def sync_addresses(
+    waf: WAFV2Client,
+    ipset: IpSetRef,
+    wanted: Iterable[str],
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncResult:
+    """Make the IPSet hold exactly `wanted`; no UpdateIPSet at all when it already does.
+
+    UpdateIPSet replaces the whole list, so the difference is applied to what was read under the same LockToken.
+    """
+    target = {_canonical(cidr) for cidr in wanted}
+    if len(target) > IPSET_CAPACITY:
+        raise BlockFailed(f"IPSet {ipset.name} would exceed {IPSET_CAPACITY} addresses")
+    for attempt in range(LOCK_ATTEMPTS):
+        response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
+        current = {_canonical(address) for address in response["IPSet"]["Addresses"]}
+        added, removed = sorted(target - current), sorted(current - target)
+        if not added and not removed:
+            return SyncResult(added=(), removed=(), unchanged=len(current), update_calls=attempt)
+        try:
+            waf.update_ip_set(
+                Name=ipset.name,
+                Scope=ipset.scope,
+                Id=ipset.id,
+                Addresses=sorted(target),
+                LockToken=response["LockToken"],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
+                raise
+            sleep(random.uniform(0.05, 0.2) * 2**attempt)
+            continue
+        return SyncResult(
+            added=tuple(added), removed=tuple(removed), unchanged=len(current & target), update_calls=attempt + 1
+        )
+    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
