@@ -18,11 +18,13 @@ SCENARIOS = {
     "block-ip (sample, dry-run)": "guardduty_sample_rdp_brute_force",
     "contain-instance": "guardduty_crypto_mining",
     "contain-instance + block C&C": "guardduty_c2_outbound",
+    "revoke-credentials (user)": "guardduty_iam_user_key_compromised",
+    "revoke-credentials (role)": "guardduty_access_key_malicious_ip",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
 RUNS = 15
-_ATTACKERS = ("45.155.205.233", "185.220.101.47")
+_ATTACKERS = ("45.155.205.233", "185.220.101.47", "146.70.119.82", "103.151.103.15")
 
 
 def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:

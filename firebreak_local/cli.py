@@ -18,6 +18,9 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_port_probe_high.json",
     "events/eventbridge/guardduty_crypto_mining.json",
     "events/eventbridge/guardduty_c2_outbound.json",
+    "events/eventbridge/guardduty_iam_user_key_compromised.json",
+    "events/eventbridge/guardduty_access_key_malicious_ip.json",
+    "events/eventbridge/guardduty_root_credential_usage.json",
     "events/eventbridge/guardduty_malformed.json",
 )
 UNAVAILABLE = {

@@ -48,4 +48,7 @@ def summary(document: dict[str, Any], out: IO[str]) -> None:
         )
     blocked = ", ".join(world["blocked_ips"]) or "none"
     out.write(f"\n  WAF block list: {blocked}\n")
+    if world.get("access_keys") or world.get("revoked_roles"):
+        keys = ", ".join(f"{key} {status}" for key, status in world.get("access_keys", {}).items()) or "none"
+        out.write(f"  Access keys: {keys}   Revoked roles: {', '.join(world.get('revoked_roles', [])) or 'none'}\n")
     out.write(f"  Incident records: {world['incidents']}   Notifications sent: {len(world['notifications'])}\n")

@@ -7,6 +7,7 @@ the `.sync` polling interval, and counts the AWS API calls moto serves.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import importlib
 import itertools
@@ -35,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 PINNED_MOTO = "5.2.5"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -214,6 +216,22 @@ def _case_sfn_arguments() -> None:
     StateTaskServiceSfn._normalise_response = response  # type: ignore[method-assign,assignment]
 
 
+def _iso_execution_start_time() -> None:
+    """moto puts the execution's start into the context object as a datetime; AWS gives ISO 8601 text."""
+    original = ExecutionWorker._get_evaluation_environment
+
+    def environment(worker: Any) -> Any:
+        env = original(worker)
+        execution = env.states.context_object.context_object_data["Execution"]
+        start = execution["StartTime"]
+        if isinstance(start, datetime.datetime):
+            start = start if start.tzinfo else start.replace(tzinfo=datetime.UTC)
+            execution["StartTime"] = start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return env
+
+    ExecutionWorker._get_evaluation_environment = environment  # type: ignore[method-assign,assignment]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 
 
@@ -246,6 +264,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
+    _iso_execution_start_time()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from firebreak.credentials import manual_steps
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
 from firebreak.models import Incident, Mode, Playbook, Triage
@@ -17,7 +18,9 @@ logger = Logger()
 
 EXEMPT_TAG = "firebreak:exempt"
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
-DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.NOTIFY_ONLY})
+DEPLOYED_PLAYBOOKS = frozenset(
+    {Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY}
+)
 
 
 def product_company(incident: Incident) -> str | None:
@@ -42,6 +45,9 @@ def triage(incident: Incident, settings: Settings) -> Triage:
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
     escalation = escalation_for(incident, routed.playbook, routed.name, settings)
     playbook = Playbook.NOTIFY_ONLY if exempt or escalation else routed.playbook
+    if escalation is None and playbook is Playbook.NOTIFY_ONLY:
+        # Root, AWS service and federated principals: no policy here can stop them, so tell a person what to do.
+        escalation = manual_steps(incident)
     return Triage(
         incident_id=incident_id_for(incident),
         incident=incident,

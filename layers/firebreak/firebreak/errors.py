@@ -31,3 +31,7 @@ class InstanceNotFound(FirebreakError):
 
 class QuarantineGroupUnavailable(FirebreakError):
     """Firebreak cannot find or create a security group it can trust to hold an instance in quarantine."""
+
+
+class IamUnavailable(FirebreakError):
+    """IAM throttled or failed after the SDK's own retries; every revocation step is safe to run again."""

@@ -227,6 +227,7 @@ def _guardduty_principal(details: _Node) -> dict[str, Any]:
         "access_key_id": details.text("accessKeyId", 128),
         "principal_type": _principal_type(details.text("userType", 64)),
         "principal_name": details.text("userName", printable=True),
+        "principal_id": details.text("principalId", 256, printable=True),
     }
 
 
@@ -321,6 +322,7 @@ def _asff_principal(resources: list[_Node]) -> dict[str, Any]:
             "access_key_id": key_id,
             "principal_type": _principal_type(details.text("PrincipalType", 64)),
             "principal_name": details.text("PrincipalName", printable=True) or details.text("UserName", printable=True),
+            "principal_id": details.text("PrincipalId", 256, printable=True),
         }
     return {}
 

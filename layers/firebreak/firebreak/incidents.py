@@ -10,6 +10,9 @@ from firebreak.models import Action, ActionType, Incident, IncidentStatus, Mode,
 # Actions that change the account; enrichment, notification and records do not contain anything.
 CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
+# A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
+# incident, whatever else it blocked.
+_MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
 
 
 def incident_id_for(incident: Incident) -> str:
@@ -29,4 +32,7 @@ def final_status(playbook: Playbook, mode: Mode, actions: Iterable[Action], supp
         return IncidentStatus.PARTIALLY_CONTAINED if done else IncidentStatus.FAILED
     if mode is Mode.DRY_RUN and playbook is not Playbook.NOTIFY_ONLY:
         return IncidentStatus.DRY_RUN
+    main = _MAIN_ACTION.get(playbook)
+    if done and main is not None and not any(action.type is main for action in done):
+        return IncidentStatus.PARTIALLY_CONTAINED
     return IncidentStatus.CONTAINED if done else IncidentStatus.NOTIFIED

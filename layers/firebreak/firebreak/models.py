@@ -122,6 +122,8 @@ class Incident:
     access_key_id: str | None = None
     principal_type: str | None = None
     principal_name: str | None = None
+    # The caller's unique id; for an assumed role AROA…:<session name>, which EC2 sets to the instance id.
+    principal_id: str | None = None
     action_type: str | None = None
     direction: str | None = None
     remote_ips: tuple[str, ...] = ()

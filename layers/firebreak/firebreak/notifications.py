@@ -42,9 +42,30 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
         for action in actions
         if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST
     ]
-    if not blocked:
+    steps = [revoke_undo(action) for action in actions if action.type is ActionType.REVOKE_CREDENTIALS]
+    if blocked:
+        steps.append("remove " + ", ".join(blocked) + " from the Firebreak WAF IPSets (blocked-ipv4 / blocked-ipv6)")
+    return "; ".join(step for step in steps if step) or None
+
+
+def revoke_undo(action: Action) -> str | None:
+    """The command that reverses one applied revocation step, read from its recorded before-state."""
+    before = action.before
+    if action.outcome is not Outcome.APPLIED:
         return None
-    return "remove " + ", ".join(blocked) + " from the Firebreak WAF IPSets (blocked-ipv4 / blocked-ipv6)"
+    if "access_key_id" in before:
+        return (
+            f"aws iam update-access-key --user-name {before['user']} --access-key-id {before['access_key_id']}"
+            f" --status {before['status']}"
+        )
+    if "policy_name" in before:
+        kind = "user" if "user" in before else "role"
+        if before.get("document") is not None:
+            return f"restore the previous {before['policy_name']} of {kind} {before[kind]} from the incident record"
+        return f"aws iam delete-{kind}-policy --{kind}-name {before[kind]} --policy-name {before['policy_name']}"
+    if before.get("login_profile"):
+        return f"aws iam create-login-profile --user-name {before['user']} (a new password)"
+    return None
 
 
 def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> str:
@@ -60,6 +81,8 @@ def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], e
         + (f" ({incident.resource_role})" if incident.resource_role else ""),
         f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
     ]
+    if incident.principal_type:
+        lines.insert(-1, f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip())
     if triage.suppressed_reason:
         lines.append(f"Suppressed: {triage.suppressed_reason}")
     if triage.escalation:
@@ -87,6 +110,7 @@ def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], 
         "status": status.value,
         "playbook": triage.playbook.value,
         "mode": triage.mode.value,
+        "escalation": triage.escalation,
         "execution_arn": execution_arn,
         "finding": triage.incident.to_dict(),
         "actions": [action.to_dict() for action in actions],

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from firebreak.models import Mode, Playbook
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode.
+PLAYBOOK_MODE_VARIABLES = {
+    Playbook.BLOCK_IP: "BLOCK_IP_MODE",
+    Playbook.REVOKE_CREDENTIALS: "REVOKE_CREDENTIALS_MODE",
+}
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,17 @@ class Settings:
     def from_env(cls) -> Settings:
         """Read per invocation, not at import: the local engine runs every function in one process."""
         env = os.environ
-        block_ip_mode = env.get("BLOCK_IP_MODE", "inherit")
         return cls(
             incident_table=env.get("INCIDENT_TABLE_NAME", ""),
             responder_topic_arn=env.get("RESPONDER_TOPIC_ARN", ""),
             blocked_ipv4_set_arn=env.get("BLOCKED_IPV4_SET_ARN", ""),
             blocked_ipv6_set_arn=env.get("BLOCKED_IPV6_SET_ARN", ""),
             response_mode=Mode(env.get("RESPONSE_MODE", Mode.ENFORCE)),
-            playbook_modes=() if block_ip_mode == "inherit" else ((Playbook.BLOCK_IP, Mode(block_ip_mode)),),
+            playbook_modes=tuple(
+                (playbook, Mode(env[variable]))
+                for playbook, variable in PLAYBOOK_MODE_VARIABLES.items()
+                if env.get(variable, "inherit") != "inherit"
+            ),
             allow_list=parse_cidrs(env.get("ALLOW_LIST_CIDRS", "")),
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
             trusted_product_companies=tuple(

@@ -141,7 +141,7 @@ def test_block_ip_mode_enforce_overrides_a_dry_run_stack(
 
     # THEN block-ip enforces, while other playbooks keep the stack's dry-run mode
     assert (blocked["playbook"], blocked["mode"]) == ("block-ip", "enforce")
-    assert (notified["playbook"], notified["mode"]) == ("notify-only", "dry-run")
+    assert (notified["playbook"], notified["mode"]) == ("contain-instance", "dry-run")
 
 
 def test_block_ip_mode_dry_run_overrides_an_enforcing_stack(
@@ -158,8 +158,14 @@ def test_block_ip_mode_dry_run_overrides_an_enforcing_stack(
     assert (result["playbook"], result["mode"]) == ("block-ip", "dry-run")
 
 
-def test_crypto_mining_is_escalated_to_people_naming_contain_instance(lambda_context: LambdaContext) -> None:
-    # GIVEN a crypto-mining finding, which calls for containing the instance, a playbook this stack does not run
+def test_finding_for_an_undeployed_playbook_is_escalated_to_people(
+    lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a crypto-mining finding, which calls for containing the instance, on a stack without that playbook
+    from functions.parse_finding import app
+
+    monkeypatch.setattr(app, "DEPLOYED_PLAYBOOKS", app.DEPLOYED_PLAYBOOKS - {app.Playbook.CONTAIN_INSTANCE})
+
     # WHEN it is triaged
     result = invoke(detail("guardduty_crypto_mining"), lambda_context)
 
