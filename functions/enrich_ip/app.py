@@ -17,7 +17,13 @@ logger = Logger()
 def enrich(incident: Incident, settings: Settings) -> tuple[list[Verdict], list[Action]]:
     verdicts = [verdict_for(address, incident, settings.allow_list) for address in incident.remote_ips]
     actions = [
-        Action(ActionType.ENRICH_IP, v.address, Outcome.APPLIED, f"{v.verdict} ({v.score}): " + "; ".join(v.evidence))
+        Action(
+            ActionType.ENRICH_IP,
+            v.address,
+            Outcome.APPLIED,
+            f"{v.verdict} ({v.score}): " + "; ".join(v.evidence),
+            after={"verdict": v.verdict, "score": v.score, "evidence": list(v.evidence)},
+        )
         for v in verdicts
     ]
     return verdicts, actions

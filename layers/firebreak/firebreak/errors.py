@@ -11,3 +11,7 @@ class FindingRejected(FirebreakError):
 
 class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
+
+
+class IncidentNotFound(FirebreakError):
+    """A release named an incident the incident table does not hold."""

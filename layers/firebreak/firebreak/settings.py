@@ -22,6 +22,11 @@ class Settings:
     allow_list: tuple[IpNetwork, ...]
     max_addresses_per_incident: int
     trusted_product_companies: tuple[str, ...] = ("aws",)
+    release_state_machine_arn: str = ""
+    chat_format: str = "none"
+    write_back_guardduty: bool = False
+    notify_on_start: bool = False
+    event_bus_name: str = "default"
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -44,6 +49,11 @@ class Settings:
             trusted_product_companies=tuple(
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),
+            release_state_machine_arn=env.get("RELEASE_STATE_MACHINE_ARN", ""),
+            chat_format=env.get("CHAT_NOTIFICATION_FORMAT", "none"),
+            write_back_guardduty=env.get("WRITE_BACK_GUARDDUTY", "false").lower() == "true",
+            notify_on_start=env.get("NOTIFY_ON_START", "false").lower() == "true",
+            event_bus_name=env.get("INCIDENT_EVENT_BUS_NAME", "default"),
         )
 
 
