@@ -6,20 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
-from firebreak.errors import FirebreakError
-from firebreak.incident_events import (
-    METRICS_NAMESPACE,
-    TIME_TO_CONTAIN,
-    content_changed,
-    put_events_entry,
-    status_changed,
-)
+from firebreak.errors import EventNotPublished
+from firebreak.incident_events import content_changed, emit_time_to_contain, put_events_entry, status_changed
 from firebreak.models import IncidentStatus, utc_now
 from firebreak.notifications import started_subject, started_summary
 from firebreak.postmortem import render
@@ -27,25 +20,14 @@ from firebreak.records import IncidentRecord, plain
 from firebreak.settings import Settings
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-class EventNotPublished(FirebreakError):
-    """EventBridge refused the status-change event; the stream retries the record."""
+# Failed records are reported, never raised: Lambda retries from the first failed sequence number either way.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
 def publish_status(events: Any, record: IncidentRecord, previous: str | None, settings: Settings) -> None:
     response = events.put_events(Entries=[put_events_entry(record, previous, settings.event_bus_name)])
     if response.get("FailedEntryCount"):
         raise EventNotPublished(str(response["Entries"][0].get("ErrorMessage") or response["Entries"][0]))
-
-
-def record_time_to_contain(record: IncidentRecord) -> None:
-    seconds = record.time_to_contain()
-    if seconds is None or record.playbook is None:
-        return
-    with single_metric(TIME_TO_CONTAIN, MetricUnit.Seconds, max(seconds, 0.0), namespace=METRICS_NAMESPACE) as metric:
-        metric.add_dimension(name="playbook", value=record.playbook)
 
 
 def store_report(dynamodb: Any, table: str, record: IncidentRecord, settings: Settings) -> None:
@@ -87,7 +69,7 @@ def handle(record: DynamoDBRecord) -> None:
         publish_status(aws.client("events"), incident, previous, settings)
         logger.info("Published status change", extra={"incident_id": incident.incident_id, "status": incident.status})
         if incident.status == IncidentStatus.CONTAINED:
-            record_time_to_contain(incident)
+            emit_time_to_contain(incident)
         if incident.status == IncidentStatus.OPEN and settings.notify_on_start:
             tell_started(aws.client("sns"), incident, settings)
     store_report(aws.client("dynamodb"), settings.incident_table, incident, settings)

@@ -3,7 +3,6 @@ notification}; undoes, from the incident record, what the playbook changed (fire
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -11,15 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
 from firebreak.errors import IncidentNotFound
-from firebreak.models import IncidentStatus, utc_now
+from firebreak.models import ActionType, IncidentStatus, utc_now
 from firebreak.notifications import release_message, release_subject
-from firebreak.records import IncidentRecord, plain
+from firebreak.records import IncidentRecord, block_holders, plain
 from firebreak.release import ReleasePlan, release
 from firebreak.settings import Settings
 from firebreak.undo import ReleaseContext
 
 logger = Logger()
-SCAN_CHUNK = 20  # CIDRs per scan filter, well inside DynamoDB's expression size limit
 
 
 def read_record(dynamodb: Any, table: str, incident_id: str) -> IncidentRecord:
@@ -27,29 +25,6 @@ def read_record(dynamodb: Any, table: str, incident_id: str) -> IncidentRecord:
     if not item:
         raise IncidentNotFound(f"no incident {incident_id} in {table}")
     return IncidentRecord.from_item(plain(item))
-
-
-def holders(
-    dynamodb: Any, table: str, incident_id: str, cidrs: Sequence[str]
-) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
-    """Which other incidents still hold each CIDR, and which CIDRs any incident added. A scan: releases are rare."""
-    held: dict[str, list[str]] = {}
-    added: set[str] = set()
-    for start in range(0, len(cidrs), SCAN_CHUNK):
-        chunk = list(cidrs)[start : start + SCAN_CHUNK]
-        names = {f":c{i}": {"S": cidr} for i, cidr in enumerate(chunk)}
-        terms = [f"contains(blocked_addresses, {n}) OR contains(added_addresses, {n})" for n in names]
-        scan = {"TableName": table, "FilterExpression": " OR ".join(terms), "ExpressionAttributeValues": names}
-        for page in dynamodb.get_paginator("scan").paginate(
-            **scan, ProjectionExpression="incident_id, blocked_addresses, added_addresses"
-        ):
-            for item in map(plain, page["Items"]):
-                added.update(cidr for cidr in chunk if cidr in (item.get("added_addresses") or ()))
-                if item["incident_id"] != incident_id:
-                    for cidr in chunk:
-                        if cidr in (item.get("blocked_addresses") or ()):
-                            held.setdefault(cidr, []).append(item["incident_id"])
-    return {cidr: tuple(ids) for cidr, ids in held.items()}, frozenset(added)
 
 
 @logger.inject_lambda_context
@@ -60,8 +35,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     dynamodb = aws.client("dynamodb")
     record = read_record(dynamodb, settings.incident_table, event["input"]["incident_id"])
     plan = ReleasePlan.from_record(record)
-    cidrs = [a.target for a in plan.pending if a.type.value == "block_ip"]
-    held, added = holders(dynamodb, settings.incident_table, record.incident_id, cidrs) if cidrs else ({}, frozenset())
+    cidrs = [action.target for action in plan.pending if action.type is ActionType.BLOCK_IP]
+    held, added = block_holders(dynamodb, settings.incident_table, record.incident_id, cidrs)
     region = record.incident.region if record.incident else None
     undo_context = ReleaseContext(record.incident_id, lambda service: aws.client(service, region=region), held, added)
     result = release(plan, undo_context, record.blocked_addresses)

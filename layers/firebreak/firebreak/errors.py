@@ -15,3 +15,7 @@ class BlockFailed(FirebreakError):
 
 class IncidentNotFound(FirebreakError):
     """A release named an incident the incident table does not hold."""
+
+
+class EventNotPublished(FirebreakError):
+    """EventBridge refused an incident status-change event; the stream hands the record back to be retried."""

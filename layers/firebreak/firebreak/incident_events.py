@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from firebreak.records import IncidentRecord
 
 SOURCE = "firebreak"
@@ -83,3 +85,12 @@ def put_events_entry(record: IncidentRecord, previous: str | None, bus_name: str
         "Resources": [record.execution_arn] if record.execution_arn else [],
         "EventBusName": bus_name,
     }
+
+
+def emit_time_to_contain(record: IncidentRecord) -> None:
+    """TimeToContain (finding first seen -> CONTAINED, seconds) per playbook, as an embedded-metric log line."""
+    seconds = record.time_to_contain()
+    if seconds is None or record.playbook is None:
+        return
+    with single_metric(TIME_TO_CONTAIN, MetricUnit.Seconds, max(seconds, 0.0), namespace=METRICS_NAMESPACE) as metric:
+        metric.add_dimension(name="playbook", value=record.playbook)

@@ -11,7 +11,7 @@ incident holds in the block lists now, and `added_addresses`, those it put there
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from firebreak.models import Action, Incident, Mode, Playbook, Triage, actions_from
 
 _DESERIALIZER = TypeDeserializer()
+SCAN_CHUNK = 20  # CIDRs per scan filter, well inside DynamoDB's expression size limit
 
 
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,3 +122,31 @@ class IncidentRecord:
         if self.incident is None or self.playbook is None or self.mode is None:
             return None
         return Triage(self.incident_id, self.incident, Playbook(self.playbook), Mode(self.mode))
+
+
+def block_holders(
+    dynamodb: Any, table: str, incident_id: str, cidrs: Sequence[str]
+) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    """Which other incidents still hold each CIDR in the block lists, and which CIDRs any incident added itself.
+
+    A filtered scan of the incident table: releases are rare and the table holds one small item per incident.
+    """
+    held: dict[str, list[str]] = {}
+    added: set[str] = set()
+    for start in range(0, len(cidrs), SCAN_CHUNK):
+        chunk = list(cidrs[start : start + SCAN_CHUNK])
+        values = {f":c{index}": {"S": cidr} for index, cidr in enumerate(chunk)}
+        terms = [f"contains(blocked_addresses, {name}) OR contains(added_addresses, {name})" for name in values]
+        pages = dynamodb.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression=" OR ".join(terms),
+            ExpressionAttributeValues=values,
+            ProjectionExpression="incident_id, blocked_addresses, added_addresses",
+        )
+        for item in (plain(item) for page in pages for item in page["Items"]):
+            added.update(cidr for cidr in chunk if cidr in (item.get("added_addresses") or ()))
+            if item["incident_id"] != incident_id:
+                for cidr in chunk:
+                    if cidr in (item.get("blocked_addresses") or ()):
+                        held.setdefault(cidr, []).append(item["incident_id"])
+    return {cidr: tuple(ids) for cidr, ids in held.items()}, frozenset(added)

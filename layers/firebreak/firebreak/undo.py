@@ -115,8 +115,10 @@ def undo_isolate_instance(action: Action, context: ReleaseContext) -> Action:
     ec2.modify_instance_attribute(
         InstanceId=instance_id, DisableApiTermination={"Value": bool(before["termination_protection"])}
     )
+    # The Attribute/Value form: moto 5.2.5 ignores InstanceInitiatedShutdownBehavior={"Value": ...} (and resets the
+    # instance's groups instead); both forms are the same call to EC2.
     ec2.modify_instance_attribute(
-        InstanceId=instance_id, InstanceInitiatedShutdownBehavior={"Value": before["shutdown_behavior"]}
+        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior", Value=before["shutdown_behavior"]
     )
     notes = ["interfaces back in their groups"]
     if before.get("auto_scaling_group"):
@@ -170,10 +172,11 @@ def undo_revoke_credentials(action: Action, context: ReleaseContext) -> Action:
     if problems:
         return conflict(action, found, problems)
     iam.update_access_key(UserName=user, AccessKeyId=key, Status=before["key_status"])
-    left = {"key_status": before["key_status"], "deny_policy": deny}
-    if deny not in before.get("policy_names", ()):
-        iam.delete_user_policy(UserName=user, PolicyName=deny)
-        left["deny_policy"] = None
+    if deny in before.get("policy_names", ()):
+        left = {"key_status": before["key_status"], "deny_policy": deny}
+        return released(action, found, left, f"key {before['key_status']}; {deny} existed before, left on {user}")
+    iam.delete_user_policy(UserName=user, PolicyName=deny)
+    left = {"key_status": before["key_status"], "deny_policy": None}
     return released(action, found, left, f"key {before['key_status']}, {deny} deleted from user {user}")
 
 
