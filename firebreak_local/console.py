@@ -49,3 +49,8 @@ def summary(document: dict[str, Any], out: IO[str]) -> None:
     blocked = ", ".join(world["blocked_ips"]) or "none"
     out.write(f"\n  WAF block list: {blocked}\n")
     out.write(f"  Incident records: {world['incidents']}   Notifications sent: {len(world['notifications'])}\n")
+    if "incident_events" in world:
+        out.write(
+            f"  Status events: {len(world['incident_events'])}   "
+            f"Security Hub updates: {len(world.get('finding_updates', []))}\n"
+        )

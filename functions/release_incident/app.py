@@ -51,7 +51,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "notification": {
             "subject": release_subject(result.status, result.previous_status, triage, record.incident_id),
             "message": release_message(
-                result.status, result.previous_status, triage, record.incident_id, result.entries, execution_arn
+                result.status,
+                result.previous_status,
+                triage,
+                record.incident_id,
+                result.entries,
+                execution_arn,
+                settings.chat_format,
             ),
         },
     }

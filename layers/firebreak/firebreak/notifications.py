@@ -266,7 +266,13 @@ def release_summary(
 
 
 def release_message(
-    status: str, previous: str, triage: Triage | None, incident_id: str, entries: Sequence[Action], execution_arn: str
+    status: str,
+    previous: str,
+    triage: Triage | None,
+    incident_id: str,
+    entries: Sequence[Action],
+    execution_arn: str,
+    chat_format: str = "none",
 ) -> str:
     """The release's publish, structured per protocol like the incident's own."""
     text = release_summary(status, previous, triage, incident_id, entries, execution_arn)
@@ -280,4 +286,24 @@ def release_message(
             "actions": [entry.to_dict() for entry in entries],
         }
     )
-    return json.dumps({"default": text, "email": text, "sqs": machine, "lambda": machine, "https": machine})
+    https = machine
+    if chat_format == "chatbot":
+        title = release_subject(status, previous, triage, incident_id)
+        lines = [
+            f"• `{e.type.value}` {e.target}: *{e.outcome.value}*" + (f" ({e.reason})" if e.reason else "")
+            for e in entries
+        ]
+        chat = {
+            "version": "1.0",
+            "source": "custom",
+            "id": f"{incident_id}-release-{status}",
+            "content": {
+                "textType": "client-markdown",
+                "title": title,
+                "description": "\n".join(lines)[:CHATBOT_DESCRIPTION_LIMIT],
+                "keywords": [status, "release"],
+            },
+            "metadata": {"threadId": incident_id, "summary": title, "eventType": "FirebreakRelease"},
+        }
+        https = json.dumps(chat)
+    return json.dumps({"default": text, "email": text, "sqs": machine, "lambda": machine, "https": https})

@@ -12,6 +12,7 @@ from firebreak.notifications import (
     SUBJECT_LIMIT,
     chatbot_notification,
     document,
+    release_message,
     sns_message,
     started_subject,
     subject,
@@ -141,3 +142,24 @@ def test_chatbot_notification_is_told_even_without_changes() -> None:
 
     # THEN it has no undo step
     assert not any(step.startswith("Undo") for step in chat["content"]["nextSteps"])
+
+
+def test_release_message_tells_what_was_undone_and_what_was_refused() -> None:
+    # GIVEN a release that removed one block and refused another that a person changed
+    entries = [
+        Action(ActionType.BLOCK_IP, "194.26.29.102/32", Outcome.RELEASED, "removed from WAF IPSet blocked-ipv4"),
+        Action(ActionType.BLOCK_IP, "198.51.100.7/32", Outcome.SKIPPED, "conflict: changed since Firebreak acted"),
+    ]
+
+    # WHEN the message is built, with the Chatbot format on
+    message = json.loads(
+        release_message("PARTIALLY_CONTAINED", "CONTAINED", triage(), "fb-1", entries, EXECUTION, "chatbot")
+    )
+
+    # THEN the text says it is not fully released and why; queues get JSON; Chatbot a custom notification
+    assert "not fully released, now PARTIALLY_CONTAINED (was CONTAINED)" in message["email"]
+    assert "- block_ip 198.51.100.7/32: skipped (conflict: changed since Firebreak acted)" in message["email"]
+    assert json.loads(message["sqs"])["previous_status"] == "CONTAINED"
+    chat = json.loads(message["https"])
+    assert (chat["version"], chat["source"], chat["metadata"]["threadId"]) == ("1.0", "custom", "fb-1")
+    assert chat["content"]["title"].startswith("Firebreak RELEASE INCOMPLETE (PARTIALLY_CONTAINED)")
