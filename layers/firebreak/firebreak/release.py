@@ -79,13 +79,17 @@ class ReleasePlan:
 
     @property
     def pending(self) -> tuple[Action, ...]:
-        """Containment actions that changed the account, recorded their state, and are not released yet."""
+        """Containment actions that changed the account, recorded their state, and are not released yet.
+
+        Only block_ip counts what was already in place: an address an incident relies on is shared with others, so
+        the last holder removes it. An instance found already isolated, or a key found already inactive, is left.
+        """
         released = {(a.type, a.target) for a in self.releases if a.outcome is Outcome.RELEASED}
         return tuple(
             action
             for action in self.actions or ()
             if action.type in CONTAINMENT_ACTIONS
-            and action.outcome in _HELD
+            and (action.outcome is Outcome.APPLIED or (action.type is ActionType.BLOCK_IP and action.outcome in _HELD))
             and action.after
             and (action.type, action.target) not in released
         )

@@ -342,6 +342,15 @@ def test_plan_undoes_only_recorded_changes_not_yet_released(ipset: dict[str, str
     assert ReleasePlan("fb-incident", "CONTAINED", actions, releases).pending == (pending,)
 
 
+def test_plan_leaves_an_isolation_the_incident_found_in_place(aws: None) -> None:
+    # GIVEN an instance the playbook found already isolated (by an earlier incident or a person)
+    state = {"interfaces": {"eni-1": ["sg-quarantine"]}}
+    found = Action(ActionType.ISOLATE_INSTANCE, "i-1", Outcome.ALREADY_APPLIED, "already isolated", state, state)
+
+    # THEN releasing this incident does not undo it
+    assert ReleasePlan("fb-incident", "CONTAINED", (found,)).pending == ()
+
+
 def test_full_release_is_released_and_lets_go_of_the_addresses(ipset: dict[str, str]) -> None:
     # GIVEN a contained incident holding one block
     action = block(ipset, "203.0.113.7/32")
