@@ -24,9 +24,10 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_malformed.json",
 )
 UNAVAILABLE = {
-    "release": "--release needs the release workflow, which this stack does not have yet",
     "approval": "--mode approval needs the approval workflow, which this stack does not have yet",
 }
+# Results whose incident a release may act on: an incident was opened for them (duplicates share the first's).
+UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE"})
 
 
 class Unusable(Exception):
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--release", action="store_true", help="undo every incident after all events ran")
     run.add_argument("--approve", action="store_true", help="approve every approval request at once")
     run.add_argument("--template", default="template.yaml", help="the SAM template (default: ./template.yaml)")
+    run.add_argument("--report-dir", metavar="DIR", help="write each incident's post-incident report to DIR/<id>.md")
     demo = commands.add_parser("demo", help="run the bundled scenarios")
     demo.add_argument("--template", default="template.yaml")
     feeds = commands.add_parser("feeds", help="threat feeds on the embedded local AWS")
@@ -87,13 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(args.template).resolve().parent
         files = [str(root / name) for name in DEMO_EVENTS]
         return run(files, template=Path(args.template), as_json=False, mode=None)
-    if args.release:
-        print(f"firebreak: {UNAVAILABLE['release']}", file=sys.stderr)
-        return 2
     if args.mode == "approval":
         print(f"firebreak: {UNAVAILABLE['approval']}", file=sys.stderr)
         return 2
-    return run(args.event_files, template=Path(args.template), as_json=args.json, mode=args.mode)
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    return run(args.event_files, Path(args.template), args.json, args.mode, release=args.release, report_dir=report_dir)
 
 
 def _local_command(args: argparse.Namespace) -> int:
@@ -117,7 +117,14 @@ def _local_command(args: argparse.Namespace) -> int:
         sys.stdout = out
 
 
-def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None) -> int:
+def run(
+    files: Sequence[str],
+    template: Path,
+    as_json: bool,
+    mode: str | None,
+    release: bool = False,
+    report_dir: Path | None = None,
+) -> int:
     """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
     if not template.is_file():
         print(f"firebreak: {template}: no such template", file=sys.stderr)
@@ -127,12 +134,20 @@ def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None) -
     sys.stdout = sys.stderr
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
-        return _run(files, template, as_json, mode, out)
+        return _run(files, template, as_json, mode, out, release, report_dir)
     finally:
         sys.stdout = out
 
 
-def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, out: IO[str]) -> int:
+def _run(
+    files: Sequence[str],
+    template: Path,
+    as_json: bool,
+    mode: str | None,
+    out: IO[str],
+    release: bool = False,
+    report_dir: Path | None = None,
+) -> int:
     from firebreak_local import console, report
     from firebreak_local.engine import Engine
 
@@ -156,6 +171,14 @@ def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, 
             results.append(outcome)
             if not as_json:
                 console.timeline(outcome, out)
+        if release:
+            results = _release_all(engine, results, as_json, out)
+        if report_dir is not None:
+            from firebreak_local.postmortems import write_reports
+
+            ids = [item["incident_id"] for item in results if item["triggered"] and item.get("incident_id")]
+            for written in write_reports(engine, ids, report_dir):
+                print(f"firebreak: wrote {written}", file=sys.stderr)
         world = report.world(engine)
     document = {"version": 1, "results": results, "world": world}
     if as_json:
@@ -165,6 +188,27 @@ def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, 
     if unusable:
         return 2
     return 1 if any(item["status"] == "FAILED" and item["triggered"] for item in results) else 0
+
+
+def _release_all(engine: Any, results: list[dict[str, Any]], as_json: bool, out: IO[str]) -> list[dict[str, Any]]:
+    """Run the release machine once per incident, after every event ran; its result replaces the opening one's."""
+    from firebreak_local import console, report
+
+    released: set[str] = set()
+    updated = []
+    for item in results:
+        incident_id = item.get("incident_id")
+        if not item["triggered"] or not incident_id or item["status"] in UNRELEASED or incident_id in released:
+            updated.append(item)
+            continue
+        released.add(incident_id)
+        if not as_json:
+            console.progress(len(released), len(results), f"release {incident_id}", out)
+        item = report.released(item, engine.release(incident_id))
+        if not as_json:
+            console.timeline(item, out)
+        updated.append(item)
+    return updated
 
 
 if __name__ == "__main__":

@@ -52,3 +52,8 @@ def summary(document: dict[str, Any], out: IO[str]) -> None:
         keys = ", ".join(f"{key} {status}" for key, status in world.get("access_keys", {}).items()) or "none"
         out.write(f"  Access keys: {keys}   Revoked roles: {', '.join(world.get('revoked_roles', [])) or 'none'}\n")
     out.write(f"  Incident records: {world['incidents']}   Notifications sent: {len(world['notifications'])}\n")
+    if "incident_events" in world:
+        out.write(
+            f"  Status events: {len(world['incident_events'])}   "
+            f"Security Hub updates: {len(world.get('finding_updates', []))}\n"
+        )

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,16 @@ class Resource:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class StreamConsumer:
+    """A function's DynamoDB stream event source: the engine delivers new stream records after each execution."""
+
+    function_name: str
+    stream_arn: str
+    batch_size: int
+    iterator: str | None = None
+
+
 class Engine:
     """One emulated account with the stack deployed; use as a context manager."""
 
@@ -89,7 +100,13 @@ class Engine:
         self.environment: dict[str, str] = {}
         self._inboxes: list[str] = []
         self._notifications: list[dict[str, str]] = []
+        self._stream_consumers: list[StreamConsumer] = []
+        self._event_inbox: str | None = None
+        self._incident_events: list[dict[str, Any]] = []
+        # Stream consumers run after the execution that wrote, as Lambda polls a stream; their failures are kept here.
+        self.consumer_errors: list[dict[str, Any]] = []
         self.dispatcher, self.api_calls = runtime.install()
+        runtime.clear_finding_updates()
         self._mock: Any = None
         self.world: World
         self._stack = Stack(
@@ -111,6 +128,7 @@ class Engine:
         try:
             with self.api_calls.quiet():
                 self._provision()
+                self._observe_incident_events()
             self.world = World(self.client("ec2"), self.client("iam"))
         except BaseException:
             self._mock.stop()
@@ -122,6 +140,10 @@ class Engine:
         self._mock.stop()
 
     def client(self, service: str) -> Any:
+        if service == "dynamodbstreams":
+            # botocore addresses streams by account (<account>.streams-ddb...), a host moto does not serve.
+            endpoint = f"https://streams.dynamodb.{REGION}.amazonaws.com"
+            return boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
         return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
     # --- provisioning -------------------------------------------------------------------------------------------
@@ -152,18 +174,23 @@ class Engine:
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("TableName") or self._physical_name(logical_id)
+        stream = props.get("StreamSpecification")
         table = self.client("dynamodb").create_table(
             TableName=name,
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            **({"StreamSpecification": {"StreamEnabled": True, **stream}} if stream else {}),
         )["TableDescription"]
         if props.get("TimeToLiveSpecification"):
             # Recorded only: moto never expires items, so code must check expiry itself (as DynamoDB's lag demands).
             self.client("dynamodb").update_time_to_live(
                 TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
             )
-        return Resource(ref=name, attributes={"Arn": table["TableArn"]})
+        attributes = {"Arn": table["TableArn"]}
+        if stream:
+            attributes["StreamArn"] = table["LatestStreamArn"]
+        return Resource(ref=name, attributes=attributes)
 
     def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("Name") or self._physical_name(logical_id)
@@ -223,7 +250,30 @@ class Engine:
                 raise EngineError(f"{logical_id}: environment variable {key} differs from another function's")
             os.environ[key] = str(value)
         self.dispatcher.register(runtime.FunctionSpec(name=name, arn=arn, module=module, handler=handler))
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "DynamoDB":
+                event_props = event.get("Properties") or {}
+                consumer = StreamConsumer(name, str(event_props["Stream"]), int(event_props.get("BatchSize", 100)))
+                self._subscribe(consumer)
+                self._stream_consumers.append(consumer)
         return Resource(ref=name, attributes={"Arn": arn})
+
+    def _subscribe(self, consumer: StreamConsumer) -> None:
+        streams = self.client("dynamodbstreams")
+        shard = streams.describe_stream(StreamArn=consumer.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        consumer.iterator = streams.get_shard_iterator(
+            StreamArn=consumer.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+
+    def _observe_incident_events(self) -> None:
+        """A catch-all rule for Firebreak's own events on the default bus, delivered to a queue the engine reads."""
+        sqs, events = self.client("sqs"), self.client("events")
+        self._event_inbox = sqs.create_queue(QueueName="firebreak-incident-events-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._event_inbox, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="firebreak-engine-observer", EventPattern=json.dumps({"source": ["firebreak"]}))
+        events.put_targets(Rule="firebreak-engine-observer", Targets=[{"Id": "inbox", "Arn": queue_arn}])
 
     def _layer(self, logical_id: str, props: dict[str, Any]) -> Resource:
         # Lambda puts a layer's content on the import path; the engine does the same with the layer's folder.
@@ -283,6 +333,42 @@ class Engine:
                         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return list(self._notifications)
 
+    def incident_events(self) -> list[dict[str, Any]]:
+        """Every Firebreak event put on the default bus so far (the incident status changes), oldest first."""
+        if self._event_inbox is None:
+            return []
+        sqs = self.client("sqs")
+        with self.api_calls.quiet():
+            while messages := sqs.receive_message(QueueUrl=self._event_inbox, MaxNumberOfMessages=10).get("Messages"):
+                for message in messages:
+                    self._incident_events.append(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=self._event_inbox, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._incident_events)
+
+    def published(self) -> list[dict[str, Any]]:
+        """Every message the stack published to its topics, as sent (the per-protocol texts of a structured one)."""
+        return [
+            message
+            for logical_id in self._stack.resources_of_type("AWS::SNS::Topic")
+            for message in runtime.published(ACCOUNT_ID, REGION, self.resources[logical_id].ref)
+        ]
+
+    def finding_updates(self) -> list[dict[str, Any]]:
+        """Every Security Hub BatchUpdateFindings request the stack made (the engine answers them; moto cannot)."""
+        return list(runtime.finding_updates())
+
+    def record(self, incident_id: str) -> dict[str, Any] | None:
+        """The incident's item as plain data, or None."""
+        from firebreak.records import plain
+
+        with self.api_calls.quiet():
+            item = (
+                self.client("dynamodb")
+                .get_item(TableName=self.resources["IncidentTable"].ref, Key={"incident_id": {"S": incident_id}})
+                .get("Item")
+            )
+        return plain(item) if item else None
+
     def incident_count(self) -> int:
         """Items in the tables keyed by incident_id (not caches and other tables)."""
         dynamodb = self.client("dynamodb")
@@ -317,20 +403,36 @@ class Engine:
         Each execution reports the API calls of all of them.
         """
         self.api_calls.take()
-        sfn = self.client("stepfunctions")
         with self.api_calls.quiet():
             delivered = [rule.deliver(self.world.seed(event)) for rule, event in deliveries]
+        return self._run(
+            [(rule.state_machine_arn, payload) for (rule, _), payload in zip(deliveries, delivered, strict=True)]
+        )
+
+    def run_machine(self, logical_id: str, payload: Any) -> Execution:
+        """Start one of the stack's state machines directly (as its schedule would) and wait, bounded, for the end."""
+        self.api_calls.take()
+        return self._run([(self.resources[logical_id].ref, payload)])[0]
+
+    def release(self, incident_id: str) -> Execution:
+        """Run the release state machine for one incident, as a person would start it."""
+        return self.run_machine("ReleaseIncidentStateMachine", {"incident_id": incident_id})
+
+    def _run(self, starts: Sequence[tuple[str, Any]]) -> list[Execution]:
+        """Start executions, wait (bounded) for all, then deliver the stream records their writes produced."""
+        sfn = self.client("stepfunctions")
         started = time.perf_counter()
         arns = []
         with self.api_calls.quiet():
-            for (rule, _), payload in zip(deliveries, delivered, strict=True):
+            for state_machine_arn, payload in starts:
                 arns.append(
                     sfn.start_execution(
-                        stateMachineArn=rule.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(payload)
+                        stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(payload)
                     )["executionArn"]
                 )
         descriptions = [self._wait(arn, started) for arn in arns]
         duration_ms = (time.perf_counter() - started) * 1000
+        self.drain_streams()
         api_calls = dict(self.api_calls.take())
         return [
             self._execution(arn, description, duration_ms, api_calls)
@@ -355,32 +457,42 @@ class Engine:
             api_calls=api_calls,
         )
 
-    def run_machine(self, logical_id: str, payload: Any) -> Execution:
-        """Start one of the stack's state machines directly (as its schedule would) and wait, bounded, for the end."""
-        self.api_calls.take()
-        sfn = self.client("stepfunctions")
-        started = time.perf_counter()
-        with self.api_calls.quiet():
-            arn = sfn.start_execution(
-                stateMachineArn=self.resources[logical_id].ref, name=str(uuid.uuid4()), input=json.dumps(payload)
-            )["executionArn"]
-        description = self._wait(arn, started)
-        duration_ms = (time.perf_counter() - started) * 1000
-        api_calls = dict(self.api_calls.take())
-        with self.api_calls.quiet():
-            states, transitions = self._entered_states(arn)
-        failed = description["status"] != "SUCCEEDED"
-        return Execution(
-            arn=arn,
-            status=description["status"],
-            output=json.loads(description["output"]) if description.get("output") else None,
-            error=description.get("error") if failed else None,
-            cause=description.get("cause") if failed else None,
-            states=states,
-            transitions=transitions,
-            duration_ms=duration_ms,
-            api_calls=api_calls,
-        )
+    def drain_streams(self, rounds: int = 20) -> None:
+        """Deliver every new stream record to its consumer, as Lambda's event source mapping would, until quiet.
+
+        A consumer's own writes make new records (the report it stores); it ignores those, so a few rounds suffice.
+        """
+        streams = self.client("dynamodbstreams")
+        for _ in range(rounds):
+            delivered = False
+            for consumer in self._stream_consumers:
+                with self.api_calls.quiet():
+                    response = streams.get_records(ShardIterator=consumer.iterator, Limit=1000)
+                consumer.iterator = response["NextShardIterator"]
+                records = [self._stream_event_record(consumer, record) for record in response["Records"]]
+                for start in range(0, len(records), consumer.batch_size):
+                    self._deliver(consumer, records[start : start + consumer.batch_size])
+                    delivered = True
+            if not delivered:
+                return
+
+    def _stream_event_record(self, consumer: StreamConsumer, record: dict[str, Any]) -> dict[str, Any]:
+        dynamodb = dict(record["dynamodb"])
+        created = dynamodb.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            # boto3 parses it; Lambda hands a stream consumer epoch seconds.
+            dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+        return {**record, "dynamodb": dynamodb, "eventSourceARN": consumer.stream_arn, "awsRegion": REGION}
+
+    def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]]) -> None:
+        headers: dict[str, str] = {}
+        body = json.dumps({"Records": records})
+        answer = self.dispatcher.invoke(consumer.function_name, body, headers)
+        result = json.loads(answer or b"null")
+        if headers.get("x-amz-function-error"):
+            self.consumer_errors.append({"function": consumer.function_name, "error": result})
+        elif isinstance(result, dict) and result.get("batchItemFailures"):
+            self.consumer_errors.append({"function": consumer.function_name, "failures": result["batchItemFailures"]})
 
     def _wait(self, arn: str, started: float) -> dict[str, Any]:
         sfn = self.client("stepfunctions")

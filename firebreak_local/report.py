@@ -81,6 +81,22 @@ def _report_in_cause(execution: Execution) -> Any:
         return {"status": "FAILED", "error": execution.error}
 
 
+def released(result: dict[str, Any], execution: Execution) -> dict[str, Any]:
+    """The event's result once its incident was released: the release's status, states and actions added."""
+    report = execution.output if execution.status == "SUCCEEDED" else _report_in_cause(execution)
+    report = report if isinstance(report, dict) else {}
+    status = report.get("status") if execution.status == "SUCCEEDED" else "FAILED"
+    return {
+        **result,
+        "status": status or "FAILED",
+        "actions": result["actions"] + [_action(action) for action in report.get("actions") or ()],
+        "states": result["states"] + execution.states,
+        "duration_ms": round(result["duration_ms"] + execution.duration_ms, 1),
+        "release_execution_arn": execution.arn,
+        "reason": report.get("error") or execution.error or result.get("reason"),
+    }
+
+
 def world(engine: Engine) -> dict[str, Any]:
     """The emulated account after the events, keyed by the identifiers that appear in the findings."""
     with engine.api_calls.quiet():
@@ -90,4 +106,19 @@ def world(engine: Engine) -> dict[str, Any]:
         "blocked_ips": engine.blocked_ips(),
         "notifications": engine.world.restore(engine.notifications()),
         "incidents": engine.incident_count(),
+        # Not in the contract's required keys: what the stack told Security Hub and EventBridge.
+        "finding_updates": engine.world.restore(
+            [
+                {
+                    "finding_ids": [item.get("Id") for item in update.get("FindingIdentifiers", [])],
+                    "workflow": (update.get("Workflow") or {}).get("Status"),
+                    "note": (update.get("Note") or {}).get("Text"),
+                }
+                for update in engine.finding_updates()
+            ]
+        ),
+        "incident_events": [
+            {"incident_id": event["detail"].get("incident_id"), "status": event["detail"].get("status")}
+            for event in engine.incident_events()
+        ],
     }

@@ -2,7 +2,8 @@
 
 moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
 plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
-the `.sync` polling interval, and counts the AWS API calls moto serves.
+the `.sync` polling interval, counts the AWS API calls moto serves, and answers Security Hub's BatchUpdateFindings
+(which moto does not implement) with success, recording each request.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from typing import Any
 import botocore.session
 import jsonata
 import moto
+from botocore.awsrequest import AWSResponse
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -233,6 +235,36 @@ def _iso_execution_start_time() -> None:
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
+_finding_updates: list[dict[str, Any]] = []
+_BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
+
+
+def finding_updates() -> list[dict[str, Any]]:
+    """The BatchUpdateFindings requests answered since the last clear, oldest first."""
+    return list(_finding_updates)
+
+
+def clear_finding_updates() -> None:
+    _finding_updates.clear()
+
+
+def published(account_id: str, region: str, topic_arn: str) -> list[dict[str, Any]]:
+    """Every message published to the topic, as sent: all of a structured message's per-protocol texts included."""
+    from moto.sns.models import sns_backends
+
+    topic = sns_backends[account_id][region].topics[topic_arn]
+    return [
+        {"subject": subject or "", "message": message, "attributes": attributes or {}}
+        for _, message, subject, attributes, _ in topic.sent_notifications
+    ]
+
+
+def _answer_batch_update_findings(request: Any) -> AWSResponse:
+    """Security Hub's answer when it accepts every finding: all processed, none unprocessed."""
+    body = json.loads(request.body or b"{}")
+    _finding_updates.append(body)
+    answer = {"ProcessedFindings": body.get("FindingIdentifiers", []), "UnprocessedFindings": []}
+    return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, MockRawResponse(json.dumps(answer)))  # type: ignore[arg-type]
 
 
 def install() -> tuple[Dispatcher, ApiCalls]:
@@ -260,6 +292,8 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     def counted_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         if self.enabled:
             calls.record(event_name)
+            if event_name == _BATCH_UPDATE_FINDINGS:
+                return _answer_batch_update_findings(request)
         return original_call(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]

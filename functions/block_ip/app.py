@@ -60,8 +60,10 @@ def block(addresses: Sequence[str], mode: Mode, settings: Settings) -> list[Acti
             Action(ActionType.BLOCK_IP, cidr, Outcome.APPLIED, f"added to WAF IPSet {ipset.name}", before, after)
             for cidr in result.added
         ]
+        # The incident relies on these blocks too; release keeps them while it is open (firebreak.release).
+        held = {"ipset": ipset.arn, "present": True}
         actions += [
-            Action(ActionType.BLOCK_IP, cidr, Outcome.ALREADY_APPLIED, f"already in WAF IPSet {ipset.name}")
+            Action(ActionType.BLOCK_IP, cidr, Outcome.ALREADY_APPLIED, f"already in WAF IPSet {ipset.name}", held, held)
             for cidr in result.already_present
         ]
     return actions

@@ -1,4 +1,5 @@
-"""Notify Responders: {triage, actions} -> {status, actions}; decides the final status and publishes it to SNS."""
+"""Notify Responders: {triage, actions} -> {status, actions}; decides the final status, writes it back to the finding
+in Security Hub and publishes it to SNS."""
 
 from __future__ import annotations
 
@@ -9,20 +10,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
 from firebreak.incidents import final_status
-from firebreak.models import Action, ActionType, IncidentStatus, Outcome, Triage, actions_from
+from firebreak.models import Action, ActionType, IncidentStatus, Mode, Outcome, Triage, actions_from
 from firebreak.notifications import sns_message, subject
 from firebreak.settings import Settings
+from firebreak.writeback import finding_identifier, planned, write_back
 
 logger = Logger()
 
 
 def publish(
-    sns: Any, topic_arn: str, status: IncidentStatus, triage: Triage, actions: tuple[Action, ...], execution_arn: str
+    sns: Any, settings: Settings, status: IncidentStatus, triage: Triage, actions: tuple[Action, ...], execution: str
 ) -> None:
     sns.publish(
-        TopicArn=topic_arn,
+        TopicArn=settings.responder_topic_arn,
         Subject=subject(status, triage),
-        Message=sns_message(status, triage, actions, execution_arn),
+        Message=sns_message(
+            status, triage, actions, execution, settings.release_state_machine_arn, settings.chat_format
+        ),
         MessageStructure="json",
         MessageAttributes={
             "status": {"DataType": "String", "StringValue": status.value},
@@ -41,7 +45,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     actions = actions_from(request.get("actions"))
     settings = Settings.from_env()
     status = final_status(triage.playbook, triage.mode, actions, triage.suppressed_reason is not None)
-    publish(aws.client("sns"), settings.responder_topic_arn, status, triage, actions, execution_arn)
+    identifier = finding_identifier(triage, settings.write_back_guardduty)
+    if identifier is not None and triage.mode is Mode.DRY_RUN:
+        actions = (*actions, planned(identifier, status, triage))
+    elif identifier is not None:
+        securityhub = aws.client("securityhub", region=triage.incident.region)
+        actions = (*actions, write_back(securityhub, identifier, status, triage, actions, execution_arn))
+    publish(aws.client("sns"), settings, status, triage, actions, execution_arn)
     topic_name = settings.responder_topic_arn.rsplit(":", 1)[-1]
     notified = Action(ActionType.NOTIFY, topic_name, Outcome.APPLIED, f"told responders {status.value}")
     logger.info("Notified responders", extra={"incident_id": triage.incident_id, "status": status.value})

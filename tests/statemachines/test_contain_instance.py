@@ -121,9 +121,9 @@ def actions(execution: Execution, action_type: str = "isolate_instance") -> list
 
 
 def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    table = engine.resources["IncidentTable"].ref
-    item = engine.client("dynamodb").get_item(TableName=table, Key={"incident_id": {"S": incident_id}})["Item"]
-    return {key: next(iter(value.values())) for key, value in item.items()}
+    item = engine.record(incident_id)
+    assert item is not None
+    return item
 
 
 def interface_groups(engine: Engine, instance_id: str) -> dict[str, list[str]]:
@@ -148,7 +148,12 @@ def group_rules(engine: Engine, group_id: str) -> list[dict[str, Any]]:
 
 
 def mutating_calls(execution: Execution) -> list[str]:
-    return [call for call in execution.api_calls if call.split(".")[-1].startswith(MUTATING)]
+    # The incident stream's consumer publishes status events to EventBridge: not a change to the account.
+    return [
+        call
+        for call in execution.api_calls
+        if call.split(".")[-1].startswith(MUTATING) and not call.startswith("eventbridge.")
+    ]
 
 
 # --- the whole playbook -----------------------------------------------------------------------------------------
@@ -203,7 +208,7 @@ def test_happy_path_quarantines_every_interface_and_keeps_the_instance_as_eviden
     # AND the incident record holds every interface's original groups, for the release
     stored = record(engine, outcome["incident_id"])
     assert stored["status"] == "CONTAINED"
-    swaps = [a for a in json.loads(stored["actions"]) if "network_interface" in a.get("before", {})]
+    swaps = [a for a in stored["actions"] if "network_interface" in a.get("before", {})]
     originals = {
         engine.world.finding_id(a["before"]["network_interface"]): sorted(
             engine.world.finding_id(g) for g in a["before"]["security_groups"]

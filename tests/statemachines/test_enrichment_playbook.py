@@ -131,9 +131,9 @@ def test_evidence_reaches_the_incident_record_and_the_notification(
 
     # THEN the record and both parts of the message carry the verdict and the per-source evidence
     incident_id = execution.output["incident_id"]  # type: ignore[index]
-    table = sharing_engine.resources["IncidentTable"].ref
-    item = sharing_engine.client("dynamodb").get_item(TableName=table, Key={"incident_id": {"S": incident_id}})
-    [recorded] = [a for a in json.loads(item["Item"]["actions"]["S"]) if a["type"] == "enrich_ip"]
+    item = sharing_engine.record(incident_id)
+    assert item is not None
+    [recorded] = [a for a in item["actions"] if a["type"] == "enrich_ip"]
     assert recorded["after"]["sources"]["abuseipdb"]["details"]["total_reports"] == 1372
     [notification] = sharing_engine.notifications()
     document = json.loads(notification["message"])

@@ -41,9 +41,9 @@ def report(execution: Execution) -> dict[str, Any]:
 
 
 def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    table = engine.resources["IncidentTable"].ref
-    item = engine.client("dynamodb").get_item(TableName=table, Key={"incident_id": {"S": incident_id}})["Item"]
-    return {key: next(iter(value.values())) for key, value in item.items()}
+    item = engine.record(incident_id)
+    assert item is not None, f"no record of {incident_id}"
+    return item
 
 
 def subjects(engine: Engine) -> list[str]:
@@ -67,8 +67,8 @@ def test_happy_path_blocks_the_brute_force_address_records_and_notifies(engine: 
     assert engine.blocked_ips() == ["45.155.205.233/32"]
     stored = record(engine, report(execution)["incident_id"])
     assert stored["status"] == "CONTAINED"
-    assert stored["deliveries"] == "1"
-    assert {a["target"] for a in json.loads(stored["actions"]) if a["type"] == "block_ip"} == {"45.155.205.233/32"}
+    assert stored["deliveries"] == 1
+    assert {a["target"] for a in stored["actions"] if a["type"] == "block_ip"} == {"45.155.205.233/32"}
     assert subjects(engine) == ["Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"]
 
 
@@ -84,7 +84,7 @@ def test_second_delivery_is_a_duplicate_that_repeats_no_action(engine: Engine) -
     assert report(second)["status"] == "DUPLICATE"
     assert report(second)["incident_id"] == report(first)["incident_id"]
     assert engine.blocked_ips() == ["45.155.205.233/32"]
-    assert record(engine, report(first)["incident_id"])["deliveries"] == "2"
+    assert record(engine, report(first)["incident_id"])["deliveries"] == 2
     assert len(subjects(engine)) == 1
 
 

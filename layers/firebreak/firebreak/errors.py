@@ -35,3 +35,11 @@ class QuarantineGroupUnavailable(FirebreakError):
 
 class IamUnavailable(FirebreakError):
     """IAM throttled or failed after the SDK's own retries; every revocation step is safe to run again."""
+
+
+class IncidentNotFound(FirebreakError):
+    """A release named an incident the incident table does not hold."""
+
+
+class EventNotPublished(FirebreakError):
+    """EventBridge refused an incident status-change event; the stream hands the record back to be retried."""

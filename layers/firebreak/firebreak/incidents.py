@@ -30,6 +30,8 @@ def final_status(playbook: Playbook, mode: Mode, actions: Iterable[Action], supp
     failed = [action for action in containment if action.outcome is Outcome.FAILED]
     if failed:
         return IncidentStatus.PARTIALLY_CONTAINED if done else IncidentStatus.FAILED
+    if any(action.outcome is Outcome.AWAITING_APPROVAL for action in containment):
+        return IncidentStatus.AWAITING_APPROVAL
     if mode is Mode.DRY_RUN and playbook is not Playbook.NOTIFY_ONLY:
         return IncidentStatus.DRY_RUN
     main = _MAIN_ACTION.get(playbook)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +27,7 @@ class Mode(StrEnum):
 
 
 class IncidentStatus(StrEnum):
+    OPEN = "OPEN"
     REJECTED = "REJECTED"
     DUPLICATE = "DUPLICATE"
     SUPPRESSED = "SUPPRESSED"
@@ -133,6 +135,8 @@ class Incident:
     sample: bool = False
     count: int = 1
     updated_at: str | None = None
+    first_seen_at: str | None = None
+    finding_arn: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)
@@ -159,9 +163,18 @@ class Incident:
         )
 
 
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds and a Z, the form Step Functions and GuardDuty use for timestamps."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class Action:
-    """One thing a playbook did, planned, skipped or failed to do: the unit of the report and the record."""
+    """One thing a playbook did, planned, skipped or failed to do: the unit of the report and the record.
+
+    `before` and `after` are the target's state around the change (the release contract in firebreak.release says
+    what each action type records); `at` is when the outcome was reached, stamped where the action is created.
+    """
 
     type: ActionType
     target: str
@@ -169,6 +182,7 @@ class Action:
     reason: str = ""
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    at: str = field(default_factory=utc_now)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "type": self.type.value, "outcome": self.outcome.value}
@@ -182,6 +196,7 @@ class Action:
             reason=data.get("reason", ""),
             before=dict(data.get("before") or {}),
             after=dict(data.get("after") or {}),
+            at=data.get("at") or utc_now(),
         )
 
 

@@ -28,6 +28,11 @@ class Settings:
     max_addresses_per_incident: int
     trusted_product_companies: tuple[str, ...] = ("aws",)
     revoke_instance_role_sessions: bool = False
+    release_state_machine_arn: str = ""
+    chat_format: str = "none"
+    write_back_guardduty: bool = False
+    notify_on_start: bool = False
+    event_bus_name: str = "default"
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -54,6 +59,11 @@ class Settings:
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),
             revoke_instance_role_sessions=env.get("REVOKE_INSTANCE_ROLE_SESSIONS", "false").lower() == "true",
+            release_state_machine_arn=env.get("RELEASE_STATE_MACHINE_ARN", ""),
+            chat_format=env.get("CHAT_NOTIFICATION_FORMAT", "none"),
+            write_back_guardduty=env.get("WRITE_BACK_GUARDDUTY", "false").lower() == "true",
+            notify_on_start=env.get("NOTIFY_ON_START", "false").lower() == "true",
+            event_bus_name=env.get("INCIDENT_EVENT_BUS_NAME", "default"),
         )
 
 

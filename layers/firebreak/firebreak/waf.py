@@ -124,3 +124,48 @@ def sync_addresses(
             added=tuple(added), removed=tuple(removed), unchanged=len(current & target), update_calls=attempt + 1
         )
     raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    removed: tuple[str, ...]
+    absent: tuple[str, ...]
+    update_calls: int
+
+
+def present_addresses(waf: WAFV2Client, ipset: IpSetRef) -> frozenset[str]:
+    """The IPSet's addresses now, in the canonical form Firebreak writes and records them in."""
+    response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
+    return frozenset(_canonical(address) for address in response["IPSet"]["Addresses"])
+
+
+def remove_addresses(
+    waf: WAFV2Client,
+    ipset: IpSetRef,
+    cidrs: Iterable[str],
+    sleep: Callable[[float], None] = time.sleep,
+) -> RemoveResult:
+    """Remove CIDRs from the IPSet, keeping everything else; leaving the set empty is allowed and handled."""
+    unwanted = [_canonical(cidr) for cidr in cidrs]
+    for attempt in range(LOCK_ATTEMPTS):
+        response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
+        current = {_canonical(address) for address in response["IPSet"]["Addresses"]}
+        present = [cidr for cidr in unwanted if cidr in current]
+        absent = tuple(cidr for cidr in unwanted if cidr not in current)
+        if not present:
+            return RemoveResult(removed=(), absent=absent, update_calls=attempt)
+        try:
+            waf.update_ip_set(
+                Name=ipset.name,
+                Scope=ipset.scope,
+                Id=ipset.id,
+                Addresses=sorted(current - set(present)),
+                LockToken=response["LockToken"],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
+                raise
+            sleep(random.uniform(0.05, 0.2) * 2**attempt)
+            continue
+        return RemoveResult(removed=tuple(present), absent=absent, update_calls=attempt + 1)
+    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")

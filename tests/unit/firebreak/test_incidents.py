@@ -109,7 +109,7 @@ TABLE = [
     pytest.param(NOTIFY_ONLY, ENFORCE, [], False, S.NOTIFIED, id="notify-only-notified"),
     pytest.param(NOTIFY_ONLY, DRY_RUN, [], False, S.NOTIFIED, id="notify-only-in-dry-run-still-notified"),
     pytest.param(BLOCK_IP, ENFORCE, [act(Outcome.PLANNED)], False, S.NOTIFIED, id="planned-is-not-contained"),
-    pytest.param(BLOCK_IP, ENFORCE, [act(Outcome.AWAITING_APPROVAL)], False, S.NOTIFIED,
+    pytest.param(BLOCK_IP, ENFORCE, [act(Outcome.AWAITING_APPROVAL)], False, S.AWAITING_APPROVAL,
                  id="awaiting-approval-is-not-contained"),
 ]  # fmt: skip
 

@@ -1,260 +1,196 @@
-"""Notify Responders handler on moto's SNS with an SQS subscriber: final status, one publish, a notify action."""
+"""Notify Responders' write-back to Security Hub, with botocore's Stubber (moto has no BatchUpdateFindings)."""
 
 from __future__ import annotations
 
-import copy
-import ipaddress
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 
-from firebreak import aws as firebreak_aws
+from firebreak import aws
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
-from firebreak.models import Action, ActionType, IncidentStatus, Mode, Outcome, Playbook, Triage, actions_from
-from firebreak.notifications import summary
+from firebreak.models import Mode, Playbook, Triage
 from firebreak_local.runtime import LambdaContext
-from functions.block_ip.app import lambda_handler as block_ip
-from functions.enrich_ip.app import lambda_handler as enrich_ip
-from functions.notify_responders.app import lambda_handler
+from functions.notify_responders import app
 from tests.support import load_event
 
-EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:firebreak-respond-to-finding:4b9f3d2e"
-TOPIC = "firebreak-responders"
-APPLIED = Action(ActionType.BLOCK_IP, "45.155.205.233/32", Outcome.APPLIED, "added to WAF IPSet firebreak-blocked-ipv4")
-ENRICHED = Action(ActionType.ENRICH_IP, "45.155.205.233", Outcome.APPLIED, "suspicious (60): finding ...")
-
-
-@dataclass
-class Responders:
-    sqs: Any
-    queue_url: str
-    topic_arn: str
-
-    def messages(self) -> list[dict[str, Any]]:
-        """Every SNS envelope the queue received."""
-        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        return [json.loads(m["Body"]) for m in received.get("Messages", [])]
+GUARDDUTY_PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/guardduty"
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:firebreak-RespondToFindingStateMachine:run-1"
+BLOCKED = {"type": "block_ip", "target": "185.220.101.47/32", "outcome": "applied", "reason": "added"}
 
 
 @pytest.fixture
-def responders(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Responders]:
-    firebreak_aws._client.cache_clear()
-    sns = boto3.client("sns", region_name="us-east-1")
+def topic(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A responder topic in moto, and fresh cached clients so no Stubber outlives its test."""
+    aws_clients_clear()
+    arn = boto3.client("sns", region_name="us-east-1").create_topic(Name="responders")["TopicArn"]
+    monkeypatch.setenv("RESPONDER_TOPIC_ARN", arn)
+    yield arn
+    aws_clients_clear()
+
+
+def aws_clients_clear() -> None:
+    aws._client.cache_clear()
+
+
+@pytest.fixture
+def securityhub(topic: str) -> Iterator[Stubber]:
+    with Stubber(aws.client("securityhub", region="us-east-1")) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def request(name: str, playbook: Playbook = Playbook.BLOCK_IP, mode: Mode = Mode.ENFORCE) -> dict[str, Any]:
+    incident = normalise(load_event(f"eventbridge/{name}"))
+    triage = Triage(incident_id_for(incident), incident, playbook, mode)
+    return {"input": {**triage.to_dict(), "actions": [BLOCKED]}, "executionId": EXECUTION}
+
+
+def notify_actions(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for action in result["actions"] if action["type"] == "notify"]
+
+
+def test_contained_security_hub_finding_is_resolved_with_a_note(
+    securityhub: Stubber, lambda_context: LambdaContext
+) -> None:
+    # GIVEN a Security Hub finding whose attacker was blocked, and Security Hub accepting the update
+    event = request("securityhub_custom_action")
+    finding = event["input"]["incident"]
+    identifier = {"Id": finding["finding_id"], "ProductArn": finding["product_arn"]}
+    securityhub.add_response(
+        "batch_update_findings",
+        {"ProcessedFindings": [identifier], "UnprocessedFindings": []},
+        {"FindingIdentifiers": [identifier], "Workflow": {"Status": "RESOLVED"}, "Note": ANY},
+    )
+
+    # WHEN the responders are notified
+    result = app.lambda_handler(event, lambda_context)
+
+    # THEN the finding is marked RESOLVED and the write-back is reported beside the SNS notification
+    assert result["status"] == "CONTAINED"
+    write_back, told = notify_actions(result)
+    assert write_back == {**write_back, "target": finding["finding_id"], "outcome": "applied"}
+    assert "workflow RESOLVED" in write_back["reason"]
+    assert told["reason"] == "told responders CONTAINED"
+
+
+def test_note_names_the_incident_and_is_within_the_limit(securityhub: Stubber, lambda_context: LambdaContext) -> None:
+    # GIVEN Security Hub accepting the update
+    event = request("securityhub_custom_action")
+    sent: list[dict[str, Any]] = []
+    securityhub.add_response("batch_update_findings", {"ProcessedFindings": [], "UnprocessedFindings": []})
+    securityhub.client.meta.events.register(
+        "provide-client-params.securityhub.BatchUpdateFindings", lambda params, **_: sent.append(params)
+    )
+
+    # WHEN the responders are notified
+    app.lambda_handler(event, lambda_context)
+
+    # THEN the note says which incident, what status, by whom, in at most 512 characters
+    (params,) = sent
+    assert params["Note"]["UpdatedBy"] == "Firebreak"
+    assert params["Note"]["Text"].startswith(f"Firebreak incident {event['input']['incident_id']}: CONTAINED")
+    assert len(params["Note"]["Text"]) <= 512
+
+
+def test_unprocessed_finding_is_reported_as_a_failed_write_back(
+    securityhub: Stubber, lambda_context: LambdaContext
+) -> None:
+    # GIVEN Security Hub answers 200 but lists the finding as unprocessed
+    event = request("securityhub_custom_action")
+    identifier = {"Id": event["input"]["incident"]["finding_id"], "ProductArn": GUARDDUTY_PRODUCT}
+    unprocessed = {"FindingIdentifier": identifier, "ErrorCode": "FindingNotFound", "ErrorMessage": "no such finding"}
+    securityhub.add_response("batch_update_findings", {"ProcessedFindings": [], "UnprocessedFindings": [unprocessed]})
+
+    # WHEN the responders are notified
+    result = app.lambda_handler(event, lambda_context)
+
+    # THEN the write-back is failed with Security Hub's reason, and the incident's status is not changed by it
+    write_back, _ = notify_actions(result)
+    assert write_back["outcome"] == "failed"
+    assert "FindingNotFound: no such finding" in write_back["reason"]
+    assert result["status"] == "CONTAINED"
+
+
+def test_refused_update_is_reported_and_the_responders_still_told(
+    securityhub: Stubber, lambda_context: LambdaContext, topic: str
+) -> None:
+    # GIVEN Security Hub refuses the call
+    securityhub.add_client_error("batch_update_findings", "AccessDeniedException", "not allowed", 403)
+
+    # WHEN the responders are notified
+    result = app.lambda_handler(request("securityhub_custom_action"), lambda_context)
+
+    # THEN the failure is in the actions and in the message the responders got
+    write_back, told = notify_actions(result)
+    assert write_back["outcome"] == "failed"
+    assert "AccessDeniedException" in write_back["reason"]
+    assert told["outcome"] == "applied"
+
+
+def test_dry_run_plans_the_write_back_and_calls_nothing(securityhub: Stubber, lambda_context: LambdaContext) -> None:
+    # GIVEN a dry run (no response is queued: any call to Security Hub would fail the test)
+    event = request("securityhub_custom_action", mode=Mode.DRY_RUN)
+
+    # WHEN the responders are notified
+    result = app.lambda_handler(event, lambda_context)
+
+    # THEN the write-back is only planned
+    write_back, _ = notify_actions(result)
+    assert write_back["outcome"] == "planned"
+    assert "BatchUpdateFindings" in write_back["reason"]
+
+
+def test_guardduty_finding_is_written_back_through_its_security_hub_copy_when_enabled(
+    securityhub: Stubber, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN GuardDuty write-back switched on, and a native GuardDuty finding routed to notify-only
+    monkeypatch.setenv("WRITE_BACK_GUARDDUTY", "true")
+    event = request("guardduty_ssh_brute_force", playbook=Playbook.NOTIFY_ONLY)
+    arn = load_event("eventbridge/guardduty_ssh_brute_force")["detail"]["arn"]
+    identifier = {"Id": arn, "ProductArn": GUARDDUTY_PRODUCT}
+    securityhub.add_response(
+        "batch_update_findings",
+        {"ProcessedFindings": [identifier], "UnprocessedFindings": []},
+        {"FindingIdentifiers": [identifier], "Workflow": {"Status": "NOTIFIED"}, "Note": ANY},
+    )
+
+    # WHEN the responders are notified
+    result = app.lambda_handler(event, lambda_context)
+
+    # THEN the copy is addressed by the GuardDuty finding ARN and the GuardDuty product, and marked NOTIFIED
+    write_back, _ = notify_actions(result)
+    assert write_back["target"] == arn
+    assert write_back["outcome"] == "applied"
+
+
+def test_guardduty_finding_is_left_alone_by_default(securityhub: Stubber, lambda_context: LambdaContext) -> None:
+    # GIVEN the default configuration (no queued response: a call would fail the test)
+    result = app.lambda_handler(request("guardduty_ssh_brute_force"), lambda_context)
+
+    # THEN only the responders were told
+    assert [action["target"] for action in notify_actions(result)] == ["responders"]
+
+
+def test_published_message_lists_the_write_back(
+    securityhub: Stubber, lambda_context: LambdaContext, topic: str
+) -> None:
+    # GIVEN Security Hub accepting the update, and a queue on the topic
     sqs = boto3.client("sqs", region_name="us-east-1")
-    topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
-    queue_url = sqs.create_queue(QueueName="responders")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    monkeypatch.setenv("RESPONDER_TOPIC_ARN", topic_arn)
-    yield Responders(sqs, queue_url, topic_arn)
-    firebreak_aws._client.cache_clear()
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name="us-east-1").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    securityhub.add_response("batch_update_findings", {"ProcessedFindings": [], "UnprocessedFindings": []})
 
+    # WHEN the responders are notified
+    app.lambda_handler(request("securityhub_custom_action"), lambda_context)
 
-def triage_of(finding: str, playbook: Playbook = Playbook.BLOCK_IP, mode: Mode = Mode.ENFORCE, **extra: Any) -> Triage:
-    incident = normalise(load_event(f"eventbridge/{finding}"))
-    return Triage(incident_id_for(incident), incident, playbook, mode, **extra)
-
-
-def invoke(context: LambdaContext, triage: Triage, actions: list[Action] | None) -> dict[str, Any]:
-    """What the state machine sends: the triage merged with the playbook's actions; the result through JSON."""
-    request: dict[str, Any] = triage.to_dict()
-    if actions is not None:
-        request["actions"] = [a.to_dict() for a in actions]
-    result: dict[str, Any] = json.loads(
-        json.dumps(lambda_handler({"input": request, "executionId": EXECUTION_ID}, context))
-    )
-    return result
-
-
-def test_contained_incident_publishes_one_message_and_appends_a_notify_action(
-    responders: Responders, lambda_context: LambdaContext
-) -> None:
-    # GIVEN a block-ip run that enriched and blocked the attacker
-    triage = triage_of("guardduty_ssh_brute_force")
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage, [ENRICHED, APPLIED])
-
-    # THEN the status is CONTAINED and a notify action is appended after the playbook's own
-    assert result["status"] == "CONTAINED"
-    assert [Action.from_dict(a) for a in result["actions"]] == [
-        ENRICHED,
-        APPLIED,
-        Action(ActionType.NOTIFY, TOPIC, Outcome.APPLIED, "told responders CONTAINED"),
-    ]
-
-    # AND exactly one message was published, with the subject and the attributes subscribers filter on
-    (message,) = responders.messages()
-    assert message["TopicArn"] == responders.topic_arn
-    assert message["Subject"] == "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
-    assert {k: (v["Type"], v["Value"]) for k, v in message["MessageAttributes"].items()} == {
-        "status": ("String", "CONTAINED"),
-        "playbook": ("String", "block-ip"),
-        "severity": ("Number", "2"),
-    }
-
-
-def test_queue_subscriber_receives_the_machine_document(responders: Responders, lambda_context: LambdaContext) -> None:
-    # GIVEN a contained incident
-    triage = triage_of("guardduty_ssh_brute_force")
-
-    # WHEN responders are notified
-    invoke(lambda_context, triage, [ENRICHED, APPLIED])
-
-    # THEN the SQS subscriber gets the JSON document (not the email text) with status, incident and actions
-    (message,) = responders.messages()
-    document = json.loads(message["Message"])
-    assert document["status"] == "CONTAINED"
-    assert document["incident_id"] == triage.incident_id
-    assert document["execution_arn"] == EXECUTION_ID
-    assert [Action.from_dict(a) for a in document["actions"]] == [ENRICHED, APPLIED]
-    assert document["finding"]["finding_id"] == triage.incident.finding_id
-
-
-def test_failed_block_makes_the_incident_failed(responders: Responders, lambda_context: LambdaContext) -> None:
-    # GIVEN a block-ip run whose only block failed (as the ASL Catch reports a failed playbook)
-    failed = Action(ActionType.BLOCK_IP, "45.155.205.233", Outcome.FAILED, "playbook failed: States.Timeout")
-    triage = triage_of("guardduty_ssh_brute_force")
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage, [ENRICHED, failed])
-
-    # THEN the incident is FAILED, in the result, the subject and the attributes, never CONTAINED
-    assert result["status"] == "FAILED"
-    assert result["actions"][-1]["reason"] == "told responders FAILED"
-    (message,) = responders.messages()
-    assert message["Subject"] == "Firebreak FAILED: UnauthorizedAccess:EC2/SSHBruteForce"
-    assert message["MessageAttributes"]["status"]["Value"] == "FAILED"
-
-
-def test_one_failed_and_one_applied_block_is_partial(responders: Responders, lambda_context: LambdaContext) -> None:
-    # GIVEN one address blocked and one whose IPSet was full
-    failed = Action(ActionType.BLOCK_IP, "2a0e:97c0:3e3:2a2::1/128", Outcome.FAILED, "would exceed 10000 addresses")
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage_of("guardduty_port_probe_high"), [APPLIED, failed])
-
-    # THEN the incident is partially contained
-    assert result["status"] == "PARTIALLY_CONTAINED"
-    assert responders.messages()[0]["MessageAttributes"]["status"]["Value"] == "PARTIALLY_CONTAINED"
-
-
-def test_dry_run_is_reported_as_dry_run(responders: Responders, lambda_context: LambdaContext) -> None:
-    # GIVEN a dry-run block-ip that only planned
-    planned = Action(ActionType.BLOCK_IP, "45.155.205.233/32", Outcome.PLANNED, "would add")
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage_of("guardduty_ssh_brute_force", mode=Mode.DRY_RUN), [planned])
-
-    # THEN the incident is a dry run
-    assert result["status"] == "DRY_RUN"
-
-
-def test_exempt_notify_only_incident_without_actions_is_suppressed(
-    responders: Responders, lambda_context: LambdaContext
-) -> None:
-    # GIVEN an exempt instance routed to notify-only, whose state machine passes no actions at all
-    triage = triage_of(
-        "guardduty_ssh_brute_force",
-        playbook=Playbook.NOTIFY_ONLY,
-        suppressed_reason="resource tagged firebreak:exempt=true",
-    )
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage, None)
-
-    # THEN it is SUPPRESSED, the only action is the notification, and the attributes say notify-only
-    assert result["status"] == "SUPPRESSED"
-    assert [a["type"] for a in result["actions"]] == ["notify"]
-    (message,) = responders.messages()
-    assert message["MessageAttributes"]["playbook"]["Value"] == "notify-only"
-
-
-class PublishSpy:
-    """The real (moto) SNS client, keeping what each Publish sent."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.published: list[dict[str, Any]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def publish(self, **kwargs: Any) -> Any:
-        self.published.append(kwargs)
-        return self._client.publish(**kwargs)
-
-
-def test_people_get_the_summary_and_machines_the_document(
-    responders: Responders, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a contained incident, and a view of exactly what is published
-    spy = PublishSpy(boto3.client("sns", region_name="us-east-1"))
-    monkeypatch.setattr(firebreak_aws, "client", lambda service, region=None, role_arn=None: spy)
-    triage = triage_of("guardduty_ssh_brute_force")
-
-    # WHEN responders are notified
-    invoke(lambda_context, triage, [APPLIED])
-
-    # THEN one per-protocol JSON message is published: the readable summary, with the undo hint, for email and
-    # default, and the document for queues, functions and webhooks
-    (publish,) = spy.published
-    assert publish["MessageStructure"] == "json"
-    bodies = json.loads(publish["Message"])
-    assert bodies["email"] == bodies["default"] == summary(IncidentStatus.CONTAINED, triage, (APPLIED,), EXECUTION_ID)
-    assert "Undo:      remove 45.155.205.233/32" in bodies["email"]
-    assert json.loads(bodies["sqs"])["status"] == json.loads(bodies["https"])["status"] == "CONTAINED"
-    assert len(responders.messages()) == 1
-
-
-def port_probe_from(count: int) -> dict[str, Any]:
-    event = load_event("eventbridge/guardduty_port_probe_high")
-    probes = event["detail"]["service"]["action"]["portProbeAction"]["portProbeDetails"]
-    first = int(ipaddress.IPv4Address("45.0.0.0"))
-    entries = []
-    for i in range(count):
-        probe = copy.deepcopy(probes[0])
-        probe["remoteIpDetails"]["ipAddressV4"] = str(ipaddress.IPv4Address(first + i))
-        entries.append(probe)
-    event["detail"]["service"]["action"]["portProbeAction"]["portProbeDetails"] = entries
-    return event
-
-
-def test_port_probe_from_a_hundred_addresses_still_notifies(
-    responders: Responders, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a port probe from 100 public addresses, enriched and blocked by the real handlers (50 blocked, 50 capped)
-    waf = boto3.client("wafv2", region_name="us-east-1")
-    for version in ("IPV4", "IPV6"):
-        created = waf.create_ip_set(
-            Name=f"firebreak-blocked-{version.lower()}", Scope="REGIONAL", IPAddressVersion=version, Addresses=[]
-        )
-        monkeypatch.setenv(f"BLOCKED_{version}_SET_ARN", created["Summary"]["ARN"])
-    monkeypatch.delenv("MAX_ADDRESSES_PER_INCIDENT", raising=False)
-    monkeypatch.delenv("ALLOW_LIST_CIDRS", raising=False)
-    incident = normalise(port_probe_from(100))
-    triage = Triage(incident_id_for(incident), incident, Playbook.BLOCK_IP, Mode.ENFORCE)
-    enrichment = enrich_ip({"input": triage.to_dict(), "executionId": EXECUTION_ID}, lambda_context)
-    blocking = block_ip(
-        {"input": {"incident_id": triage.incident_id, "mode": "enforce", "verdicts": enrichment["verdicts"]}},
-        lambda_context,
-    )
-    actions = actions_from(enrichment["actions"] + blocking["actions"])
-    assert [a.outcome for a in actions].count(Outcome.APPLIED) == 150
-    request = {**triage.to_dict(), "actions": [a.to_dict() for a in actions]}
-    assert len(json.dumps(request)) < 200_000  # inside the 256 KiB Step Functions payload limit
-
-    # WHEN responders are notified
-    result = invoke(lambda_context, triage, list(actions))
-
-    # THEN they are told it was contained, with the first actions listed and a count of the rest
-    assert result["status"] == "CONTAINED"
-    (envelope,) = responders.messages()
-    delivered = json.loads(envelope["Message"])
-    assert delivered["status"] == "CONTAINED"
-    assert delivered["actions_not_listed"] + len(delivered["actions"]) == len(actions)
+    # THEN the JSON document the queue receives includes the Security Hub update among the actions
+    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+    document = json.loads(body["Message"])
+    assert [a["outcome"] for a in document["actions"] if a["type"] == "notify"] == ["applied"]
+    assert body["MessageAttributes"]["status"]["Value"] == "CONTAINED"

@@ -122,12 +122,65 @@ def test_readable_output_shows_the_timeline_and_summary(capsys: pytest.CaptureFi
     assert "WAF block list: 45.155.205.233/32" in out
 
 
-def test_unavailable_workflows_are_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    # WHEN --release or --mode approval is asked for before those workflows exist
-    release = main(["run", "--release", BRUTE_FORCE])
+def test_approval_mode_is_refused_clearly_until_the_approval_workflow_exists(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # WHEN --mode approval is asked for before that workflow exists
     approval = main(["run", "--mode", "approval", BRUTE_FORCE])
     err = capsys.readouterr().err
 
-    # THEN each is refused with exit 2 and a reason, rather than pretending
-    assert (release, approval) == (2, 2)
-    assert "release" in err and "approval" in err
+    # THEN it is refused with exit 2 and a reason, rather than pretending
+    assert approval == 2
+    assert "approval" in err
+
+
+def test_release_reports_released_and_an_empty_block_list(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the brute force, which blocks its attacker
+    # WHEN it runs with --json --release
+    status, document, _ = run_json(capsys, "--release", BRUTE_FORCE)
+
+    # THEN the report is valid, the incident is RELEASED after the release machine's states, and nothing is blocked
+    jsonschema.validate(document, SCHEMA)
+    (result,) = document["results"]
+    assert status == 0
+    assert result["status"] == "RELEASED"
+    assert result["states"][-4:] == ["Release Actions", "Record Release", "Notify Release", "Release Complete"]
+    assert {"type": "block_ip", "target": "45.155.205.233/32", "outcome": "released"}.items() <= next(
+        a for a in result["actions"] if a["outcome"] == "released" and a["type"] == "block_ip"
+    ).items()
+    assert document["world"]["blocked_ips"] == []
+    assert [e["status"] for e in document["world"]["incident_events"]] == ["OPEN", "CONTAINED", "RELEASED"]
+
+
+def test_release_runs_once_per_incident_and_leaves_other_results_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a finding, its redelivery, an ignored event and a rejected one
+    files = [
+        BRUTE_FORCE,
+        "events/eventbridge/guardduty_ssh_brute_force_redelivered.json",
+        "events/eventbridge/guardduty_port_probe_low.json",
+        "events/eventbridge/guardduty_malformed.json",
+    ]
+
+    # WHEN they run with --release
+    status, document, _ = run_json(capsys, "--release", *files)
+
+    # THEN only the incident's opening result is released; the others keep their status
+    jsonschema.validate(document, SCHEMA)
+    assert status == 0
+    assert [r["status"] for r in document["results"]] == ["RELEASED", "DUPLICATE", "IGNORED", "REJECTED"]
+    assert document["world"]["blocked_ips"] == []
+
+
+def test_report_dir_gets_one_markdown_report_per_incident(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN the brute force runs with --report-dir
+    status = main(["run", "--report-dir", str(tmp_path), BRUTE_FORCE])
+    capsys.readouterr()
+
+    # THEN one report, named by the incident id, tells the status, the block and its before and after state
+    (report,) = tmp_path.glob("fb-*.md")
+    text = report.read_text()
+    assert status == 0
+    assert text.startswith(f"# Firebreak incident {report.stem}: CONTAINED")
+    assert "| block_ip | 45.155.205.233/32 | applied |" in text
+    assert '"present": false' in text and '"present": true' in text
+    assert "i-0a1b2c3d4e5f60001" in text, "the report names resources by the finding's ids"

@@ -1,0 +1,391 @@
+"""Release against moto: one undo function per action type, the conflict rule, and the incident's status after it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from firebreak.models import Action, ActionType, IncidentStatus, Outcome
+from firebreak.release import ReleasePlan, release, release_status
+from firebreak.undo import ReleaseContext, undo_block_ip, undo_isolate_instance, undo_revoke_credentials
+
+REGION = "us-east-1"
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+
+def context(**kwargs: Any) -> ReleaseContext:
+    return ReleaseContext("fb-incident", client, **kwargs)
+
+
+# --- block_ip -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ipset(aws: None) -> dict[str, str]:
+    summary = client("wafv2").create_ip_set(
+        Name="blocked-ipv4", Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=["198.51.100.1/32"]
+    )["Summary"]
+    return {"name": summary["Name"], "id": summary["Id"], "arn": summary["ARN"]}
+
+
+def addresses(ipset: dict[str, str]) -> list[str]:
+    return sorted(
+        client("wafv2").get_ip_set(Name=ipset["name"], Scope="REGIONAL", Id=ipset["id"])["IPSet"]["Addresses"]
+    )
+
+
+def block(ipset: dict[str, str], cidr: str, outcome: Outcome = Outcome.APPLIED) -> Action:
+    """What block_ip records, with the address put in the set as the playbook would."""
+    current = addresses(ipset)
+    if cidr not in current:
+        client("wafv2").update_ip_set(
+            Name=ipset["name"],
+            Scope="REGIONAL",
+            Id=ipset["id"],
+            Addresses=[*current, cidr],
+            LockToken=client("wafv2").get_ip_set(Name=ipset["name"], Scope="REGIONAL", Id=ipset["id"])["LockToken"],
+        )
+    before = {"ipset": ipset["arn"], "present": outcome is Outcome.ALREADY_APPLIED}
+    return Action(ActionType.BLOCK_IP, cidr, outcome, "added", before, {"ipset": ipset["arn"], "present": True})
+
+
+def test_block_is_removed_and_the_rest_of_the_set_kept(ipset: dict[str, str]) -> None:
+    # GIVEN an incident's block beside a block of someone else's
+    action = block(ipset, "203.0.113.7/32")
+
+    # WHEN it is undone
+    entry = undo_block_ip(action, context(added_by_firebreak=frozenset({"203.0.113.7/32"})))
+
+    # THEN only that address left the set, and the entry records the state before and after the release
+    assert entry.outcome is Outcome.RELEASED
+    assert addresses(ipset) == ["198.51.100.1/32"]
+    assert (entry.before["present"], entry.after["present"]) == (True, False)
+
+
+def test_last_address_can_be_removed(aws: None) -> None:
+    # GIVEN a set holding only the incident's address
+    summary = client("wafv2").create_ip_set(Name="only", Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=[])[
+        "Summary"
+    ]
+    only = {"name": summary["Name"], "id": summary["Id"], "arn": summary["ARN"]}
+    action = block(only, "203.0.113.7/32")
+
+    # WHEN it is undone
+    entry = undo_block_ip(action, context())
+
+    # THEN the set is empty
+    assert entry.outcome is Outcome.RELEASED
+    assert addresses(only) == []
+
+
+def test_address_removed_since_is_a_conflict_and_nothing_is_written(ipset: dict[str, str]) -> None:
+    # GIVEN a block that a person removed by hand after the incident
+    action = block(ipset, "203.0.113.7/32")
+    lock = client("wafv2").get_ip_set(Name=ipset["name"], Scope="REGIONAL", Id=ipset["id"])["LockToken"]
+    client("wafv2").update_ip_set(
+        Name=ipset["name"], Scope="REGIONAL", Id=ipset["id"], Addresses=["198.51.100.1/32"], LockToken=lock
+    )
+
+    # WHEN it is undone
+    entry = undo_block_ip(action, context())
+
+    # THEN release refuses with the reason, and the set was not written
+    assert entry.outcome is Outcome.SKIPPED
+    assert entry.reason.startswith("conflict:") and "present is False, not True" in entry.reason
+    assert addresses(ipset) == ["198.51.100.1/32"]
+
+
+def test_address_another_incident_holds_stays_blocked(ipset: dict[str, str]) -> None:
+    # GIVEN the same attacker blocked for another incident that is still open
+    action = block(ipset, "203.0.113.7/32")
+
+    # WHEN this incident's block is undone
+    entry = undo_block_ip(action, context(held_elsewhere={"203.0.113.7/32": ("fb-other",)}))
+
+    # THEN this incident lets go of it but the address stays for the other one
+    assert entry.outcome is Outcome.RELEASED
+    assert "still held by fb-other" in entry.reason
+    assert "203.0.113.7/32" in addresses(ipset)
+
+
+def test_address_a_person_blocked_before_any_incident_stays(ipset: dict[str, str]) -> None:
+    # GIVEN an incident that found its attacker already blocked by a person
+    action = block(ipset, "198.51.100.1/32", Outcome.ALREADY_APPLIED)
+
+    # WHEN it is released and no Firebreak incident ever added the address
+    entry = undo_block_ip(action, context())
+
+    # THEN the person's block stays
+    assert entry.outcome is Outcome.RELEASED
+    assert "before Firebreak" in entry.reason
+    assert "198.51.100.1/32" in addresses(ipset)
+
+
+def test_address_left_for_this_incident_by_an_earlier_one_is_removed(ipset: dict[str, str]) -> None:
+    # GIVEN an incident relying on a block an earlier, already released incident added and left for it
+    action = block(ipset, "203.0.113.7/32", Outcome.ALREADY_APPLIED)
+
+    # WHEN it is released
+    entry = undo_block_ip(action, context(added_by_firebreak=frozenset({"203.0.113.7/32"})))
+
+    # THEN the last holder removes it
+    assert entry.outcome is Outcome.RELEASED
+    assert addresses(ipset) == ["198.51.100.1/32"]
+
+
+# --- isolate_instance ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def isolated(aws: None) -> dict[str, Any]:
+    """An instance in an Auto Scaling group and a target group, isolated as contain-instance would."""
+    ec2, autoscaling, elbv2 = client("ec2"), client("autoscaling"), client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    web = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    quarantine = ec2.create_security_group(GroupName="firebreak-quarantine", Description="q", VpcId=vpc)["GroupId"]
+    # Groups on the interface, not the instance: moto adds an instance's own groups to every interface it reports.
+    ec2.create_launch_template(
+        LaunchTemplateName="web",
+        LaunchTemplateData={
+            "ImageId": "ami-04681a1dbd79675a5",
+            "NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [web], "SubnetId": subnet}],
+        },
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="web-asg",
+        LaunchTemplate={"LaunchTemplateName": "web"},
+        MinSize=1,
+        MaxSize=3,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=subnet,
+    )
+    instance = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    target_group = elbv2.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=target_group, Targets=[{"Id": instance, "Port": 80}])
+    eni = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["NetworkInterfaces"][0][
+        "NetworkInterfaceId"
+    ]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[web])
+    before = {
+        "interfaces": {eni: [web]},
+        "termination_protection": False,
+        "shutdown_behavior": "terminate",
+        "auto_scaling_group": "web-asg",
+        "target_groups": [{"arn": target_group, "port": 80}],
+    }
+    # What isolation does.
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[quarantine])
+    ec2.modify_instance_attribute(InstanceId=instance, DisableApiTermination={"Value": True})
+    ec2.modify_instance_attribute(InstanceId=instance, Attribute="instanceInitiatedShutdownBehavior", Value="stop")
+    autoscaling.detach_instances(
+        InstanceIds=[instance], AutoScalingGroupName="web-asg", ShouldDecrementDesiredCapacity=False
+    )
+    elbv2.deregister_targets(TargetGroupArn=target_group, Targets=[{"Id": instance, "Port": 80}])
+    after = {
+        "interfaces": {eni: [quarantine]},
+        "termination_protection": True,
+        "shutdown_behavior": "stop",
+        "auto_scaling_group": None,
+        "target_groups": [],
+    }
+    action = Action(ActionType.ISOLATE_INSTANCE, instance, Outcome.APPLIED, "isolated", before, after)
+    return {"action": action, "eni": eni, "web": web, "instance": instance, "target_group": target_group}
+
+
+def instance_state(instance: str, eni: str, target_group: str) -> dict[str, Any]:
+    ec2 = client("ec2")
+    return {
+        "groups": [
+            g["GroupId"]
+            for g in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Groups"]
+        ],
+        "protection": ec2.describe_instance_attribute(InstanceId=instance, Attribute="disableApiTermination")[
+            "DisableApiTermination"
+        ]["Value"],
+        "shutdown": ec2.describe_instance_attribute(InstanceId=instance, Attribute="instanceInitiatedShutdownBehavior")[
+            "InstanceInitiatedShutdownBehavior"
+        ]["Value"],
+        "asg": [
+            i["AutoScalingGroupName"]
+            for i in client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance])[
+                "AutoScalingInstances"
+            ]
+        ],
+        "targets": [
+            d["Target"]["Id"]
+            for d in client("elbv2").describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
+        ],
+    }
+
+
+def test_isolation_is_undone_field_by_field(isolated: dict[str, Any]) -> None:
+    # GIVEN an isolated instance
+    # WHEN its isolation is undone
+    entry = undo_isolate_instance(isolated["action"], context())
+
+    # THEN its interface, protection, shutdown behaviour, Auto Scaling group and target group are as before
+    assert entry.outcome is Outcome.RELEASED, entry.reason
+    state = instance_state(isolated["instance"], isolated["eni"], isolated["target_group"])
+    assert state == {
+        "groups": [isolated["web"]],
+        "protection": False,
+        "shutdown": "terminate",
+        "asg": ["web-asg"],
+        "targets": [isolated["instance"]],
+    }
+    assert "desired capacity +1" in entry.reason
+
+
+def test_isolation_changed_since_is_refused(isolated: dict[str, Any]) -> None:
+    # GIVEN a responder moved the instance to a forensics group after isolation
+    ec2 = client("ec2")
+    vpc = ec2.describe_network_interfaces(NetworkInterfaceIds=[isolated["eni"]])["NetworkInterfaces"][0]["VpcId"]
+    forensics = ec2.create_security_group(GroupName="forensics", Description="f", VpcId=vpc)["GroupId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=isolated["eni"], Groups=[forensics])
+
+    # WHEN release tries to undo the isolation
+    entry = undo_isolate_instance(isolated["action"], context())
+
+    # THEN it refuses, names what changed, and touches nothing
+    assert entry.outcome is Outcome.SKIPPED
+    assert entry.reason.startswith("conflict:") and "interfaces" in entry.reason
+    state = instance_state(isolated["instance"], isolated["eni"], isolated["target_group"])
+    assert state["groups"] == [forensics]
+    assert state["protection"] is True
+
+
+# --- revoke_credentials -------------------------------------------------------------------------------------------
+
+DENY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
+
+
+@pytest.fixture
+def revoked_key(aws: None) -> Action:
+    iam = client("iam")
+    iam.create_user(UserName="deploy-bot")
+    key = iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="deploy-bot", AccessKeyId=key, Status="Inactive")
+    iam.put_user_policy(UserName="deploy-bot", PolicyName="FirebreakDenyAll", PolicyDocument=DENY)
+    identity = {"principal_type": "IAMUser", "user_name": "deploy-bot", "access_key_id": key}
+    before = {**identity, "key_status": "Active", "policy_names": []}
+    after = {**identity, "key_status": "Inactive", "deny_policy": "FirebreakDenyAll"}
+    return Action(ActionType.REVOKE_CREDENTIALS, key, Outcome.APPLIED, "revoked", before, after)
+
+
+def test_revoked_key_is_reactivated_and_the_deny_policy_deleted(revoked_key: Action) -> None:
+    # WHEN the revocation is undone
+    entry = undo_revoke_credentials(revoked_key, context())
+
+    # THEN the key is active again and the user has no Firebreak policy
+    iam = client("iam")
+    assert entry.outcome is Outcome.RELEASED, entry.reason
+    assert [k["Status"] for k in iam.list_access_keys(UserName="deploy-bot")["AccessKeyMetadata"]] == ["Active"]
+    assert iam.list_user_policies(UserName="deploy-bot")["PolicyNames"] == []
+
+
+def test_key_someone_reactivated_is_refused(revoked_key: Action) -> None:
+    # GIVEN a person re-activated the key by hand
+    client("iam").update_access_key(UserName="deploy-bot", AccessKeyId=revoked_key.target, Status="Active")
+
+    # WHEN release tries to undo the revocation
+    entry = undo_revoke_credentials(revoked_key, context())
+
+    # THEN it refuses and leaves the deny policy in place
+    assert entry.outcome is Outcome.SKIPPED
+    assert "key_status is 'Active', not 'Inactive'" in entry.reason
+    assert client("iam").list_user_policies(UserName="deploy-bot")["PolicyNames"] == ["FirebreakDenyAll"]
+
+
+def test_role_session_revocation_policy_is_deleted(aws: None) -> None:
+    # GIVEN a role whose older sessions Firebreak revoked
+    iam = client("iam")
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    iam.put_role_policy(RoleName="app", PolicyName="AWSRevokeOlderSessions", PolicyDocument=DENY)
+    before = {"principal_type": "AssumedRole", "role_name": "app", "policy_names": []}
+    after = {"principal_type": "AssumedRole", "role_name": "app", "deny_policy": "AWSRevokeOlderSessions"}
+    action = Action(ActionType.REVOKE_CREDENTIALS, "app", Outcome.APPLIED, "revoked", before, after)
+
+    # WHEN it is undone
+    entry = undo_revoke_credentials(action, context())
+
+    # THEN the revocation policy is gone
+    assert entry.outcome is Outcome.RELEASED, entry.reason
+    assert iam.list_role_policies(RoleName="app")["PolicyNames"] == []
+
+
+# --- the release as a whole ---------------------------------------------------------------------------------------
+
+
+def test_plan_undoes_only_recorded_changes_not_yet_released(ipset: dict[str, str]) -> None:
+    # GIVEN a record with enrichment, a planned block, a block without state, a released and a pending block
+    pending = block(ipset, "203.0.113.7/32")
+    released_before = block(ipset, "203.0.113.8/32")
+    actions = (
+        Action(ActionType.ENRICH_IP, "203.0.113.7", Outcome.APPLIED, "suspicious (60)"),
+        Action(ActionType.BLOCK_IP, "203.0.113.9/32", Outcome.PLANNED, "would add"),
+        Action(ActionType.BLOCK_IP, "203.0.113.10/32", Outcome.APPLIED, "added by an older version, no state"),
+        released_before,
+        pending,
+    )
+    releases = (Action(ActionType.BLOCK_IP, "203.0.113.8/32", Outcome.RELEASED, "removed"),)
+
+    # THEN only the pending block is to be undone
+    assert ReleasePlan("fb-incident", "CONTAINED", actions, releases).pending == (pending,)
+
+
+def test_plan_leaves_an_isolation_the_incident_found_in_place(aws: None) -> None:
+    # GIVEN an instance the playbook found already isolated (by an earlier incident or a person)
+    state = {"interfaces": {"eni-1": ["sg-quarantine"]}}
+    found = Action(ActionType.ISOLATE_INSTANCE, "i-1", Outcome.ALREADY_APPLIED, "already isolated", state, state)
+
+    # THEN releasing this incident does not undo it
+    assert ReleasePlan("fb-incident", "CONTAINED", (found,)).pending == ()
+
+
+def test_full_release_is_released_and_lets_go_of_the_addresses(ipset: dict[str, str]) -> None:
+    # GIVEN a contained incident holding one block
+    action = block(ipset, "203.0.113.7/32")
+
+    # WHEN it is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", (action,)), context(), ["203.0.113.7/32"])
+
+    # THEN it is RELEASED, holds nothing, and the summary entry says so
+    assert result.status == "RELEASED"
+    assert result.blocked_addresses == ()
+    assert result.entries[-1].type is ActionType.RELEASE
+    assert result.entries[-1].reason == "1 of 1 released"
+
+
+def test_record_without_actions_is_not_released(aws: None) -> None:
+    # GIVEN the record of a response that failed before recording its actions
+    result = release(ReleasePlan("fb-incident", "FAILED", None), context(), ["203.0.113.7/32"])
+
+    # THEN release refuses to guess and keeps the status and the holdings
+    assert result.status == "FAILED"
+    assert result.blocked_addresses == ("203.0.113.7/32",)
+    assert result.entries[0].outcome is Outcome.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([Outcome.RELEASED, Outcome.RELEASED], IncidentStatus.RELEASED.value),
+        ([Outcome.RELEASED, Outcome.SKIPPED], IncidentStatus.PARTIALLY_CONTAINED.value),
+        ([Outcome.SKIPPED], "CONTAINED"),
+        ([Outcome.FAILED], "CONTAINED"),
+        ([], IncidentStatus.RELEASED.value),
+    ],
+    ids=["all", "some", "refused", "failed", "nothing-to-do"],
+)
+def test_status_after_release_says_what_is_still_in_place(outcomes: list[Outcome], expected: str) -> None:
+    entries = [Action(ActionType.BLOCK_IP, f"203.0.113.{i}/32", outcome) for i, outcome in enumerate(outcomes)]
+    assert release_status("CONTAINED", entries) == expected
