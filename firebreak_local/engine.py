@@ -90,6 +90,7 @@ class Engine:
         self._inboxes: list[str] = []
         self._notifications: list[dict[str, str]] = []
         self.dispatcher, self.api_calls = runtime.install()
+        self.faults = runtime.fault_injector()
         self._mock: Any = None
         self.world: World
         self._stack = Stack(
@@ -119,6 +120,7 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.dispatcher.clear_overrides()
+        self.faults.clear()
         self._mock.stop()
 
     def client(self, service: str) -> Any:

@@ -29,12 +29,17 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
+    StateTaskServiceDynamoDB,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+
+from firebreak_local.faults import Faults
 
 PINNED_MOTO = "5.2.5"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -171,8 +176,12 @@ class ApiCalls:
         self._lock = threading.Lock()
         self._quiet = threading.local()
 
+    def is_quiet(self) -> bool:
+        """Whether this thread is the engine's own (provisioning, seeding, polling), not the stack's."""
+        return bool(getattr(self._quiet, "on", False))
+
     def record(self, event_name: str) -> None:
-        if getattr(self._quiet, "on", False):
+        if self.is_quiet():
             return
         operation = ".".join(event_name.split(".")[1:3])
         with self._lock:
@@ -190,6 +199,18 @@ class ApiCalls:
         with self._lock:
             counts, self.counts = self.counts, Counter()
         return counts
+
+
+def _name_dynamodb_errors_as_aws() -> None:
+    """Step Functions names a DynamoDB error by its SDK exception class (`DynamoDB.InternalServerErrorException`);
+    moto uses the bare error code, so a Retry written for AWS would never match a 5xx locally."""
+    original = StateTaskServiceDynamoDB._error_cause_from_client_error
+
+    def named(client_error: Any) -> tuple[str, str]:
+        error, cause = original(client_error)
+        return (error if error.endswith("Exception") else f"{error}Exception"), cause
+
+    StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(named)  # type: ignore[method-assign]
 
 
 def _case_sfn_arguments() -> None:
@@ -215,6 +236,13 @@ def _case_sfn_arguments() -> None:
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
+_faults: Faults | None = None
+
+
+def fault_injector() -> Faults:
+    """The faults every engine shares (install() first): a test injects an AWS error through it."""
+    assert _faults is not None, "runtime.install() has not run"
+    return _faults
 
 
 def install() -> tuple[Dispatcher, ApiCalls]:
@@ -224,7 +252,9 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         return _installed
     if moto.__version__ != PINNED_MOTO:
         raise RuntimeError_(f"the local engine is written against moto {PINNED_MOTO}, found {moto.__version__}")
+    global _faults
     dispatcher, calls = Dispatcher(), ApiCalls()
+    faults = _faults = Faults(is_engine_call=calls.is_quiet)
     bindings = _Bindings()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
@@ -242,10 +272,14 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     def counted_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         if self.enabled:
             calls.record(event_name)
+            injected = faults.answer(event_name, request)
+            if injected is not None:
+                return injected
         return original_call(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
+    _name_dynamodb_errors_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

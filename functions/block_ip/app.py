@@ -68,6 +68,7 @@ def block(addresses: Sequence[str], mode: Mode, settings: Settings) -> list[Acti
 
 
 @logger.inject_lambda_context
+@aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = event["input"]

@@ -23,3 +23,7 @@ class FeedFetchFailed(FirebreakError):
 
 class FeedParseFailed(FirebreakError):
     """A feed was downloaded but is not the format its configuration says; its addresses stay as they were."""
+
+
+class TransientAwsError(FirebreakError):
+    """An AWS call was still throttled or failing server-side after the client's own retries; ASL Retry waits longer."""
