@@ -88,6 +88,7 @@ def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], 
         "playbook": triage.playbook.value,
         "mode": triage.mode.value,
         "execution_arn": execution_arn,
+        "escalation": triage.escalation,
         "finding": triage.incident.to_dict(),
         "actions": [action.to_dict() for action in actions],
     }
