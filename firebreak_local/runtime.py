@@ -37,7 +37,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from firebreak_local.faults import Faults
 
@@ -213,6 +215,19 @@ def _name_dynamodb_errors_as_aws() -> None:
     StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(named)  # type: ignore[method-assign]
 
 
+def _output_before_status() -> None:
+    """moto marks an execution SUCCEEDED before it sets the output; a `.sync` parent polling in between reads no
+    output (a large one makes the window wide). Setting the output first closes it."""
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect(self: Any) -> None:
+        if isinstance(self.execution.exec_worker.env.program_state(), ProgramEnded):
+            self.execution.output = self.execution.exec_worker.env.states.get_input()
+        original(self)  # type: ignore[no-untyped-call]
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
+
+
 def _case_sfn_arguments() -> None:
     """moto hands a `states:startExecution` task's Arguments to boto3, and its answer back, without re-casing them."""
     original_parameters = StateTaskServiceSfn._normalise_parameters
@@ -280,6 +295,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
     _name_dynamodb_errors_as_aws()
+    _output_before_status()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

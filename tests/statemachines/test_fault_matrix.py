@@ -140,16 +140,17 @@ def test_permanent_error_ends_in_a_truthful_status_a_record_and_a_notification(
     assert (execution.status == "SUCCEEDED") == (expected.record == "CONTAINED")
 
 
-def test_record_updates_refused_leave_the_open_record_and_a_failure_notification(engine: Engine) -> None:
-    # GIVEN the incident can be opened but never updated (UpdateItem denied)
+def test_record_updates_refused_stop_before_acting_and_are_still_told(engine: Engine) -> None:
+    # GIVEN DynamoDB refuses every UpdateItem: the circuit breaker cannot count, and no record can be written
     execution, _ = run_with(engine, Case("dynamodb", "UpdateItem", "AccessDeniedException", None))
 
-    # THEN the address was blocked, the record stays OPEN (it could not be changed), and after the CONTAINED message
-    # the responders are told the response did not complete, with the DynamoDB error
-    assert engine.blocked_ips() == [ADDRESS]
-    assert [record["status"] for record in records(engine)] == ["OPEN"]
-    assert [message["subject"] for message in engine.notifications()] == [CONTAINED, FAILED_EARLY]
-    assert "DynamoDB.AccessDeniedException" in engine.notifications()[-1]["message"]
+    # THEN Firebreak fails safe: nothing is blocked (an uncounted response could exceed the breaker), no record can
+    # exist (the table refuses writes), and the responders are told the response did not complete, with the error
+    assert engine.blocked_ips() == []
+    assert records(engine) == []
+    notifications = engine.notifications()
+    assert [message["subject"] for message in notifications] == [FAILED_EARLY]
+    assert "Error:     ClientError" in notifications[0]["message"]
     assert execution.status == "FAILED"
 
 
