@@ -4,6 +4,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM := .tools/sam/bin/sam
 SAM_VERSION := 1.170.0
+CHECKOV := .tools/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 PYTHON ?= python3
 export SAM_CLI_TELEMETRY := 0
 
@@ -25,6 +27,12 @@ $(SAM):
 	.tools/sam/bin/pip install --quiet --upgrade pip
 	.tools/sam/bin/pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
 
+# checkov pins its own boto3 (1.35), older than ours, so it too lives in a venv of its own.
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet --upgrade pip
+	.tools/checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
+
 install: $(STAMP) ## Create the venv with the pinned dev dependencies
 	@if [ -d .git ] && $(BIN)/python -c "import pre_commit" 2>/dev/null; then $(BIN)/pre-commit install; fi
 
@@ -36,11 +44,12 @@ test: $(STAMP) $(SAM) ## Run the tests, then validate and build the stack offlin
 	$(SAM) validate --lint
 	$(SAM) build --parallel
 
-lint: $(STAMP) ## ruff, mypy, cfn-lint and statelint
+lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov and statelint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/statelint statemachines/*.asl.json
 
 check: lint test ## What CI runs

@@ -30,6 +30,10 @@ UNAVAILABLE = {
 UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE"})
 
 
+# EventBridge refuses a PutEvents entry over 256 KB, so no rule, and no state machine, ever sees a larger event.
+EVENTBRIDGE_EVENT_LIMIT_BYTES = 256 * 1024
+
+
 class Unusable(Exception):
     """An argument or event file the command cannot use; the message is the one line printed for it."""
 
@@ -42,6 +46,8 @@ def read_event(path: str) -> dict[str, Any]:
         raise Unusable(f"{path}: cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise Unusable(f"{path}: not UTF-8 text") from None
+    if len(text.encode()) > EVENTBRIDGE_EVENT_LIMIT_BYTES:
+        raise Unusable(f"{path}: larger than EventBridge's 256 KB event limit: PutEvents would refuse it, nothing runs")
     try:
         event = json.loads(text)
     except ValueError as error:

@@ -107,6 +107,7 @@ class Engine:
         self.consumer_errors: list[dict[str, Any]] = []
         self.dispatcher, self.api_calls = runtime.install()
         runtime.clear_finding_updates()
+        self.faults = runtime.fault_injector()
         self._mock: Any = None
         self.world: World
         self._stack = Stack(
@@ -137,6 +138,7 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.dispatcher.clear_overrides()
+        self.faults.clear()
         self._mock.stop()
 
     def client(self, service: str) -> Any:

@@ -32,13 +32,20 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
+    StateTaskServiceDynamoDB,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+from firebreak_local.faults import Faults
 
 PINNED_MOTO = "5.2.5"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -175,8 +182,12 @@ class ApiCalls:
         self._lock = threading.Lock()
         self._quiet = threading.local()
 
+    def is_quiet(self) -> bool:
+        """Whether this thread is the engine's own (provisioning, seeding, polling), not the stack's."""
+        return bool(getattr(self._quiet, "on", False))
+
     def record(self, event_name: str) -> None:
-        if getattr(self._quiet, "on", False):
+        if self.is_quiet():
             return
         operation = ".".join(event_name.split(".")[1:3])
         with self._lock:
@@ -194,6 +205,31 @@ class ApiCalls:
         with self._lock:
             counts, self.counts = self.counts, Counter()
         return counts
+
+
+def _name_dynamodb_errors_as_aws() -> None:
+    """Step Functions names a DynamoDB error by its SDK exception class (`DynamoDB.InternalServerErrorException`);
+    moto uses the bare error code, so a Retry written for AWS would never match a 5xx locally."""
+    original = StateTaskServiceDynamoDB._error_cause_from_client_error
+
+    def named(client_error: Any) -> tuple[str, str]:
+        error, cause = original(client_error)
+        return (error if error.endswith("Exception") else f"{error}Exception"), cause
+
+    StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(named)  # type: ignore[method-assign]
+
+
+def _output_before_status() -> None:
+    """moto marks an execution SUCCEEDED before it sets the output; a `.sync` parent polling in between reads no
+    output (a large one makes the window wide). Setting the output first closes it."""
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect(self: Any) -> None:
+        if isinstance(self.execution.exec_worker.env.program_state(), ProgramEnded):
+            self.execution.output = self.execution.exec_worker.env.states.get_input()
+        original(self)  # type: ignore[no-untyped-call]
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
 
 def _case_sfn_arguments() -> None:
@@ -267,6 +303,15 @@ def _answer_batch_update_findings(request: Any) -> AWSResponse:
     return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, MockRawResponse(json.dumps(answer)))  # type: ignore[arg-type]
 
 
+_faults: Faults | None = None
+
+
+def fault_injector() -> Faults:
+    """The faults every engine shares (install() first): a test injects an AWS error through it."""
+    assert _faults is not None, "runtime.install() has not run"
+    return _faults
+
+
 def install() -> tuple[Dispatcher, ApiCalls]:
     """Patch moto once per process; returns the dispatcher and the API-call counter every engine shares."""
     global _installed
@@ -274,7 +319,9 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         return _installed
     if moto.__version__ != PINNED_MOTO:
         raise RuntimeError_(f"the local engine is written against moto {PINNED_MOTO}, found {moto.__version__}")
+    global _faults
     dispatcher, calls = Dispatcher(), ApiCalls()
+    faults = _faults = Faults(is_engine_call=calls.is_quiet)
     bindings = _Bindings()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
@@ -294,11 +341,16 @@ def install() -> tuple[Dispatcher, ApiCalls]:
             calls.record(event_name)
             if event_name == _BATCH_UPDATE_FINDINGS:
                 return _answer_batch_update_findings(request)
+            injected = faults.answer(event_name, request)
+            if injected is not None:
+                return injected
         return original_call(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
     _iso_execution_start_time()
+    _name_dynamodb_errors_as_aws()
+    _output_before_status()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

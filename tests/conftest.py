@@ -14,6 +14,15 @@ from firebreak_local.runtime import LambdaContext
 from tests.support import TEMPLATE
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """An engine sets the template's environment for its functions; no test may leave it to the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext(

@@ -17,6 +17,8 @@ from firebreak.settings import Settings
 from firebreak.waf import IpSetRef, add_addresses
 
 logger = Logger()
+OVER_THE_CAP = "over the cap of"
+CAPPED_SHOWN = 10
 
 
 def choose(verdicts: Sequence[Verdict], settings: Settings) -> tuple[list[str], list[Action]]:
@@ -29,7 +31,13 @@ def choose(verdicts: Sequence[Verdict], settings: Settings) -> tuple[list[str], 
     allowed, refused = partition(
         [v.address for v in verdicts if v.blocks], settings.allow_list, settings.max_addresses_per_incident
     )
-    skipped += [Action(ActionType.BLOCK_IP, r.address, Outcome.SKIPPED, r.reason) for r in refused]
+    capped = [r for r in refused if r.reason.startswith(OVER_THE_CAP)]
+    skipped += [Action(ActionType.BLOCK_IP, r.address, Outcome.SKIPPED, r.reason) for r in refused if r not in capped]
+    if capped:
+        # One line for a port probe's thousand addresses: one each would burst the 256 KiB state payload.
+        shown = ", ".join(r.address for r in capped[:CAPPED_SHOWN]) + (", ..." if len(capped) > CAPPED_SHOWN else "")
+        target = f"{len(capped)} more addresses ({shown})"
+        skipped.append(Action(ActionType.BLOCK_IP, target, Outcome.SKIPPED, capped[0].reason))
     return list(allowed), skipped
 
 
@@ -70,6 +78,7 @@ def block(addresses: Sequence[str], mode: Mode, settings: Settings) -> list[Acti
 
 
 @logger.inject_lambda_context
+@aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = event["input"]

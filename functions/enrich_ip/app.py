@@ -44,6 +44,16 @@ def to_action(assessment: Assessment) -> Action:
     return Action(ActionType.ENRICH_IP, verdict.address, Outcome.APPLIED, assessment.reason(), after=assessment.after())
 
 
+def to_actions(assessments: list[Assessment], limit: int) -> list[Action]:
+    """Evidence for the first `limit` addresses, one line for the rest: a thousand would burst the 256 KiB payload."""
+    actions = [to_action(assessment) for assessment in assessments[:limit]]
+    rest = len(assessments) - limit
+    if rest > 0:
+        reason = f"evidence not kept: over the cap of {limit} addresses per incident (verdicts still given)"
+        actions.append(Action(ActionType.ENRICH_IP, f"{rest} more addresses", Outcome.SKIPPED, reason))
+    return actions
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
@@ -63,5 +73,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info("Enriched addresses", extra={"verdicts": {a.verdict.address: a.verdict.verdict for a in assessments}})
     return {
         "verdicts": [assessment.verdict.to_dict() for assessment in assessments],
-        "actions": [to_action(assessment).to_dict() for assessment in assessments],
+        "actions": [action.to_dict() for action in to_actions(assessments, settings.max_addresses_per_incident)],
     }

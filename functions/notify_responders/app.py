@@ -37,6 +37,7 @@ def publish(
 
 
 @logger.inject_lambda_context
+@aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     execution_arn = str(event.get("executionId", ""))
     logger.append_keys(execution_id=execution_arn)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from firebreak import aws
+from firebreak.breaker import open_message, take_slot
 from firebreak.credentials import manual_steps
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
@@ -58,10 +62,35 @@ def triage(incident: Incident, settings: Settings) -> Triage:
     )
 
 
+def destructive(result: Triage) -> bool:
+    """Whether the playbook will change the account: anything but notify-only, outside dry-run."""
+    return result.playbook is not Playbook.NOTIFY_ONLY and result.mode is not Mode.DRY_RUN
+
+
+def through_breaker(result: Triage, settings: Settings) -> Triage:
+    """The triage unchanged while the hour's budget lasts; past it, escalated to a person and never acted on."""
+    if not destructive(result) or not settings.breaker_table:
+        return result
+    slot = take_slot(
+        aws.client("dynamodb"),
+        settings.breaker_table,
+        result.incident.account_id,
+        settings.max_containments_per_hour,
+        datetime.now(UTC),
+    )
+    if slot.granted:
+        return result
+    # Until the approval workflow exists, "switch to approval" means notify-only with the reason: never act.
+    logger.warning("Circuit breaker open", extra={"incident_id": result.incident_id, "used": slot.used})
+    return dataclasses.replace(result, playbook=Playbook.NOTIFY_ONLY, escalation=open_message(slot.used))
+
+
 @logger.inject_lambda_context
+@aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
-    result = triage(normalise(event.get("input") or {}), Settings.from_env())
+    settings = Settings.from_env()
+    result = through_breaker(triage(normalise(event.get("input") or {}), settings), settings)
     logger.info(
         "Triaged finding",
         extra={"incident_id": result.incident_id, "playbook": result.playbook.value, "mode": result.mode.value},

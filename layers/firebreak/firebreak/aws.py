@@ -4,15 +4,60 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from firebreak.errors import TransientAwsError
+
 _CONFIG = Config(retries={"mode": "standard"})
 # Assumed-role credentials last an hour; a client older than this is replaced so a warm Lambda never holds stale ones.
 _ROLE_CLIENT_LIFETIME_SECONDS = 45 * 60
+# Codes AWS uses for "slow down" across services; botocore's standard mode misses some (SNS's Throttled).
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "Throttled",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "KMSThrottlingException",
+    }
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient(error: ClientError) -> bool:
+    """Throttling or a server-side (5xx) failure: worth trying again later, unlike a refusal or a missing resource."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code in _THROTTLING_CODES or code in _TRANSIENT_CODES or status >= 500
+
+
+def retryable(handler: Callable[P, R]) -> Callable[P, R]:
+    """Turn a transient ClientError into TransientAwsError, the name the ASL Retry matches.
+
+    Lambda reports an unmodelled ClientError as plain "ClientError", which no Retry can tell from AccessDenied.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return handler(*args, **kwargs)
+        except ClientError as error:
+            if is_transient(error):
+                raise TransientAwsError(str(error)) from error
+            raise
+
+    return wrapper
 
 
 def client(service: str, region: str | None = None, role_arn: str | None = None) -> Any:
@@ -54,12 +99,6 @@ _TRANSIENT_CODES = frozenset(
         "Unavailable",
     }
 )
-
-
-def is_transient(error: ClientError) -> bool:
-    """True for throttling and server-side errors, which a step re-raises so the ASL Retry repeats it."""
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES or status >= 500
 
 
 def error_code(error: ClientError) -> str:

@@ -43,3 +43,7 @@ class IncidentNotFound(FirebreakError):
 
 class EventNotPublished(FirebreakError):
     """EventBridge refused an incident status-change event; the stream hands the record back to be retried."""
+
+
+class TransientAwsError(FirebreakError):
+    """An AWS call was still throttled or failing server-side after the client's own retries; ASL Retry waits longer."""

@@ -19,6 +19,9 @@ from firebreak.models import Incident, NetworkInterface, RemoteIpDetails, Source
 # step do and keeps the incident within the Step Functions payload limit.
 MAX_PORT_PROBE_ENTRIES = 1000
 MAX_THREAT_LISTS = 10
+# Where the attacker's addresses sit (org, ASN, country) is evidence for the first addresses only: a thousand of them
+# would take most of the 256 KiB state payload that the incident, its actions and the notification must share.
+MAX_REMOTE_IP_DETAILS = 50
 
 GUARDDUTY_DETAIL_TYPE = "GuardDuty Finding"
 SECURITYHUB_DETAIL_TYPES = frozenset({"Security Hub Findings - Imported", "Security Hub Findings - Custom Action"})
@@ -336,7 +339,7 @@ def _remotes(action: _Node) -> dict[str, Any]:
     probes = action.at("portProbeAction").nodes("portProbeDetails", MAX_PORT_PROBE_ENTRIES)
     sources += [probe.at("remoteIpDetails") for probe in probes]
     sources += [action.at(name, "remoteIpDetails") for name in _API_ACTIONS]
-    valid: dict[str, RemoteIpDetails] = {}
+    valid: dict[str, RemoteIpDetails | None] = {}
     invalid: dict[str, None] = {}
     for details in sources:
         for version in ("ipAddressV4", "ipAddressV6"):
@@ -345,10 +348,10 @@ def _remotes(action: _Node) -> dict[str, Any]:
             if raw is not None and address is None:
                 invalid.setdefault("".join(ch for ch in raw if ch.isprintable())[:64])
             elif address is not None and address not in valid:
-                valid[address] = _remote_details(address, details)
+                valid[address] = _remote_details(address, details) if len(valid) < MAX_REMOTE_IP_DETAILS else None
     return {
         "remote_ips": tuple(valid),
-        "remote_ip_details": tuple(valid.values()),
+        "remote_ip_details": tuple(detail for detail in valid.values() if detail is not None),
         "invalid_remote_ips": tuple(invalid),
     }
 

@@ -33,6 +33,8 @@ class Settings:
     write_back_guardduty: bool = False
     notify_on_start: bool = False
     event_bus_name: str = "default"
+    breaker_table: str = ""
+    max_containments_per_hour: int = 20
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -55,6 +57,8 @@ class Settings:
             ),
             allow_list=parse_cidrs(env.get("ALLOW_LIST_CIDRS", "")),
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
+            breaker_table=env.get("CIRCUIT_BREAKER_TABLE_NAME", ""),
+            max_containments_per_hour=int(env.get("MAX_CONTAINMENTS_PER_HOUR", "20")),
             trusted_product_companies=tuple(
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),

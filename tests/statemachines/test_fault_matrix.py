@@ -1,0 +1,168 @@
+"""Every AWS call of the entry machine and the block-ip playbook, failing transiently and permanently.
+
+Faults are real error responses on moto's request path (firebreak_local/faults.py), so the handlers' boto3 clients
+and the interpreter's SDK tasks see what AWS would send. The contract: a transient error is retried (by the client's
+standard retries or the ASL Retry) and the incident is still CONTAINED; a permanent error ends in a truthful status,
+a notification and a record. The one dependency that cannot report its own failure is SNS: when every publish is
+refused, the record still says FAILED and the execution fails (which the stack's ExecutionFailedRule alerts on).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from firebreak.remote_config import forget
+from firebreak_local.engine import Engine, Execution
+from tests.support import load_event
+
+ADDRESS = "45.155.205.233/32"
+CONTAINED = "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
+FAILED = "Firebreak FAILED: UnauthorizedAccess:EC2/SSHBruteForce"
+FAILED_EARLY = "Firebreak FAILED: response did not complete"
+
+
+@dataclass(frozen=True)
+class Case:
+    service: str
+    operation: str
+    code: str
+    times: int | None  # None: every call fails
+
+    def __str__(self) -> str:
+        return f"{self.service}.{self.operation}-{self.code}-{'always' if self.times is None else self.times}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_address_lists() -> Iterator[None]:
+    # Enrichment caches the SSM lists per process; a fault on GetParameters must meet a real call.
+    forget()
+    yield
+    forget()
+
+
+def run_with(engine: Engine, case: Case) -> tuple[Execution, int]:
+    event = load_event("eventbridge/guardduty_ssh_brute_force")
+    rule = engine.matching_rule(event)
+    assert rule is not None
+    with engine.faults.inject(case.service, case.operation, case.code, times=case.times) as fault:
+        execution = engine.start(rule, event)
+    return execution, fault.hits
+
+
+def records(engine: Engine) -> list[dict[str, Any]]:
+    items = engine.client("dynamodb").scan(TableName=engine.resources["IncidentTable"].ref)["Items"]
+    return [{key: next(iter(value.values())) for key, value in item.items()} for item in items]
+
+
+def status_of(execution: Execution) -> str:
+    report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
+    return str(report["status"])
+
+
+# Fails once (or past the client's own three attempts where it says 3): retried, and the incident still contained.
+TRANSIENT = [
+    Case("lambda", "Invoke", "TooManyRequestsException", 1),
+    Case("lambda", "Invoke", "ServiceException", 1),
+    Case("dynamodb", "PutItem", "ThrottlingException", 1),
+    Case("dynamodb", "PutItem", "InternalServerError", 1),
+    Case("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", 1),
+    Case("dynamodb", "UpdateItem", "InternalServerError", 1),
+    Case("ssm", "GetParameters", "ThrottlingException", 3),
+    Case("wafv2", "GetIPSet", "WAFInternalErrorException", 1),
+    Case("wafv2", "UpdateIPSet", "ThrottlingException", 3),
+    Case("wafv2", "UpdateIPSet", "WAFOptimisticLockException", 3),
+    Case("sns", "Publish", "Throttled", 3),
+    Case("sns", "Publish", "InternalError", 4),
+]
+
+
+@pytest.mark.parametrize("case", TRANSIENT, ids=str)
+def test_transient_error_is_retried_and_the_incident_still_contained(engine: Engine, case: Case) -> None:
+    # GIVEN one AWS call of the response fails for a while with a transient error
+    # WHEN the brute force runs
+    execution, hits = run_with(engine, case)
+
+    # THEN the fault really fired, and the address is blocked, recorded and told as CONTAINED
+    assert hits == (case.times or hits) and hits > 0
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert status_of(execution) == "CONTAINED"
+    assert engine.blocked_ips() == [ADDRESS]
+    assert [record["status"] for record in records(engine)] == ["CONTAINED"]
+    assert [message["subject"] for message in engine.notifications()] == [CONTAINED]
+
+
+@dataclass(frozen=True)
+class Permanent:
+    case: Case
+    record: str
+    subject: str
+    blocked: bool
+
+    def __str__(self) -> str:
+        return str(self.case)
+
+
+PERMANENT = [
+    # The address could not be blocked: FAILED everywhere, nothing claimed.
+    Permanent(Case("wafv2", "UpdateIPSet", "AccessDeniedException", None), "FAILED", FAILED, False),
+    Permanent(Case("wafv2", "GetIPSet", "WAFNonexistentItemException", None), "FAILED", FAILED, False),
+    Permanent(Case("wafv2", "UpdateIPSet", "WAFOptimisticLockException", None), "FAILED", FAILED, False),
+    Permanent(Case("stepfunctions", "StartExecution", "AccessDeniedException", None), "FAILED", FAILED, False),
+    # Enrichment degrades: the lists could not be read, the finding's own evidence still blocks.
+    Permanent(Case("ssm", "GetParameters", "AccessDeniedException", None), "CONTAINED", CONTAINED, True),
+    # The incident could not be opened, or no step could run: recorded and told through the failure path.
+    Permanent(Case("dynamodb", "PutItem", "AccessDeniedException", None), "FAILED", FAILED_EARLY, False),
+    Permanent(Case("dynamodb", "PutItem", "ResourceNotFoundException", None), "FAILED", FAILED_EARLY, False),
+    Permanent(Case("lambda", "Invoke", "AccessDeniedException", None), "FAILED", FAILED_EARLY, False),
+    Permanent(Case("lambda", "Invoke", "ResourceNotFoundException", None), "FAILED", FAILED_EARLY, False),
+]
+
+
+@pytest.mark.parametrize("expected", PERMANENT, ids=str)
+def test_permanent_error_ends_in_a_truthful_status_a_record_and_a_notification(
+    engine: Engine, expected: Permanent
+) -> None:
+    # GIVEN one AWS call of the response is refused every time
+    # WHEN the brute force runs
+    execution, hits = run_with(engine, expected.case)
+
+    # THEN the record and the one notification say what happened, and nothing blocked is claimed otherwise
+    assert hits > 0
+    assert [record["status"] for record in records(engine)] == [expected.record]
+    assert [message["subject"] for message in engine.notifications()] == [expected.subject]
+    assert engine.blocked_ips() == ([ADDRESS] if expected.blocked else [])
+    assert status_of(execution) == expected.record
+    assert (execution.status == "SUCCEEDED") == (expected.record == "CONTAINED")
+
+
+def test_record_updates_refused_stop_before_acting_and_are_still_told(engine: Engine) -> None:
+    # GIVEN DynamoDB refuses every UpdateItem: the circuit breaker cannot count, and no record can be written
+    execution, _ = run_with(engine, Case("dynamodb", "UpdateItem", "AccessDeniedException", None))
+
+    # THEN Firebreak fails safe: nothing is blocked (an uncounted response could exceed the breaker), no record can
+    # exist (the table refuses writes), and the responders are told the response did not complete, with the error
+    assert engine.blocked_ips() == []
+    assert records(engine) == []
+    notifications = engine.notifications()
+    assert [message["subject"] for message in notifications] == [FAILED_EARLY]
+    assert "Error:     ClientError" in notifications[0]["message"]
+    assert execution.status == "FAILED"
+
+
+def test_sns_refusing_every_publish_still_leaves_a_failed_record(engine: Engine) -> None:
+    # GIVEN the responder topic refuses every publish (the one dependency that cannot report its own failure)
+    execution, hits = run_with(engine, Case("sns", "Publish", "AuthorizationError", None))
+
+    # THEN nobody could be told, but the record says FAILED with the error, and the execution fails so the
+    # ExecutionFailedRule (EventBridge publishing under the topic policy, not this role) can still alert
+    assert hits == 2  # Notify Responders, then Notify Responders Of Failure
+    assert engine.notifications() == []
+    stored = records(engine)
+    assert [record["status"] for record in stored] == ["FAILED"]
+    assert stored[0]["error"] == "AuthorizationErrorException"
+    assert execution.status == "FAILED"
