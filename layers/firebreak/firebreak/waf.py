@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 IPSET_CAPACITY = 10_000
 LOCK_ATTEMPTS = 6
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,38 @@ def _canonical(cidr: str) -> str:
     return ipaddress.ip_network(cidr, strict=False).compressed
 
 
+def _read(waf: WAFV2Client, ipset: IpSetRef) -> tuple[set[str], str]:
+    response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
+    return {_canonical(address) for address in response["IPSet"]["Addresses"]}, response["LockToken"]
+
+
+def _locked_rewrite(
+    waf: WAFV2Client,
+    ipset: IpSetRef,
+    plan: Callable[[set[str], int], tuple[list[str] | None, T]],
+    sleep: Callable[[float], None],
+) -> T:
+    """Read the set, let `plan` choose the new list (None: nothing to write) and the result, write under the LockToken.
+
+    UpdateIPSet replaces the whole list, so a change is always planned against what was read with the same token.
+    """
+    for attempt in range(LOCK_ATTEMPTS):
+        current, token = _read(waf, ipset)
+        addresses, result = plan(current, attempt)
+        if addresses is None:
+            return result
+        try:
+            waf.update_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id, Addresses=addresses, LockToken=token)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
+                raise
+            # Another writer changed the set between our read and write: re-read, with jitter so writers spread out.
+            sleep(random.uniform(0.05, 0.2) * 2**attempt)
+            continue
+        return result
+    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+
+
 def add_addresses(
     waf: WAFV2Client,
     ipset: IpSetRef,
@@ -53,31 +86,17 @@ def add_addresses(
 ) -> AddResult:
     """Add CIDRs to the IPSet, keeping what is there; one UpdateIPSet at most when nothing conflicts."""
     wanted = [_canonical(cidr) for cidr in cidrs]
-    for attempt in range(LOCK_ATTEMPTS):
-        response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
-        current = {_canonical(address) for address in response["IPSet"]["Addresses"]}
+
+    def plan(current: set[str], attempt: int) -> tuple[list[str] | None, AddResult]:
         missing = [cidr for cidr in wanted if cidr not in current]
         present = tuple(cidr for cidr in wanted if cidr in current)
         if not missing:
-            return AddResult(added=(), already_present=present, update_calls=attempt)
+            return None, AddResult(added=(), already_present=present, update_calls=attempt)
         if len(current) + len(missing) > IPSET_CAPACITY:
             raise BlockFailed(f"IPSet {ipset.name} would exceed {IPSET_CAPACITY} addresses")
-        try:
-            waf.update_ip_set(
-                Name=ipset.name,
-                Scope=ipset.scope,
-                Id=ipset.id,
-                Addresses=sorted(current | set(missing)),
-                LockToken=response["LockToken"],
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
-                raise
-            # Another writer changed the set between our read and write: re-read, with jitter so writers spread out.
-            sleep(random.uniform(0.05, 0.2) * 2**attempt)
-            continue
-        return AddResult(added=tuple(missing), already_present=present, update_calls=attempt + 1)
-    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+        return sorted(current | set(missing)), AddResult(tuple(missing), present, attempt + 1)
+
+    return _locked_rewrite(waf, ipset, plan, sleep)
 
 
 @dataclass(frozen=True)
@@ -94,36 +113,18 @@ def sync_addresses(
     wanted: Iterable[str],
     sleep: Callable[[float], None] = time.sleep,
 ) -> SyncResult:
-    """Make the IPSet hold exactly `wanted`; no UpdateIPSet at all when it already does.
-
-    UpdateIPSet replaces the whole list, so the difference is applied to what was read under the same LockToken.
-    """
+    """Make the IPSet hold exactly `wanted`; no UpdateIPSet at all when it already does."""
     target = {_canonical(cidr) for cidr in wanted}
     if len(target) > IPSET_CAPACITY:
         raise BlockFailed(f"IPSet {ipset.name} would exceed {IPSET_CAPACITY} addresses")
-    for attempt in range(LOCK_ATTEMPTS):
-        response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
-        current = {_canonical(address) for address in response["IPSet"]["Addresses"]}
+
+    def plan(current: set[str], attempt: int) -> tuple[list[str] | None, SyncResult]:
         added, removed = sorted(target - current), sorted(current - target)
         if not added and not removed:
-            return SyncResult(added=(), removed=(), unchanged=len(current), update_calls=attempt)
-        try:
-            waf.update_ip_set(
-                Name=ipset.name,
-                Scope=ipset.scope,
-                Id=ipset.id,
-                Addresses=sorted(target),
-                LockToken=response["LockToken"],
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
-                raise
-            sleep(random.uniform(0.05, 0.2) * 2**attempt)
-            continue
-        return SyncResult(
-            added=tuple(added), removed=tuple(removed), unchanged=len(current & target), update_calls=attempt + 1
-        )
-    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+            return None, SyncResult(added=(), removed=(), unchanged=len(current), update_calls=attempt)
+        return sorted(target), SyncResult(tuple(added), tuple(removed), len(current & target), attempt + 1)
+
+    return _locked_rewrite(waf, ipset, plan, sleep)
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,7 @@ class RemoveResult:
 
 def present_addresses(waf: WAFV2Client, ipset: IpSetRef) -> frozenset[str]:
     """The IPSet's addresses now, in the canonical form Firebreak writes and records them in."""
-    response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
-    return frozenset(_canonical(address) for address in response["IPSet"]["Addresses"])
+    return frozenset(_read(waf, ipset)[0])
 
 
 def remove_addresses(
@@ -147,25 +147,12 @@ def remove_addresses(
 ) -> RemoveResult:
     """Remove CIDRs from the IPSet, keeping everything else; leaving the set empty is allowed and handled."""
     unwanted = [_canonical(cidr) for cidr in cidrs]
-    for attempt in range(LOCK_ATTEMPTS):
-        response = waf.get_ip_set(Name=ipset.name, Scope=ipset.scope, Id=ipset.id)
-        current = {_canonical(address) for address in response["IPSet"]["Addresses"]}
+
+    def plan(current: set[str], attempt: int) -> tuple[list[str] | None, RemoveResult]:
         present = [cidr for cidr in unwanted if cidr in current]
         absent = tuple(cidr for cidr in unwanted if cidr not in current)
         if not present:
-            return RemoveResult(removed=(), absent=absent, update_calls=attempt)
-        try:
-            waf.update_ip_set(
-                Name=ipset.name,
-                Scope=ipset.scope,
-                Id=ipset.id,
-                Addresses=sorted(current - set(present)),
-                LockToken=response["LockToken"],
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "WAFOptimisticLockException":
-                raise
-            sleep(random.uniform(0.05, 0.2) * 2**attempt)
-            continue
-        return RemoveResult(removed=tuple(present), absent=absent, update_calls=attempt + 1)
-    raise BlockFailed(f"IPSet {ipset.name} stayed locked by other writers after {LOCK_ATTEMPTS} attempts")
+            return None, RemoveResult(removed=(), absent=absent, update_calls=attempt)
+        return sorted(current - set(present)), RemoveResult(tuple(present), absent, attempt + 1)
+
+    return _locked_rewrite(waf, ipset, plan, sleep)
