@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -142,11 +143,7 @@ class Engine:
         self._mock.stop()
 
     def client(self, service: str) -> Any:
-        if service == "dynamodbstreams":
-            # botocore addresses streams by account (<account>.streams-ddb...), a host moto does not serve.
-            endpoint = f"https://streams.dynamodb.{REGION}.amazonaws.com"
-            return boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
-        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return _client(service)
 
     # --- provisioning -------------------------------------------------------------------------------------------
 
@@ -569,3 +566,26 @@ _PROVISIONERS: dict[str, Callable[[Engine, str, dict[str, Any]], Resource]] = {
 def engine(template_path: Path, overrides: Mapping[str, str] | None = None) -> Iterator[Engine]:
     with Engine(template_path, overrides) as running:
         yield running
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(service: str) -> Any:
+    """One client per service for every engine in the process: building one costs more than most playbook steps.
+
+    moto intercepts below the client (a botocore handler switched on and off with each mock), and the clients carry
+    only the fixed fake credentials and region, so sharing them between engines and threads changes nothing else.
+    """
+    with _clients_lock:
+        client = _clients.get(service)
+        if client is None:
+            if service == "dynamodbstreams":
+                # botocore addresses streams by account (<account>.streams-ddb...), a host moto does not serve.
+                endpoint = f"https://streams.dynamodb.{REGION}.amazonaws.com"
+                client = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
+            else:
+                client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+            _clients[service] = client
+        return client
