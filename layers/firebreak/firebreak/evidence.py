@@ -123,10 +123,14 @@ def stop_on_shutdown(clients: Clients, instance: Instance, request: EvidenceRequ
     if current == "stop":
         return [_action(request, Outcome.ALREADY_APPLIED, "shutdown behaviour already stop", before, after)]
     if request.dry_run:
-        call = f"ModifyInstanceAttribute(InstanceId={instance.instance_id}, InstanceInitiatedShutdownBehavior=stop)"
+        call = (
+            f"ModifyInstanceAttribute(InstanceId={instance.instance_id}, "
+            "Attribute=instanceInitiatedShutdownBehavior, Value=stop)"
+        )
         return [_action(request, Outcome.PLANNED, f"would call {call}", before, after)]
+    # The Attribute/Value form: the same call to EC2, and the one moto applies (it ignores the structure form).
     clients.ec2.modify_instance_attribute(
-        InstanceId=instance.instance_id, InstanceInitiatedShutdownBehavior={"Value": "stop"}
+        InstanceId=instance.instance_id, Attribute="instanceInitiatedShutdownBehavior", Value="stop"
     )
     return [_action(request, Outcome.APPLIED, f"shutdown behaviour stop (was {current})", before, after)]
 
@@ -291,28 +295,34 @@ def _revoke(iam: IAMClient, request: EvidenceRequest, profile: str, role: str, p
         f"profile {profile} ({listed}) fetch new credentials, and anyone else holding a session of the role loses it"
     )
     previous = _role_policy(iam, role)
-    before = {"role": role, "policy": REVOKE_SESSIONS_POLICY, "document": previous}
-    after = {"role": role, "policy": REVOKE_SESSIONS_POLICY, "token_issue_time": request.timestamp}
+    document = revoke_policy(request.timestamp)
+    # The inline-policy shape of the release contract (firebreak.release), as revoke-credentials records it.
+    before = {"role": role, "policy_name": REVOKE_SESSIONS_POLICY, "document": previous}
+    after = {
+        "role": role,
+        "policy_name": REVOKE_SESSIONS_POLICY,
+        "document": json.loads(document),
+        "token_issue_time": request.timestamp,
+    }
     if request.dry_run:
         reason = f"would call PutRolePolicy(RoleName={role}, PolicyName={REVOKE_SESSIONS_POLICY}): {blast}"
         return Action(ActionType.REVOKE_CREDENTIALS, role, Outcome.PLANNED, reason, before, after)
     try:
-        iam.put_role_policy(
-            RoleName=role, PolicyName=REVOKE_SESSIONS_POLICY, PolicyDocument=revoke_policy(request.timestamp)
-        )
+        iam.put_role_policy(RoleName=role, PolicyName=REVOKE_SESSIONS_POLICY, PolicyDocument=document)
     except ClientError as error:
         return Action(ActionType.REVOKE_CREDENTIALS, role, Outcome.FAILED, describe_error(error), before)
     return Action(ActionType.REVOKE_CREDENTIALS, role, Outcome.APPLIED, blast, before, after)
 
 
-def _role_policy(iam: IAMClient, role: str) -> str | None:
+def _role_policy(iam: IAMClient, role: str) -> dict[str, Any] | None:
     try:
-        document = iam.get_role_policy(RoleName=role, PolicyName=REVOKE_SESSIONS_POLICY)["PolicyDocument"]
+        document: Any = iam.get_role_policy(RoleName=role, PolicyName=REVOKE_SESSIONS_POLICY)["PolicyDocument"]
     except ClientError as error:
         if error_code(error) != "NoSuchEntity":
             raise
         return None
-    return document if isinstance(document, str) else json.dumps(document)
+    # boto3 decodes the URL-encoded document into a dict; a string is what other clients may hand back.
+    return json.loads(document) if isinstance(document, str) else dict(document)
 
 
 def _instances_using(ec2: EC2Client, profile_arn: str) -> list[str]:

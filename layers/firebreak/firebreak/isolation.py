@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 EXEMPT_TAG = "firebreak:exempt"
 PURPOSE_TAG = "firebreak:purpose"
 ORIGINAL_GROUPS_TAG = "firebreak:original-groups"
+# Up to 16 groups of 20 characters do not fit one 256-character tag value; two always do.
+ORIGINAL_GROUP_TAG_KEYS = (ORIGINAL_GROUPS_TAG, f"{ORIGINAL_GROUPS_TAG}-2")
 TAG_VALUE_LIMIT = 256
 ANYWHERE = frozenset({"0.0.0.0/0", "::/0"})
 # Rule writes two executions may race on: the loser re-reads the group instead of failing.
@@ -300,8 +302,7 @@ def _all_traffic(cidrs: Sequence[str]) -> IpPermissionTypeDef:
 
 
 def _original_group_keys() -> tuple[str, str]:
-    # Up to 16 groups of 20 characters do not fit one 256-character tag value; two always do.
-    return ORIGINAL_GROUPS_TAG, f"{ORIGINAL_GROUPS_TAG}-2"
+    return ORIGINAL_GROUP_TAG_KEYS
 
 
 def original_group_tags(group_ids: Sequence[str]) -> list[TagTypeDef]:

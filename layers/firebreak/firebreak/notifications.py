@@ -326,7 +326,11 @@ def release_summary(
         lines += _header(triage)
     lines += ["", "Release:", *_action_lines(entries)]
     if not done:
-        lines += ["", "Refused actions were changed by someone since Firebreak acted; they are left as they are."]
+        lines += [
+            "",
+            "Refused actions were changed by someone since Firebreak acted; they are left as they are. Failed and "
+            "skipped actions are still in place: a later release tries them again.",
+        ]
     region = triage.incident.region if triage else execution_arn.split(":")[3] if execution_arn.count(":") > 3 else ""
     lines += ["", f"Execution: {execution_link(region, execution_arn)}"]
     return "\n".join(lines)

@@ -2,48 +2,58 @@
 
 The contract between the playbooks and release
 -----------------------------------------------
-A playbook records every change it makes to the account as an Action (firebreak.models) with outcome `applied` (for
-block_ip also `already_applied`: the incident relies on a block that was there) and two maps: `before`, the target's
-state before Firebreak touched it, and `after`, the state Firebreak left it in. An action with an empty `after` is
-not undone. For every other containment action that no earlier release has released, release calls the undo
-function its `type` selects (`firebreak.undo.UNDO`), which:
+A playbook records every change it makes to the account as an Action (firebreak.models), one per step, with outcome
+`applied` (for block_ip also `already_applied`: the incident relies on a block that was there) and two maps:
+`before`, the step's state before Firebreak touched it, and `after`, the state Firebreak left it in. A step found
+already in place (`already_applied`: a key already inactive, protection already on) is not Firebreak's change and is
+never undone: release never re-enables what was disabled before. An action with an empty `after` is not undone.
+Snapshots (evidence) and Firebreak's per-VPC groups (shared by every incident in the VPC) are kept, and said so.
+For every other step that no earlier release has released, release calls the undo function its shape selects
+(`firebreak.undo`), which:
 
-1. reads the target's current state, in the shape of `after`;
-2. compares it with `after`. If they differ, someone changed the target since: release refuses, writes nothing, and
+1. reads the step's current state, in the shape of `after`;
+2. compares it with `after`. If they differ, someone changed it since: release refuses, writes nothing, and
    reports the action `skipped` with a reason starting "conflict:" (a later release tries it again);
 3. otherwise restores `before` and reports the action `released`.
 
+An instance goes back on its network first; it goes back into service (its Auto Scaling group, its target groups)
+only once every interface of it that this release undid is back in its own groups.
+
 Release appends its results to the record's `release_actions` (the response's own `actions` stay as they were: the
-record is evidence). The incident becomes RELEASED only when nothing was refused and nothing failed; when some actions
-were released and others not, it is PARTIALLY_CONTAINED; when none was, it keeps its status.
+record is evidence). The incident becomes RELEASED only when nothing was refused, skipped or failed; when some
+actions were released and others not, it is PARTIALLY_CONTAINED; when none was, it keeps its status.
 
-Shapes (ids as the account knows them; keys not listed here are kept in the record and ignored by release):
+Shapes, per step (ids as the account knows them; other keys are kept in the record and ignored by release):
 
-block_ip: target is the CIDR (`203.0.113.7/32`, `2001:db8::1/128`)
+block_ip (block-ip, and the addresses of every playbook): target is the CIDR
     before {"ipset": <IPSet ARN>, "present": false}        (already_applied: "present": true)
     after  {"ipset": <IPSet ARN>, "present": true}
     Undo: remove the CIDR from the IPSet, unless another incident still holds it (the CIDR is in that incident's
     `blocked_addresses`), or no Firebreak incident ever added it (it was a person's entry before any block).
 
-isolate_instance: target is the instance id
-    before {"interfaces": {<eni id>: [<group id>, ...]}, "termination_protection": bool,
-            "shutdown_behavior": "stop" | "terminate", "auto_scaling_group": <group name> | null,
-            "target_groups": [{"arn": <target group ARN>, "port": int | null}]}
-    after  {"interfaces": {<eni id>: [<quarantine group id>]}, "termination_protection": true,
-            "shutdown_behavior": "stop", "auto_scaling_group": null, "target_groups": []}
-    Undo: every interface back to its groups, termination protection and shutdown behaviour back, re-attached to its
-    Auto Scaling group (AttachInstances raises the group's desired capacity by one: the replacement stays) and
-    re-registered with its target groups. Snapshots and tags are evidence and stay.
+isolate_instance (contain-instance), target the instance id:
+    interface     before {"network_interface": <eni>, "security_groups": [<its groups>]}
+                  after  {"network_interface": <eni>, "security_groups": [<quarantine group>]}
+                  Undo: the groups back, and the firebreak:original-groups tags isolation kept on the interface removed.
+    protection    before {"disable_api_termination": false}   after {"disable_api_termination": true}
+    shutdown      before {"shutdown_behavior": "terminate"}   after {"shutdown_behavior": "stop"}
+    Auto Scaling  before {"auto_scaling_group": <name>, "lifecycle_state", "desired_capacity"}
+                  after  {"auto_scaling_group": null, "desired_capacity"}
+                  Undo: AttachInstances, which raises the desired capacity by one: the replacement stays.
+    target group  before {"target_group": <ARN>, "targets": [{"Id", "Port", ...}]}   after {..., "targets": []}
+    tags          before {"tags": {<key>: <value> | null}}   after {"tags": {<key>: <value Firebreak set>}}
+    snapshot      before {"volume"}, after {"volume", "snapshot"}: kept
+    group         after {"security_group", "vpc"}: kept
 
-revoke_credentials: target is the access key id (IAMUser) or the role name (AssumedRole)
-    IAMUser      before {"principal_type": "IAMUser", "user_name": str, "access_key_id": str, "key_status": "Active",
-                         "policy_names": [<inline policy name>, ...]}
-                 after  {"principal_type": "IAMUser", "user_name": str, "access_key_id": str,
-                         "key_status": "Inactive", "deny_policy": <inline policy Firebreak attached>}
-    AssumedRole  before {"principal_type": "AssumedRole", "role_name": str, "policy_names": [...]}
-                 after  {"principal_type": "AssumedRole", "role_name": str, "deny_policy": "AWSRevokeOlderSessions"}
-    Undo: the key back to its status, and the deny policy deleted unless it existed before the incident. Deleting
-    AWSRevokeOlderSessions lets sessions issued before the revocation work again until they expire.
+revoke_credentials (revoke-credentials; contain-instance for its role's sessions):
+    access key    target the key id; before {"user", "access_key_id", "status": "Active"}, after {..., "Inactive"}
+                  Undo: the key active again (only a key that was active before).
+    inline policy before {"user" | "role": <name>, "policy_name", "document": <policy> | null}
+                  after  {"user" | "role": <name>, "policy_name", "document": <Firebreak's deny policy>}
+                  Undo: deleted, or the earlier document put back. Deleting a TokenIssueTime deny lets sessions
+                  issued before the revocation work again until they expire.
+    login profile before {"user", "login_profile": true}, after {"user", "login_profile": false}
+                  A deleted password cannot be restored: skipped with what a person must do.
 """
 
 from __future__ import annotations
@@ -58,10 +68,14 @@ from firebreak.errors import FirebreakError
 from firebreak.incidents import CONTAINMENT_ACTIONS
 from firebreak.models import Action, ActionType, IncidentStatus, Outcome, utc_now
 from firebreak.records import IncidentRecord
-from firebreak.undo import UNDO, ReleaseContext
+from firebreak.undo import ReleaseContext, step_ids, step_key, step_kind, undo
+from firebreak.undo import kept as kept_reason
 
 _HELD = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
 _NOT_DONE = frozenset({Outcome.SKIPPED, Outcome.FAILED})
+# Network first, then the instance's own attributes, then back into service.
+_ORDER = {"interface": 0, "termination_protection": 1, "shutdown_behavior": 1, "tags": 2}
+_SERVICE = frozenset({"auto_scaling", "target_group"})
 
 
 @dataclass(frozen=True)
@@ -79,19 +93,30 @@ class ReleasePlan:
 
     @property
     def pending(self) -> tuple[Action, ...]:
-        """Containment actions that changed the account, recorded their state, and are not released yet.
+        """Containment steps that changed the account, recorded their state, are not kept and not released yet.
 
         Only block_ip counts what was already in place: an address an incident relies on is shared with others, so
         the last holder removes it. An instance found already isolated, or a key found already inactive, is left.
         """
-        released = {(a.type, a.target) for a in self.releases if a.outcome is Outcome.RELEASED}
-        return tuple(
+        released = {(a.type, a.target, step_key(a)) for a in self.releases if a.outcome is Outcome.RELEASED}
+        steps = [
             action
             for action in self.actions or ()
             if action.type in CONTAINMENT_ACTIONS
             and (action.outcome is Outcome.APPLIED or (action.type is ActionType.BLOCK_IP and action.outcome in _HELD))
             and action.after
-            and (action.type, action.target) not in released
+            and kept_reason(action) is None
+            and (action.type, action.target, step_key(action)) not in released
+        ]
+        return tuple(sorted(steps, key=lambda action: _ORDER.get(step_kind(action), 3)))
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """What the response made that release leaves on purpose: evidence, and groups other incidents share."""
+        return tuple(
+            reason
+            for action in self.actions or ()
+            if action.outcome is Outcome.APPLIED and (reason := kept_reason(action)) is not None
         )
 
 
@@ -123,7 +148,9 @@ def release(plan: ReleasePlan, context: ReleaseContext, blocked: Sequence[str] =
         reason = "the record holds no actions (the response did not finish): nothing is undone; check by hand"
         refused = Action(ActionType.RELEASE, plan.incident_id, Outcome.SKIPPED, reason)
         return ReleaseResult(plan.incident_id, plan.status, plan.status, (refused,), tuple(blocked))
-    entries = [_undo(action, context) for action in plan.pending]
+    entries: list[Action] = []
+    for action in plan.pending:
+        entries.append(_not_in_service(action, entries) or _undo(action, context))
     released = [e for e in entries if e.outcome is Outcome.RELEASED]
     earlier = any(a.type in CONTAINMENT_ACTIONS and a.outcome is Outcome.RELEASED for a in plan.releases)
     status = release_status(plan.status, entries, released_before=earlier)
@@ -134,7 +161,7 @@ def release(plan: ReleasePlan, context: ReleaseContext, blocked: Sequence[str] =
         ActionType.RELEASE,
         plan.incident_id,
         Outcome.RELEASED if status == IncidentStatus.RELEASED else Outcome.SKIPPED,
-        _summary(entries),
+        _summary(entries, plan.kept),
     )
     return ReleaseResult(plan.incident_id, plan.status, status, (*entries, summary), still_blocked)
 
@@ -148,13 +175,30 @@ def release_status(previous: str, entries: Sequence[Action], released_before: bo
     return previous
 
 
+def _not_in_service(action: Action, entries: Sequence[Action]) -> Action | None:
+    """A refusal to put an instance back into service while an interface of it is still isolated or unknown."""
+    if step_kind(action) not in _SERVICE:
+        return None
+    stuck = [
+        e
+        for e in entries
+        if e.target == action.target and step_kind(e) == "interface" and e.outcome is not Outcome.RELEASED
+    ]
+    if not stuck:
+        return None
+    reason = "not put back into service: its interfaces are not back in their own groups (see above)"
+    ids = step_ids(action)
+    return Action(action.type, action.target, Outcome.SKIPPED, reason, ids, ids, utc_now())
+
+
 def _undo(action: Action, context: ReleaseContext) -> Action:
     try:
-        return UNDO[action.type](action, context)
+        return undo(action, context)
     except (ClientError, FirebreakError) as error:
         # Throttling was already retried by the client; retrying the whole release would re-read what this one
         # changed as someone else's change. The failure is reported and a later release tries again.
-        return Action(action.type, action.target, Outcome.FAILED, f"release failed: {_describe(error)}", at=utc_now())
+        reason, ids = f"release failed: {_describe(error)}", step_ids(action)
+        return Action(action.type, action.target, Outcome.FAILED, reason, ids, ids, utc_now())
 
 
 def _describe(error: Exception) -> str:
@@ -164,14 +208,17 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _summary(entries: Sequence[Action]) -> str:
+def _summary(entries: Sequence[Action], kept: Sequence[str] = ()) -> str:
+    left = f"; kept: {', '.join(kept)}" if kept else ""
     if not entries:
-        return "nothing left to undo"
+        return "nothing left to undo" + left
     counts = {outcome: sum(1 for e in entries if e.outcome is outcome) for outcome in Outcome}
     parts = [f"{counts[Outcome.RELEASED]} of {len(entries)} released"]
-    conflicts = sum(1 for e in entries if e.outcome is Outcome.SKIPPED)
+    conflicts = sum(1 for e in entries if e.outcome is Outcome.SKIPPED and e.reason.startswith("conflict:"))
     if conflicts:
         parts.append(f"{conflicts} refused (changed since)")
+    if counts[Outcome.SKIPPED] > conflicts:
+        parts.append(f"{counts[Outcome.SKIPPED] - conflicts} not undone")
     if counts[Outcome.FAILED]:
         parts.append(f"{counts[Outcome.FAILED]} failed")
-    return ", ".join(parts)
+    return ", ".join(parts) + left

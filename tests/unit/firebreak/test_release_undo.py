@@ -10,7 +10,7 @@ import pytest
 
 from firebreak.models import Action, ActionType, IncidentStatus, Outcome
 from firebreak.release import ReleasePlan, release, release_status
-from firebreak.undo import ReleaseContext, undo_block_ip, undo_isolate_instance, undo_revoke_credentials
+from firebreak.undo import ReleaseContext, undo, undo_block_ip
 
 REGION = "us-east-1"
 
@@ -142,9 +142,13 @@ def test_address_left_for_this_incident_by_an_earlier_one_is_removed(ipset: dict
 # --- isolate_instance ---------------------------------------------------------------------------------------------
 
 
+def step(instance: str, before: dict[str, Any], after: dict[str, Any]) -> Action:
+    return Action(ActionType.ISOLATE_INSTANCE, instance, Outcome.APPLIED, "contained", before, after)
+
+
 @pytest.fixture
 def isolated(aws: None) -> dict[str, Any]:
-    """An instance in an Auto Scaling group and a target group, isolated as contain-instance would."""
+    """An instance in an Auto Scaling group and a target group, isolated step by step as contain-instance records."""
     ec2, autoscaling, elbv2 = client("ec2"), client("autoscaling"), client("elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
@@ -175,14 +179,9 @@ def isolated(aws: None) -> dict[str, Any]:
         "NetworkInterfaceId"
     ]
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[web])
-    before = {
-        "interfaces": {eni: [web]},
-        "termination_protection": False,
-        "shutdown_behavior": "terminate",
-        "auto_scaling_group": "web-asg",
-        "target_groups": [{"arn": target_group, "port": 80}],
-    }
-    # What isolation does.
+    ec2.modify_instance_attribute(InstanceId=instance, Attribute="instanceInitiatedShutdownBehavior", Value="terminate")
+    # What isolation does, and what it records.
+    ec2.create_tags(Resources=[eni], Tags=[{"Key": "firebreak:original-groups", "Value": web}])
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[quarantine])
     ec2.modify_instance_attribute(InstanceId=instance, DisableApiTermination={"Value": True})
     ec2.modify_instance_attribute(InstanceId=instance, Attribute="instanceInitiatedShutdownBehavior", Value="stop")
@@ -190,24 +189,36 @@ def isolated(aws: None) -> dict[str, Any]:
         InstanceIds=[instance], AutoScalingGroupName="web-asg", ShouldDecrementDesiredCapacity=False
     )
     elbv2.deregister_targets(TargetGroupArn=target_group, Targets=[{"Id": instance, "Port": 80}])
-    after = {
-        "interfaces": {eni: [quarantine]},
-        "termination_protection": True,
-        "shutdown_behavior": "stop",
-        "auto_scaling_group": None,
-        "target_groups": [],
-    }
-    action = Action(ActionType.ISOLATE_INSTANCE, instance, Outcome.APPLIED, "isolated", before, after)
-    return {"action": action, "eni": eni, "web": web, "instance": instance, "target_group": target_group}
+    tags = {"firebreak:incident-id": "fb-incident", "firebreak:contained-at": "2026-03-14T13:27:05Z"}
+    ec2.create_tags(Resources=[instance], Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
+    asg_before = {"auto_scaling_group": "web-asg", "lifecycle_state": "InService", "desired_capacity": 1}
+    actions = (
+        step(instance, {}, {"security_group": quarantine, "vpc": vpc}),
+        step(
+            instance,
+            {"network_interface": eni, "security_groups": [web]},
+            {"network_interface": eni, "security_groups": [quarantine]},
+        ),
+        step(instance, {"disable_api_termination": False}, {"disable_api_termination": True}),
+        step(instance, {"shutdown_behavior": "terminate"}, {"shutdown_behavior": "stop"}),
+        step(instance, asg_before, {"auto_scaling_group": None, "desired_capacity": 1}),
+        step(
+            instance,
+            {"target_group": target_group, "targets": [{"Id": instance, "Port": 80}]},
+            {"target_group": target_group, "targets": []},
+        ),
+        step(instance, {"volume": "vol-1"}, {"volume": "vol-1", "snapshot": "snap-1"}),
+        step(instance, {"tags": dict.fromkeys(tags)}, {"tags": tags}),
+    )
+    return {"actions": actions, "eni": eni, "web": web, "instance": instance, "target_group": target_group}
 
 
 def instance_state(instance: str, eni: str, target_group: str) -> dict[str, Any]:
     ec2 = client("ec2")
+    interface = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
     return {
-        "groups": [
-            g["GroupId"]
-            for g in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Groups"]
-        ],
+        "groups": [g["GroupId"] for g in interface["Groups"]],
+        "interface_tags": interface.get("TagSet", []),
         "protection": ec2.describe_instance_attribute(InstanceId=instance, Attribute="disableApiTermination")[
             "DisableApiTermination"
         ]["Value"],
@@ -224,102 +235,189 @@ def instance_state(instance: str, eni: str, target_group: str) -> dict[str, Any]
             d["Target"]["Id"]
             for d in client("elbv2").describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
         ],
+        "tags": sorted(
+            tag["Key"]
+            for tag in ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0].get("Tags", [])
+            if tag["Key"].startswith("firebreak:")
+        ),
     }
 
 
-def test_isolation_is_undone_field_by_field(isolated: dict[str, Any]) -> None:
+def test_isolation_is_undone_step_by_step_field_by_field(isolated: dict[str, Any]) -> None:
     # GIVEN an isolated instance
-    # WHEN its isolation is undone
-    entry = undo_isolate_instance(isolated["action"], context())
+    # WHEN its incident is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", isolated["actions"]), context())
 
-    # THEN its interface, protection, shutdown behaviour, Auto Scaling group and target group are as before
-    assert entry.outcome is Outcome.RELEASED, entry.reason
+    # THEN its interface, protection, shutdown behaviour, Auto Scaling group, target group and tags are as before
+    assert result.status == "RELEASED", [e.reason for e in result.entries]
     state = instance_state(isolated["instance"], isolated["eni"], isolated["target_group"])
     assert state == {
         "groups": [isolated["web"]],
+        "interface_tags": [],
         "protection": False,
         "shutdown": "terminate",
         "asg": ["web-asg"],
         "targets": [isolated["instance"]],
+        "tags": [],
     }
-    assert "desired capacity +1" in entry.reason
+    # AND the network came back first, service last; the snapshot and the shared group were kept, and said so
+    reasons = [entry.reason for entry in result.entries]
+    assert reasons[0].startswith(f"interface {isolated['eni']} back in")
+    assert "desired capacity rose by one" in reasons[-3] and reasons[-2].startswith("registered again")
+    assert "kept: Firebreak group" in reasons[-1] and "snapshot snap-1 of vol-1 (evidence)" in reasons[-1]
 
 
-def test_isolation_changed_since_is_refused(isolated: dict[str, Any]) -> None:
+def test_isolation_changed_since_is_refused_and_the_instance_not_put_back_into_service(
+    isolated: dict[str, Any],
+) -> None:
     # GIVEN a responder moved the instance to a forensics group after isolation
     ec2 = client("ec2")
     vpc = ec2.describe_network_interfaces(NetworkInterfaceIds=[isolated["eni"]])["NetworkInterfaces"][0]["VpcId"]
     forensics = ec2.create_security_group(GroupName="forensics", Description="f", VpcId=vpc)["GroupId"]
     ec2.modify_network_interface_attribute(NetworkInterfaceId=isolated["eni"], Groups=[forensics])
 
-    # WHEN release tries to undo the isolation
-    entry = undo_isolate_instance(isolated["action"], context())
+    # WHEN the incident is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", isolated["actions"]), context())
 
-    # THEN it refuses, names what changed, and touches nothing
-    assert entry.outcome is Outcome.SKIPPED
-    assert entry.reason.startswith("conflict:") and "interfaces" in entry.reason
+    # THEN the interface is refused with what changed, and the instance stays out of its group and target group
+    interface, *_ = result.entries
+    assert interface.outcome is Outcome.SKIPPED
+    assert interface.reason.startswith("conflict:") and "security_groups" in interface.reason
+    service = [e for e in result.entries if e.reason.startswith("not put back into service")]
+    assert len(service) == 2
     state = instance_state(isolated["instance"], isolated["eni"], isolated["target_group"])
-    assert state["groups"] == [forensics]
-    assert state["protection"] is True
+    assert (state["groups"], state["asg"], state["targets"]) == ([forensics], [], [])
+    assert result.status == "PARTIALLY_CONTAINED"
+
+
+def test_released_steps_of_one_instance_are_told_apart(isolated: dict[str, Any]) -> None:
+    # GIVEN a release that undid only the termination protection
+    protection = isolated["actions"][2]
+    entry = release(ReleasePlan("fb-incident", "CONTAINED", (protection,)), context()).entries[0]
+    assert entry.outcome is Outcome.RELEASED
+
+    # THEN a later release still has every other step of the same instance to undo, and not that one
+    plan = ReleasePlan("fb-incident", "PARTIALLY_CONTAINED", isolated["actions"], (entry,))
+    assert protection not in plan.pending
+    assert len(plan.pending) == 5
 
 
 # --- revoke_credentials -------------------------------------------------------------------------------------------
 
-DENY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
+DENY = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+
+
+def revocation(
+    target: str, before: dict[str, Any], after: dict[str, Any], outcome: Outcome = Outcome.APPLIED
+) -> Action:
+    return Action(ActionType.REVOKE_CREDENTIALS, target, outcome, "revoked", before, after)
 
 
 @pytest.fixture
-def revoked_key(aws: None) -> Action:
+def revoked_key(aws: None) -> tuple[Action, Action]:
+    """deploy-bot's key deactivated and FirebreakDenyAll attached, recorded as revoke-credentials records them."""
     iam = client("iam")
     iam.create_user(UserName="deploy-bot")
     key = iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
     iam.update_access_key(UserName="deploy-bot", AccessKeyId=key, Status="Inactive")
-    iam.put_user_policy(UserName="deploy-bot", PolicyName="FirebreakDenyAll", PolicyDocument=DENY)
-    identity = {"principal_type": "IAMUser", "user_name": "deploy-bot", "access_key_id": key}
-    before = {**identity, "key_status": "Active", "policy_names": []}
-    after = {**identity, "key_status": "Inactive", "deny_policy": "FirebreakDenyAll"}
-    return Action(ActionType.REVOKE_CREDENTIALS, key, Outcome.APPLIED, "revoked", before, after)
+    iam.put_user_policy(UserName="deploy-bot", PolicyName="FirebreakDenyAll", PolicyDocument=json.dumps(DENY))
+    ids = {"user": "deploy-bot", "access_key_id": key}
+    policy = {"user": "deploy-bot", "policy_name": "FirebreakDenyAll"}
+    return (
+        revocation(key, {**ids, "status": "Active"}, {**ids, "status": "Inactive"}),
+        revocation(key, {**policy, "document": None}, {**policy, "document": DENY}),
+    )
 
 
-def test_revoked_key_is_reactivated_and_the_deny_policy_deleted(revoked_key: Action) -> None:
-    # WHEN the revocation is undone
-    entry = undo_revoke_credentials(revoked_key, context())
+def key_statuses() -> list[str]:
+    return [k["Status"] for k in client("iam").list_access_keys(UserName="deploy-bot")["AccessKeyMetadata"]]
+
+
+def test_revoked_key_is_reactivated_and_the_deny_policy_deleted(revoked_key: tuple[Action, Action]) -> None:
+    # WHEN the revocation is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", revoked_key), context())
 
     # THEN the key is active again and the user has no Firebreak policy
-    iam = client("iam")
-    assert entry.outcome is Outcome.RELEASED, entry.reason
-    assert [k["Status"] for k in iam.list_access_keys(UserName="deploy-bot")["AccessKeyMetadata"]] == ["Active"]
-    assert iam.list_user_policies(UserName="deploy-bot")["PolicyNames"] == []
+    assert result.status == "RELEASED", [e.reason for e in result.entries]
+    assert key_statuses() == ["Active"]
+    assert client("iam").list_user_policies(UserName="deploy-bot")["PolicyNames"] == []
 
 
-def test_key_someone_reactivated_is_refused(revoked_key: Action) -> None:
+def test_key_someone_reactivated_is_refused_and_the_policy_still_released(revoked_key: tuple[Action, Action]) -> None:
     # GIVEN a person re-activated the key by hand
-    client("iam").update_access_key(UserName="deploy-bot", AccessKeyId=revoked_key.target, Status="Active")
+    key_step, policy_step = revoked_key
+    client("iam").update_access_key(UserName="deploy-bot", AccessKeyId=key_step.target, Status="Active")
 
-    # WHEN release tries to undo the revocation
-    entry = undo_revoke_credentials(revoked_key, context())
+    # WHEN release tries to undo the key
+    entry = undo(key_step, context())
 
-    # THEN it refuses and leaves the deny policy in place
+    # THEN it refuses and names what changed
     assert entry.outcome is Outcome.SKIPPED
-    assert "key_status is 'Active', not 'Inactive'" in entry.reason
-    assert client("iam").list_user_policies(UserName="deploy-bot")["PolicyNames"] == ["FirebreakDenyAll"]
+    assert "status is 'Active', not 'Inactive'" in entry.reason
+
+
+def test_key_found_inactive_is_never_reactivated(aws: None) -> None:
+    # GIVEN a key that was already inactive when Firebreak came (already_applied)
+    iam = client("iam")
+    iam.create_user(UserName="deploy-bot")
+    key = iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="deploy-bot", AccessKeyId=key, Status="Inactive")
+    ids = {"user": "deploy-bot", "access_key_id": key}
+    found = revocation(key, {**ids, "status": "Inactive"}, {}, Outcome.ALREADY_APPLIED)
+
+    # WHEN its incident is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", (found,)), context())
+
+    # THEN nothing is undone and the key stays inactive
+    assert result.entries[-1].reason == "nothing left to undo"
+    assert key_statuses() == ["Inactive"]
+
+
+def test_policy_document_that_was_there_before_is_put_back(revoked_key: tuple[Action, Action]) -> None:
+    # GIVEN FirebreakDenyAll replaced an older document of an earlier incident
+    older = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}
+    _, policy_step = revoked_key
+    replaced = revocation(policy_step.target, {**policy_step.before, "document": older}, policy_step.after)
+
+    # WHEN it is undone
+    entry = undo(replaced, context())
+
+    # THEN the older document is back
+    assert entry.outcome is Outcome.RELEASED, entry.reason
+    document = client("iam").get_user_policy(UserName="deploy-bot", PolicyName="FirebreakDenyAll")["PolicyDocument"]
+    assert document == older
 
 
 def test_role_session_revocation_policy_is_deleted(aws: None) -> None:
     # GIVEN a role whose older sessions Firebreak revoked
     iam = client("iam")
     iam.create_role(RoleName="app", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
-    iam.put_role_policy(RoleName="app", PolicyName="AWSRevokeOlderSessions", PolicyDocument=DENY)
-    before = {"principal_type": "AssumedRole", "role_name": "app", "policy_names": []}
-    after = {"principal_type": "AssumedRole", "role_name": "app", "deny_policy": "AWSRevokeOlderSessions"}
-    action = Action(ActionType.REVOKE_CREDENTIALS, "app", Outcome.APPLIED, "revoked", before, after)
+    iam.put_role_policy(RoleName="app", PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(DENY))
+    policy = {"role": "app", "policy_name": "AWSRevokeOlderSessions"}
+    action = revocation("app", {**policy, "document": None}, {**policy, "document": DENY})
 
     # WHEN it is undone
-    entry = undo_revoke_credentials(action, context())
+    entry = undo(action, context())
 
-    # THEN the revocation policy is gone
+    # THEN the revocation policy is gone, and the reason says what that lets through again
     assert entry.outcome is Outcome.RELEASED, entry.reason
+    assert "work again until they expire" in entry.reason
     assert iam.list_role_policies(RoleName="app")["PolicyNames"] == []
+
+
+def test_deleted_console_password_is_told_as_not_undone(aws: None) -> None:
+    # GIVEN Firebreak deleted a user's console password
+    client("iam").create_user(UserName="deploy-bot")
+    gone = {"user": "deploy-bot", "login_profile": False}
+    action = revocation("deploy-bot", {"user": "deploy-bot", "login_profile": True}, gone)
+
+    # WHEN its incident is released
+    result = release(ReleasePlan("fb-incident", "CONTAINED", (action,)), context())
+
+    # THEN release says a person must set a new one, and the incident is not called released
+    assert result.entries[0].outcome is Outcome.SKIPPED
+    assert "create-login-profile" in result.entries[0].reason
+    assert result.status == "CONTAINED"
 
 
 # --- the release as a whole ---------------------------------------------------------------------------------------
