@@ -229,13 +229,14 @@ def test_hanging_providers_are_asked_at_once_and_cut_off_at_the_deadline(intel: 
         intel.hang(prefix)
     started = time.monotonic()
 
-    # WHEN two addresses are assessed with a 0.5 s deadline
+    # WHEN two addresses are assessed with a 2 s deadline (room for eight connections on a loaded test machine)
     incident = brute_force(remote_ips=(ATTACKER, "194.26.29.102"))
-    assessments = assess_all(incident, NO_LISTS, real_providers(intel), started + 0.5, 50)  # type: ignore[arg-type]
+    assessments = assess_all(incident, NO_LISTS, real_providers(intel), started + 2.0, 50)  # type: ignore[arg-type]
 
-    # THEN all eight lookups ran concurrently and the step returned within the deadline plus a little
+    # THEN all eight lookups ran concurrently (one at a time, the deadline would cut off all but the first) and the
+    # step returned at the deadline, not after eight of them
     elapsed = time.monotonic() - started
-    assert elapsed < 1.5, f"took {elapsed:.2f} s"
+    assert elapsed < 4.0, f"took {elapsed:.2f} s"
     assert intel.count() == 8
     for assessment in assessments:
         statuses = {name: source["status"] for name, source in assessment.after()["sources"].items()}

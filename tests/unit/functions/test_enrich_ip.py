@@ -65,7 +65,8 @@ def stack(aws: None, intel: FakeIntel, monkeypatch: pytest.MonkeyPatch) -> Itera
         "PROVIDER_KEYS_SECRET_ARN": arn,
         "ENRICHMENT_CACHE_TABLE_NAME": "cache",
         "SHARE_ADDRESSES_WITH_THIRD_PARTIES": "false",
-        "ENRICHMENT_DEADLINE_SECONDS": "1",
+        # Generous: these tests are about what is asked, not the deadline, and must not time out on a loaded machine.
+        "ENRICHMENT_DEADLINE_SECONDS": "10",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -156,8 +157,9 @@ def test_a_hanging_provider_is_recorded_and_the_step_returns_by_the_deadline(
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN sharing is on and VirusTotal hangs, with a 1 s deadline
+    # GIVEN sharing is on and VirusTotal hangs, with a 2 s deadline
     monkeypatch.setenv("SHARE_ADDRESSES_WITH_THIRD_PARTIES", "true")
+    monkeypatch.setenv("ENRICHMENT_DEADLINE_SECONDS", "2")
     intel.hang("/ip_addresses/")
     started = time.monotonic()
 
@@ -165,7 +167,7 @@ def test_a_hanging_provider_is_recorded_and_the_step_returns_by_the_deadline(
     result = invoke(lambda_context)
 
     # THEN the step returned on time, VirusTotal timed out and the others still count
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 4.0
     [action] = result["actions"]
     assert action["after"]["sources"]["virustotal"]["status"] == "timeout"
     assert "virustotal: timed out" in action["reason"]
