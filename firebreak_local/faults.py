@@ -44,6 +44,11 @@ _STATUS = {
     "ResourceNotFoundException": 400,
     "NotFound": 404,
     "ParameterNotFound": 400,
+    "RequestLimitExceeded": 503,
+    "UnauthorizedOperation": 403,
+    "NoSuchEntity": 404,
+    "ServiceFailure": 500,
+    "TargetGroupNotFound": 400,
 }
 
 

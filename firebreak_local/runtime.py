@@ -28,9 +28,11 @@ import botocore.session
 import jsonata
 import moto
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
     StateTaskServiceDynamoDB,
@@ -219,6 +221,23 @@ def _name_dynamodb_errors_as_aws() -> None:
     StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(named)  # type: ignore[method-assign]
 
 
+def _name_sfn_errors_as_aws() -> None:
+    """Step Functions names a `states:startExecution` error `StepFunctions.<error code>` (its guide's Retry example
+    matches `StepFunctions.ExecutionLimitExceeded`); moto appends "Exception" to every code, which makes a throttled
+    start `StepFunctions.ThrottlingExceptionException` and no Retry written for AWS would match it locally."""
+    original = StateTaskServiceSfn._from_error
+
+    def named(task: Any, env: Any, ex: Exception) -> Any:
+        failure: Any = original(task, env, ex)
+        if isinstance(ex, ClientError):
+            name = f"StepFunctions.{ex.response['Error']['Code']}"
+            failure.error_name = CustomErrorName(name)
+            failure.event_details["taskFailedEventDetails"]["error"] = name
+        return failure
+
+    StateTaskServiceSfn._from_error = named  # type: ignore[method-assign,assignment]
+
+
 def _output_before_status() -> None:
     """moto marks an execution SUCCEEDED before it sets the output; a `.sync` parent polling in between reads no
     output (a large one makes the window wide). Setting the output first closes it."""
@@ -350,6 +369,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _case_sfn_arguments()
     _iso_execution_start_time()
     _name_dynamodb_errors_as_aws()
+    _name_sfn_errors_as_aws()
     _output_before_status()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)

@@ -1,10 +1,17 @@
-"""Helpers the tests share: where the repo is, and the sample events in events/."""
+"""Helpers the tests share: where the repo is, the sample events in events/, and running a finding under a fault."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from firebreak.remote_config import forget
+
+if TYPE_CHECKING:
+    from firebreak_local.engine import Engine, Execution
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -14,3 +21,43 @@ def load_event(name: str) -> dict[str, Any]:
     """An event from events/ by its path without .json: load_event("eventbridge/guardduty_ssh_brute_force")."""
     event: dict[str, Any] = json.loads((ROOT / "events" / f"{name}.json").read_text())
     return event
+
+
+@dataclass(frozen=True)
+class Case:
+    """One AWS call (boto3 names) failing with one error code, `times` times (None: every call)."""
+
+    service: str
+    operation: str
+    code: str
+    times: int | None
+
+    def __str__(self) -> str:
+        return f"{self.service}.{self.operation}-{self.code}-{'always' if self.times is None else self.times}"
+
+
+def run_with_fault(engine: Engine, event: Mapping[str, Any], case: Case) -> tuple[Execution, int]:
+    """The finding run through the stack while the case's fault is in force; the execution and the fault's hits."""
+    rule = engine.matching_rule(event)
+    assert rule is not None, "the event should trigger a rule"
+    # Enrichment caches the SSM address lists per process: a fault on GetParameters must meet a real call, and the
+    # lists read (or not) under the fault must not carry over to the next test.
+    forget()
+    try:
+        with engine.faults.inject(case.service, case.operation, case.code, times=case.times) as fault:
+            execution = engine.start(rule, event)
+    finally:
+        forget()
+    return execution, fault.hits
+
+
+def records(engine: Engine) -> list[dict[str, Any]]:
+    """Every incident record, each attribute unwrapped from its DynamoDB type."""
+    items = engine.client("dynamodb").scan(TableName=engine.resources["IncidentTable"].ref)["Items"]
+    return [{key: next(iter(value.values())) for key, value in item.items()} for item in items]
+
+
+def status_of(execution: Execution) -> str:
+    """The incident status the execution reports, from its output or, when it failed, from its cause."""
+    report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
+    return str(report["status"])

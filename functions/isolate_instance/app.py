@@ -35,6 +35,7 @@ def isolate(request: PlaybookRequest) -> tuple[Isolation, tuple[str, ...]]:
 
 
 @logger.inject_lambda_context
+@aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])

@@ -9,16 +9,12 @@ refused, the record still says FAILED and the execution fails (which the stack's
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from firebreak.remote_config import forget
 from firebreak_local.engine import Engine, Execution
-from tests.support import load_event
+from tests.support import Case, load_event, records, run_with_fault, status_of
 
 ADDRESS = "45.155.205.233/32"
 CONTAINED = "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
@@ -26,42 +22,8 @@ FAILED = "Firebreak FAILED: UnauthorizedAccess:EC2/SSHBruteForce"
 FAILED_EARLY = "Firebreak FAILED: response did not complete"
 
 
-@dataclass(frozen=True)
-class Case:
-    service: str
-    operation: str
-    code: str
-    times: int | None  # None: every call fails
-
-    def __str__(self) -> str:
-        return f"{self.service}.{self.operation}-{self.code}-{'always' if self.times is None else self.times}"
-
-
-@pytest.fixture(autouse=True)
-def fresh_address_lists() -> Iterator[None]:
-    # Enrichment caches the SSM lists per process; a fault on GetParameters must meet a real call.
-    forget()
-    yield
-    forget()
-
-
 def run_with(engine: Engine, case: Case) -> tuple[Execution, int]:
-    event = load_event("eventbridge/guardduty_ssh_brute_force")
-    rule = engine.matching_rule(event)
-    assert rule is not None
-    with engine.faults.inject(case.service, case.operation, case.code, times=case.times) as fault:
-        execution = engine.start(rule, event)
-    return execution, fault.hits
-
-
-def records(engine: Engine) -> list[dict[str, Any]]:
-    items = engine.client("dynamodb").scan(TableName=engine.resources["IncidentTable"].ref)["Items"]
-    return [{key: next(iter(value.values())) for key, value in item.items()} for item in items]
-
-
-def status_of(execution: Execution) -> str:
-    report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    return str(report["status"])
+    return run_with_fault(engine, load_event("eventbridge/guardduty_ssh_brute_force"), case)
 
 
 # Fails once (or past the client's own three attempts where it says 3): retried, and the incident still contained.
@@ -78,6 +40,9 @@ TRANSIENT = [
     Case("wafv2", "UpdateIPSet", "WAFOptimisticLockException", 3),
     Case("sns", "Publish", "Throttled", 3),
     Case("sns", "Publish", "InternalError", 4),
+    # The playbook did not start: Run Block Ip Playbook's Retry starts it again under the same name.
+    Case("stepfunctions", "StartExecution", "ThrottlingException", 1),
+    Case("stepfunctions", "StartExecution", "ExecutionLimitExceeded", 2),
 ]
 
 

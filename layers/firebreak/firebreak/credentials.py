@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 from botocore.exceptions import ClientError
@@ -211,13 +212,30 @@ def revoke_user(iam: IAMClient, request: RevocationRequest, settings: Revocation
         f"{USER_DENY_POLICY} on user {user} denies it everything, and every session issued before {when}",
     )
     key_id = incident.access_key_id
-    actions = [
-        _step(target, "deactivating the access key", _deactivate_key, iam, user, key_id, keys, request.mode),
-        _step(target, f"attaching {USER_DENY_POLICY}", _put_policy, iam, deny, request.mode, target),
+    steps = [
+        partial(_step, target, "deactivating the access key", _deactivate_key, iam, user, key_id, keys, request.mode),
+        partial(_step, target, f"attaching {USER_DENY_POLICY}", _put_policy, iam, deny, request.mode, target),
     ]
     if settings.delete_login_profile:
         deleting = "deleting the console password"
-        actions.append(_step(target, deleting, _delete_login_profile, iam, user, target, request.mode))
+        steps.append(partial(_step, target, deleting, _delete_login_profile, iam, user, target, request.mode))
+    return _in_order(target, steps)
+
+
+def _in_order(target: str, steps: Sequence[Callable[[], Action]]) -> list[Action]:
+    """Each step's action. IAM still throttling propagates for the ASL Retry only while this run has changed nothing:
+    a retry after a change finds it done and records it already_applied with the changed state as its before-state,
+    so the record would lose what Firebreak did (and the release could not undo it). After a change it is a failed
+    action, and the incident is truthfully partially contained."""
+    actions: list[Action] = []
+    for step in steps:
+        try:
+            actions.append(step())
+        except IamUnavailable as error:
+            if all(action.outcome is not Outcome.APPLIED for action in actions):
+                raise
+            reason = f"{error}: still throttled after retries; not retried, so the change before it stays recorded"
+            actions.append(_action(target, Outcome.FAILED, reason))
     return actions
 
 

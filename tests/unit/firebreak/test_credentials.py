@@ -253,6 +253,29 @@ def test_access_denied_fails_that_step_alone_and_throttling_propagates(iam: Any,
         revoke(Refusing("Throttling"), request, SETTINGS)
 
 
+def test_throttling_after_the_key_was_deactivated_fails_that_step_instead_of_retrying(
+    iam: Any, user_keys: tuple[str, str]
+) -> None:
+    # GIVEN IAM still throttles the policy write after the SDK's retries, and the key has not been touched yet
+    finding_key, _ = user_keys
+
+    class Throttling:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(iam, name)
+
+        def put_user_policy(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "PutUserPolicy")  # type: ignore[typeddict-item]
+
+    # WHEN the credentials are revoked
+    actions = revoke(Throttling(), request_for("iam_user_access_key", access_key_id=finding_key), SETTINGS)
+
+    # THEN nothing is raised for a whole-step retry (which would record the key "already inactive", losing that
+    # Firebreak deactivated it): the key step keeps its before-state and the policy step is failed, naming the error
+    assert outcomes(actions) == ["applied", "failed"]
+    assert actions[0].before["status"] == "Active"
+    assert "Throttling" in actions[1].reason
+
+
 # --- assumed roles ------------------------------------------------------------------------------------------------
 
 
