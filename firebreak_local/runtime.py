@@ -28,6 +28,8 @@ import moto
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -35,6 +37,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.wafv2.models import WAFV2Backend
 
 PINNED_MOTO = "5.2.5"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -214,6 +219,58 @@ def _case_sfn_arguments() -> None:
     StateTaskServiceSfn._normalise_response = response  # type: ignore[method-assign,assignment]
 
 
+# Writes whose check and change AWS applies as one step; moto checks, then changes, with no lock in between.
+_CHECKED_WRITES: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (WAFV2Backend, ("update_ip_set",)),
+    (DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items")),
+    (NetworkAclBackend, ("create_network_acl_entry", "replace_network_acl_entry", "delete_network_acl_entry")),
+)
+
+
+def _make_checked_writes_atomic() -> None:
+    """Executions run in threads, so a LockToken or a ConditionExpression must not be checked by two at once.
+
+    One re-entrant lock (replace_network_acl_entry calls delete and create) around each such write makes it as atomic
+    as the service's own; reads stay unlocked, as concurrent as AWS's.
+    """
+    lock = threading.RLock()
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return locked
+
+    for backend, names in _CHECKED_WRITES:
+        for name in names:
+            setattr(backend, name, atomic(getattr(backend, name)))
+
+
+def _parse_each_definition_once() -> None:
+    """moto parses the ASL text with a pure-Python ANTLR parser at every execution start: most of an execution's time.
+
+    The syntax tree of a definition never changes, so it is kept per definition text; every execution still gets
+    its own freshly built evaluation components (the Preprocessor's output), as before.
+    """
+    parser = moto_asl_parser.AmazonStateLanguageParser
+    original = parser.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            _, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            with lock:
+                trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    parser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 
 
@@ -246,6 +303,8 @@ def install() -> tuple[Dispatcher, ApiCalls]:
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
+    _make_checked_writes_atomic()
+    _parse_each_definition_once()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)
