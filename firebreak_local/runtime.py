@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import re
+import sys
 import threading
 import traceback
 import uuid
@@ -27,8 +28,9 @@ import jsonata
 import moto
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core import models as moto_core_models
 from moto.core.botocore_stubber import BotocoreStubber
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
@@ -39,6 +41,7 @@ from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_s
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.wafv2.models import WAFV2Backend
 
 PINNED_MOTO = "5.2.5"
@@ -222,7 +225,8 @@ def _case_sfn_arguments() -> None:
 # Writes whose check and change AWS applies as one step; moto checks, then changes, with no lock in between.
 _CHECKED_WRITES: tuple[tuple[type, tuple[str, ...]], ...] = (
     (WAFV2Backend, ("update_ip_set",)),
-    (DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items")),
+    # At the request handler: it reads the old item for ReturnValues before the backend writes.
+    (DynamoHandler, ("put_item", "update_item", "delete_item", "transact_write_items")),
     (NetworkAclBackend, ("create_network_acl_entry", "replace_network_acl_entry", "delete_network_acl_entry")),
 )
 
@@ -268,7 +272,31 @@ def _parse_each_definition_once() -> None:
                 trees[definition] = tree
         return Preprocessor().visit(tree), tree
 
-    parser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+    parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _reuse_task_clients() -> None:
+    """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
+
+    The clients carry moto's fixed fake credentials and configuration whatever the task, and boto3 clients are
+    thread-safe once built. Each module imported the factory by name, so it is replaced where it was imported.
+    """
+    original = moto_boto_client.boto_client_for
+    clients: dict[tuple[str, str, bool], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, moto_core_models.botocore_stubber.enabled)
+        with lock:
+            if key not in clients:
+                clients[key] = original(region=region, service=service, state_credentials=state_credentials)
+            return clients[key]
+
+    # Modules imported later take it from its home; those imported already are given it.
+    moto_boto_client.boto_client_for = boto_client_for
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
@@ -305,6 +333,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _case_sfn_arguments()
     _make_checked_writes_atomic()
     _parse_each_definition_once()
+    _reuse_task_clients()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

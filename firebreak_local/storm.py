@@ -127,6 +127,19 @@ def _status(execution: Execution) -> str | None:
     return str(status) if status is not None else None
 
 
+def _why(execution: Execution) -> str:
+    """The first failed action's reason, or the execution's own error."""
+    report = execution.output
+    if not isinstance(report, dict):
+        try:
+            report = json.loads(execution.cause or "")
+        except ValueError:
+            report = {}
+    actions = report.get("actions") or () if isinstance(report, dict) else ()
+    failed = [f"{a['target']}: {a.get('reason', '')}" for a in actions if a.get("outcome") == "failed"]
+    return (failed[0] if failed else f"{execution.status} {execution.error}: {execution.cause}")[:300]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m firebreak_local.storm", description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=200)
@@ -140,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = findings(base, args.findings, attackers(args.addresses))
     with Engine(root / "template.yaml") as engine:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         result = run_storm(engine, events)
     statuses = Counter(_status(e) or e.status for e in result.executions)
     families = Counter("IPv6" if ":" in cidr else "IPv4" for cidr in result.expected)
@@ -156,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write(f"executions failed:   {len(result.failed)}\n")
     out.write(f"wall time:           {result.wall_seconds:.1f} s\n")
     out.write(f"incident statuses:   {', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}\n")
+    for reason, count in Counter(_why(execution) for execution in result.failed).most_common(5):
+        out.write(f"  failed x{count}: {reason}\n")
     return 0 if not result.lost and not result.failed and not result.duplicated else 1
 
 

@@ -11,3 +11,7 @@ class FindingRejected(FirebreakError):
 
 class BlockFailed(FirebreakError):
     """The WAF IPSet could not be updated after the bounded retries."""
+
+
+class NetworkAclBusy(FirebreakError):
+    """Another Firebreak writer held the network ACL's lease for longer than a block step may wait."""
