@@ -259,11 +259,13 @@ class Engine:
         return list(self._notifications)
 
     def incident_count(self) -> int:
+        """Items in the tables keyed by incident_id (other tables, such as the block list, hold no incidents)."""
         dynamodb = self.client("dynamodb")
         with self.api_calls.quiet():
             return sum(
                 dynamodb.scan(TableName=self.resources[logical_id].ref, Select="COUNT")["Count"]
-                for logical_id in self._stack.resources_of_type("AWS::DynamoDB::Table")
+                for logical_id, resource in self._stack.resources_of_type("AWS::DynamoDB::Table").items()
+                if [key["AttributeName"] for key in resource["Properties"]["KeySchema"]] == ["incident_id"]
             )
 
     # --- running ------------------------------------------------------------------------------------------------

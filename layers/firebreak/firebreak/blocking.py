@@ -92,7 +92,7 @@ def within_headroom(
         blocked = active.get(version, set())
         if cidr not in blocked and len(blocked) + growth[version] >= settings.ipset_limit:
             reason = (
-                f"IPv{version} block list is full: {len(blocked)} of {settings.ipset_limit} addresses"
+                f"IPv{version} block list is full: {len(blocked) + growth[version]} of {settings.ipset_limit} addresses"
                 f" ({settings.ipset_headroom} kept free below WAF's 10,000 per IPSet)"
             )
             refused.append(Action(ActionType.BLOCK_IP, cidr, Outcome.SKIPPED, reason))

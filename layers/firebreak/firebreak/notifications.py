@@ -39,11 +39,17 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
     blocked = [
         action.target
         for action in actions
-        if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST
+        # Network ACL actions name "CIDR in network ACL of subnet"; lifting the CIDR lifts those entries too.
+        if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST and " " not in action.target
     ]
     if not blocked:
         return None
-    return "remove " + ", ".join(blocked) + " from the Firebreak WAF IPSets (blocked-ipv4 / blocked-ipv6)"
+    # The blocklist table is the truth: an address removed from an IPSet by hand is put back by the next sweep.
+    return (
+        "delete the items "
+        + ", ".join(blocked)
+        + " from the Firebreak blocklist table (stack output BlocklistTableName); the next sweep lifts the blocks"
+    )
 
 
 def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> str:
