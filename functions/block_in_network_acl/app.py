@@ -14,23 +14,12 @@ from firebreak import aws
 from firebreak.blocklist import Blocklist
 from firebreak.errors import NetworkAclBusy
 from firebreak.models import Action, ActionType, Incident, Mode, Outcome
-from firebreak.nacl import RuleRange, deny, network_acl_of
+from firebreak.nacl import RuleRange, deny, network_acls_of
 from firebreak.settings import Settings
 
 logger = Logger()
 # Refusals of one ACL's writes that must show as failed blocks; anything else (throttling) goes to the ASL Retry.
 ACL_REFUSALS = {"NetworkAclEntryLimitExceeded", "NetworkAclEntryAlreadyExists", "InvalidNetworkAclID.NotFound"}
-
-
-def acls_of(ec2: Any, incident: Incident) -> dict[str, str]:
-    """Network ACL id -> the finding's subnet it guards, for every subnet the attacked instance is in."""
-    subnets = dict.fromkeys(eni.subnet_id for eni in incident.network_interfaces if eni.subnet_id)
-    acls: dict[str, str] = {}
-    for subnet in subnets:
-        acl = network_acl_of(ec2, subnet) if subnet else None
-        if acl:
-            acls.setdefault(acl, subnet)
-    return acls
 
 
 def deny_in(
@@ -67,7 +56,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     cidrs = list(request.get("addresses") or ())
     ec2 = aws.client("ec2")
     rules = RuleRange(*settings.nacl_rules)
-    acls = acls_of(ec2, Incident.from_dict(request["incident"]))
+    subnets = [eni.subnet_id for eni in Incident.from_dict(request["incident"]).network_interfaces]
+    acls = network_acls_of(ec2, [subnet for subnet in subnets if subnet])
     actions = []
     if not acls:
         reason = "the finding names no subnet, so no network ACL to deny in"

@@ -190,6 +190,12 @@ def test_nacl_blocking_denies_in_the_attacked_subnets_acl_and_evicts_the_oldest(
             return sorted(acls[0]["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
 
         foreign = [e for e in entries() if e["RuleNumber"] not in (71, 72)]
+        # AND a sample finding (always dry-run) against the same subnet first, which must only plan
+        sample = attack_from("185.220.101.47", "sample")
+        sample["detail"]["service"]["additionalInfo"] = {"sample": True, "type": "default", "value": '{"sample":true}'}
+        planned = actions(run(engine, sample))[f"185.220.101.47/32 in network ACL of {ATTACKED_SUBNET}"]
+        assert planned["outcome"] == "planned"
+        assert entries() == foreign  # nothing written inside the range
 
         # WHEN three attackers (IPv4, IPv6, IPv4) are seen one after the other
         runs = [

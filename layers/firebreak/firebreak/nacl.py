@@ -75,6 +75,16 @@ def network_acl_of(ec2: EC2Client, subnet_id: str) -> str | None:
     return acls["NetworkAcls"][0]["NetworkAclId"] if acls["NetworkAcls"] else None
 
 
+def network_acls_of(ec2: EC2Client, subnet_ids: Iterable[str]) -> dict[str, str]:
+    """Network ACL id -> the first of these subnets it guards (subnets of one instance may share an ACL)."""
+    acls: dict[str, str] = {}
+    for subnet in dict.fromkeys(subnet_ids):
+        acl = network_acl_of(ec2, subnet)
+        if acl:
+            acls.setdefault(acl, subnet)
+    return acls
+
+
 def read_slots(ec2: EC2Client, acl_id: str, rules: RuleRange) -> dict[int, Slot]:
     """The occupied rule numbers of the range; entries outside it are not even kept."""
     acl = ec2.describe_network_acls(NetworkAclIds=[acl_id])["NetworkAcls"][0]
