@@ -285,18 +285,18 @@ class Engine:
         duration_ms = (time.perf_counter() - started) * 1000
         return self._finished(arn, description, duration_ms, dict(self.api_calls.take()))
 
-    def start_many(
-        self, runs: Sequence[tuple[Rule, Mapping[str, Any]]], deadline_seconds: float = EXECUTION_DEADLINE_SECONDS * 5
-    ) -> list[Execution]:
+    def start_many(self, runs: Sequence[tuple[Rule, Mapping[str, Any]]]) -> list[Execution]:
         """Start every run at once (a finding storm), then wait (bounded, all together) for each to finish.
 
         Executions overlap, so their API calls cannot be told apart: each gets none, and the batch's stay in
-        `api_calls` for the caller to take().
+        `api_calls` for the caller to take(). Timeouts and the deadline stretch with the load (runtime.Load).
         """
         self.api_calls.take()
-        launched = [self._launch(rule, event) for rule, event in runs]
-        batch_started = launched[0][1] if launched else time.perf_counter()
-        waited = [(arn, self._wait(arn, batch_started, deadline_seconds)) for arn, _ in launched]
+        with runtime.LOAD.shared_by(len(runs)) as factor:
+            launched = [self._launch(rule, event) for rule, event in runs]
+            batch_started = launched[0][1] if launched else time.perf_counter()
+            deadline = EXECUTION_DEADLINE_SECONDS * factor
+            waited = [(arn, self._wait(arn, batch_started, deadline)) for arn, _ in launched]
         return [self._finished(arn, description, _run_time_ms(description), {}) for arn, description in waited]
 
     def invoke(self, logical_id: str, payload: Mapping[str, Any]) -> Any:

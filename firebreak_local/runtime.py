@@ -32,6 +32,7 @@ from moto.core import models as moto_core_models
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
+from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -299,6 +300,39 @@ def _reuse_task_clients() -> None:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+class Load:
+    """How many executions share the emulator's one interpreter lock, which AWS would run side by side.
+
+    Every state's TimeoutSeconds is stretched by that factor while a storm runs, so that a task which would finish
+    in time on its own compute does not time out for waiting its turn on the emulator's; the engine's own deadline
+    still ends a real hang.
+    """
+
+    def __init__(self) -> None:
+        self.factor = 1.0
+
+    @contextmanager
+    def shared_by(self, executions: int, fair_share: int = 10) -> Iterator[float]:
+        self.factor = max(1.0, executions / fair_share)
+        try:
+            yield self.factor
+        finally:
+            self.factor = 1.0
+
+
+LOAD = Load()
+
+
+def _stretch_timeouts_under_load() -> None:
+    original = moto_timeout.Timeout._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        original(self, env)
+        env.stack.append(int(env.stack.pop() * LOAD.factor))
+
+    moto_timeout.Timeout._eval_body = _eval_body  # type: ignore[method-assign]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 
 
@@ -334,6 +368,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _make_checked_writes_atomic()
     _parse_each_definition_once()
     _reuse_task_clients()
+    _stretch_timeouts_under_load()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

@@ -153,22 +153,25 @@ def converge_as_writer(
 ) -> Convergence:
     """Bring the IPSet up to the table as its one writer of the moment, or see another writer put mine in.
 
-    The lease spaces writes a second apart, so a storm of incidents costs one UpdateIPSet per set per second at
+    The lease lingers a second after a write, so a storm of incidents costs one UpdateIPSet per set per second at
     most, each carrying every address recorded meanwhile. The LockToken, not the lease, is what keeps concurrent
     writes from losing addresses, so a writer that waited too long for the lease writes anyway.
     """
     deadline = time.monotonic() + WRITER_WAIT_SECONDS
+    pause = 0.2
     while time.monotonic() < deadline:
-        with blocklist.lease(f"ipset#{ipset.arn}") as held:
-            if held:
+        with blocklist.lease(f"ipset#{ipset.arn}") as lease:
+            if lease:
                 result = converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
-                if result.update_calls:
-                    sleep(WRITE_SPACING_SECONDS)
+                # The next writer waits out the spacing, not this incident: its block is in place already.
+                lease.linger_seconds = WRITE_SPACING_SECONDS if result.update_calls else 0.0
                 return result
+        # Waiting, with backoff: a storm of waiters must not become a storm of reads.
+        sleep(random.uniform(pause / 2, pause))
+        pause = min(pause * 1.5, 1.0)
         current = read_cidrs(waf, ipset)
         if set(mine) <= current:
             return Convergence(ipset, current, current, 0)
-        sleep(random.uniform(0.1, 0.3))
     return converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
 
 

@@ -190,33 +190,29 @@ class Blocklist:
         return True
 
     @contextmanager
-    def lease(self, name: str, seconds: int = 20) -> Iterator[bool]:
-        """Try once to hold the named lease (one writer at a time); yields whether it is held, released on exit.
+    def lease(self, name: str, seconds: float = 20.0) -> Iterator[Lease]:
+        """Try once to hold the named lease (one writer at a time); yields it, held or not, and releases it on exit.
 
         A lease outlives a crashed holder only until it expires, so a Lambda timeout cannot wedge the other writers.
+        A holder may ask it to linger after release, which spaces the writes of successive holders.
         """
         owner = str(uuid.uuid4())
-        held = self._take_lease(name, owner, int(time.time()), seconds)
+        lease = Lease(held=self._take_lease(name, owner, seconds), owner=owner)
         try:
-            yield held
+            yield lease
         finally:
-            if held:
-                self.dynamodb.delete_item(
-                    TableName=self.table,
-                    Key={"cidr": {"S": _LEASE_PREFIX + name}},
-                    ConditionExpression="#owner = :owner",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": owner}},
-                )
+            if lease.held:
+                self._release(name, lease)
 
-    def _take_lease(self, name: str, owner: str, now: int, seconds: int) -> bool:
+    def _take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        now = _ms(time.time())
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
                 Item={
                     "cidr": {"S": _LEASE_PREFIX + name},
                     "owner": {"S": owner},
-                    "lease_until": {"N": str(now + seconds)},
+                    "lease_until": {"N": str(now + _ms(seconds))},
                 },
                 ConditionExpression="attribute_not_exists(#cidr) OR #until < :now",
                 ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
@@ -227,3 +223,39 @@ class Blocklist:
                 raise
             return False
         return True
+
+    def _release(self, name: str, lease: Lease) -> None:
+        mine: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"cidr": {"S": _LEASE_PREFIX + name}},
+            "ConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": lease.owner}},
+        }
+        try:
+            if lease.linger_seconds:
+                mine["ExpressionAttributeNames"]["#until"] = "lease_until"
+                mine["ExpressionAttributeValues"][":until"] = {"N": str(_ms(time.time() + lease.linger_seconds))}
+                self.dynamodb.update_item(**mine, UpdateExpression="SET #until = :until")
+            else:
+                self.dynamodb.delete_item(**mine)
+        except ClientError as error:
+            # The lease outlived its time and another writer holds it now: it is theirs to release.
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+@dataclass
+class Lease:
+    """A try at a lease: truthy when held. Set linger_seconds to keep others out for that long after release."""
+
+    held: bool
+    owner: str
+    linger_seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.held
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)

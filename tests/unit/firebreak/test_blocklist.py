@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,3 +184,18 @@ def test_non_lock_errors_are_not_retried(ipset: IpSetRef) -> None:
     # WHEN converging, THEN the error reaches the caller (and the ASL Retry/Catch) untouched
     with pytest.raises(ClientError, match="AccessDenied"):
         converge(Denied(), ipset, lambda: {"1.1.1.1/32"}, prune=False)  # type: ignore[arg-type]
+
+
+def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(blocklist: Blocklist) -> None:
+    # GIVEN a writer that wrote and asks its lease to linger for 0.3 s
+    with blocklist.lease("ipset#a") as lease:
+        lease.linger_seconds = 0.3
+
+    # WHEN the next writer asks at once, and again after the spacing
+    with blocklist.lease("ipset#a") as at_once:
+        assert not at_once
+    time.sleep(0.35)
+
+    # THEN only the later try gets it
+    with blocklist.lease("ipset#a") as later:
+        assert later
