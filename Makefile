@@ -10,7 +10,7 @@ PYTHON ?= python3
 export SAM_CLI_TELEMETRY := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint check build validate deploy invoke bench test-integration clean
+.PHONY: help install demo test lint check build validate deploy invoke bench bench-storm test-integration clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ check: lint test ## What CI runs
 
 bench: $(STAMP) ## Median engine time, state transitions and API calls per playbook run
 	$(BIN)/python -m firebreak_local.bench
+
+bench-storm: $(STAMP) ## 200 findings from 50 attackers at once: addresses blocked, lost updates, UpdateIPSet calls
+	$(BIN)/python -m firebreak_local.storm
 
 build: $(SAM) ## sam build
 	$(SAM) build --parallel

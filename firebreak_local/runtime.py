@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import re
+import sys
 import threading
 import traceback
 import uuid
@@ -31,8 +32,12 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core import models as moto_core_models
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.dynamodb.responses import DynamoHandler
+from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
     StateTaskServiceDynamoDB,
@@ -44,8 +49,12 @@ from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.wafv2.models import WAFV2Backend
 
 from firebreak_local.faults import Faults
 
@@ -289,6 +298,116 @@ def _iso_execution_start_time() -> None:
     ExecutionWorker._get_evaluation_environment = environment  # type: ignore[method-assign,assignment]
 
 
+# Writes whose check and change AWS applies as one step; moto checks, then changes, with no lock in between.
+_CHECKED_WRITES: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (WAFV2Backend, ("update_ip_set",)),
+    # At the request handler: it reads the old item for ReturnValues before the backend writes.
+    (DynamoHandler, ("put_item", "update_item", "delete_item", "transact_write_items")),
+    (NetworkAclBackend, ("create_network_acl_entry", "replace_network_acl_entry", "delete_network_acl_entry")),
+)
+
+
+def _make_checked_writes_atomic() -> None:
+    """Executions run in threads, so a LockToken or a ConditionExpression must not be checked by two at once.
+
+    One re-entrant lock (replace_network_acl_entry calls delete and create) around each such write makes it as atomic
+    as the service's own; reads stay unlocked, as concurrent as AWS's.
+    """
+    lock = threading.RLock()
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return locked
+
+    for backend, names in _CHECKED_WRITES:
+        for name in names:
+            setattr(backend, name, atomic(getattr(backend, name)))
+
+
+def _parse_each_definition_once() -> None:
+    """moto parses the ASL text with a pure-Python ANTLR parser at every execution start: most of an execution's time.
+
+    The syntax tree of a definition never changes, so it is kept per definition text; every execution still gets
+    its own freshly built evaluation components (the Preprocessor's output), as before.
+    """
+    parser = moto_asl_parser.AmazonStateLanguageParser
+    original = parser.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            _, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            with lock:
+                trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _reuse_task_clients() -> None:
+    """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
+
+    The clients carry moto's fixed fake credentials and configuration whatever the task, and boto3 clients are
+    thread-safe once built. Each module imported the factory by name, so it is replaced where it was imported.
+    """
+    original = moto_boto_client.boto_client_for
+    clients: dict[tuple[str, str, bool], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, moto_core_models.botocore_stubber.enabled)
+        with lock:
+            if key not in clients:
+                clients[key] = original(region=region, service=service, state_credentials=state_credentials)
+            return clients[key]
+
+    # Modules imported later take it from its home; those imported already are given it.
+    moto_boto_client.boto_client_for = boto_client_for
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+class Load:
+    """How many executions share the emulator's one interpreter lock, which AWS would run side by side.
+
+    Every state's TimeoutSeconds is stretched by that factor while a storm runs, so that a task which would finish
+    in time on its own compute does not time out for waiting its turn on the emulator's; the engine's own deadline
+    still ends a real hang.
+    """
+
+    def __init__(self) -> None:
+        self.factor = 1.0
+
+    @contextmanager
+    def shared_by(self, executions: int, fair_share: int = 10) -> Iterator[float]:
+        self.factor = max(1.0, executions / fair_share)
+        try:
+            yield self.factor
+        finally:
+            self.factor = 1.0
+
+
+LOAD = Load()
+
+
+def _stretch_timeouts_under_load() -> None:
+    original = moto_timeout.Timeout._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        original(self, env)
+        env.stack.append(int(env.stack.pop() * LOAD.factor))
+
+    moto_timeout.Timeout._eval_body = _eval_body  # type: ignore[method-assign]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 _finding_updates: list[dict[str, Any]] = []
 _BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
@@ -371,6 +490,10 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _name_dynamodb_errors_as_aws()
     _name_sfn_errors_as_aws()
     _output_before_status()
+    _make_checked_writes_atomic()
+    _parse_each_definition_once()
+    _reuse_task_clients()
+    _stretch_timeouts_under_load()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
+from firebreak.blocklist import Blocklist
 from firebreak.errors import IncidentNotFound
 from firebreak.models import ActionType, IncidentStatus, utc_now
 from firebreak.notifications import release_message, release_subject
@@ -38,7 +39,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     cidrs = [action.target for action in plan.pending if action.type is ActionType.BLOCK_IP]
     held, added = block_holders(dynamodb, settings.incident_table, record.incident_id, cidrs)
     region = record.incident.region if record.incident else None
-    undo_context = ReleaseContext(record.incident_id, lambda service: aws.client(service, region=region), held, added)
+    blocklist = Blocklist(aws.client("dynamodb"), settings.blocklist_table) if settings.blocklist_table else None
+    undo_context = ReleaseContext(
+        record.incident_id,
+        lambda service: aws.client(service, region=region),
+        held,
+        added,
+        blocklist=blocklist,
+        network_acl_rules=settings.nacl_rules,
+    )
     result = release(plan, undo_context, record.blocked_addresses)
     now, triage = utc_now(), record.triage()
     logger.info("Released incident", extra={"incident_id": record.incident_id, "status": result.status})

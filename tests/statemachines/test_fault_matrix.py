@@ -9,12 +9,14 @@ refused, the record still says FAILED and the execution fails (which the stack's
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import Case, load_event, records, run_with_fault, status_of
+from tests.support import TEMPLATE, Case, load_event, records, run_with_fault, status_of
 
 ADDRESS = "45.155.205.233/32"
 CONTAINED = "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
@@ -38,6 +40,11 @@ TRANSIENT = [
     Case("wafv2", "GetIPSet", "WAFInternalErrorException", 1),
     Case("wafv2", "UpdateIPSet", "ThrottlingException", 3),
     Case("wafv2", "UpdateIPSet", "WAFOptimisticLockException", 3),
+    # The block list's truth (BlocklistTable): the scan of what is blocked, which every writer reads.
+    Case("dynamodb", "Scan", "ThrottlingException", 3),
+    # The own-address guard's reads of the account's Elastic IPs and NAT gateways.
+    Case("ec2", "DescribeAddresses", "RequestLimitExceeded", 3),
+    Case("ec2", "DescribeNatGateways", "InternalError", 1),
     Case("sns", "Publish", "Throttled", 3),
     Case("sns", "Publish", "InternalError", 4),
     # The playbook did not start: Run Block Ip Playbook's Retry starts it again under the same name.
@@ -78,6 +85,9 @@ PERMANENT = [
     Permanent(Case("wafv2", "GetIPSet", "WAFNonexistentItemException", None), "FAILED", FAILED, False),
     Permanent(Case("wafv2", "UpdateIPSet", "WAFOptimisticLockException", None), "FAILED", FAILED, False),
     Permanent(Case("stepfunctions", "StartExecution", "AccessDeniedException", None), "FAILED", FAILED, False),
+    # The block list's truth cannot be read, or the account's own addresses cannot be told apart: nothing blocked.
+    Permanent(Case("dynamodb", "Scan", "AccessDeniedException", None), "FAILED", FAILED, False),
+    Permanent(Case("ec2", "DescribeAddresses", "UnauthorizedOperation", None), "FAILED", FAILED, False),
     # Enrichment degrades: the lists could not be read, the finding's own evidence still blocks.
     Permanent(Case("ssm", "GetParameters", "AccessDeniedException", None), "CONTAINED", CONTAINED, True),
     # The incident could not be opened, or no step could run: recorded and told through the failure path.
@@ -131,3 +141,59 @@ def test_sns_refusing_every_publish_still_leaves_a_failed_record(engine: Engine)
     assert [record["status"] for record in stored] == ["FAILED"]
     assert stored[0]["error"] == "AuthorizationErrorException"
     assert execution.status == "FAILED"
+
+
+# The optional network ACL step (NaclBlocking): it runs after the WAF block, which stays whatever happens to it.
+NACL_TRANSIENT = [
+    Case("ec2", "DescribeNetworkAcls", "RequestLimitExceeded", 3),
+    Case("ec2", "CreateNetworkAclEntry", "InternalError", 1),
+]
+NACL_PERMANENT = [
+    Case("ec2", "CreateNetworkAclEntry", "UnauthorizedOperation", None),
+    Case("ec2", "DescribeNetworkAcls", "UnauthorizedOperation", None),
+]
+
+
+@pytest.fixture
+def nacl_engine() -> Iterator[Engine]:
+    with Engine(TEMPLATE, {"NaclBlocking": "true"}) as running:
+        yield running
+
+
+def network_acl_outcomes(execution: Execution) -> list[str]:
+    report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
+    return [a["outcome"] for a in report["actions"] if a["type"] == "block_ip" and "network ACL" in a["target"]]
+
+
+@pytest.mark.parametrize("case", NACL_TRANSIENT, ids=str)
+def test_transient_network_acl_error_is_retried_and_the_address_denied_there_too(
+    nacl_engine: Engine, case: Case
+) -> None:
+    # GIVEN network ACL blocking on, and one EC2 call of that step failing for a while
+    # WHEN the brute force runs
+    execution, hits = run_with(nacl_engine, case)
+
+    # THEN the fault fired, the deny entries were still written, and the incident is CONTAINED
+    assert hits == case.times
+    assert status_of(execution) == "CONTAINED", execution.cause
+    assert network_acl_outcomes(execution) == ["applied"]
+    assert nacl_engine.blocked_ips() == [ADDRESS]
+    assert [message["subject"] for message in nacl_engine.notifications()] == [CONTAINED]
+
+
+@pytest.mark.parametrize("case", NACL_PERMANENT, ids=str)
+def test_permanent_network_acl_error_keeps_the_waf_block_and_says_the_acl_failed(
+    nacl_engine: Engine, case: Case
+) -> None:
+    # GIVEN network ACL blocking on, and EC2 refusing that step every time
+    # WHEN the brute force runs
+    execution, hits = run_with(nacl_engine, case)
+
+    # THEN the WAF block stands, the network ACL action is failed, and record and notification say PARTIALLY_CONTAINED
+    assert hits > 0
+    assert nacl_engine.blocked_ips() == [ADDRESS]
+    assert network_acl_outcomes(execution) == ["failed"]
+    assert [record["status"] for record in records(nacl_engine)] == ["PARTIALLY_CONTAINED"]
+    assert status_of(execution) == "PARTIALLY_CONTAINED"
+    subjects = [message["subject"] for message in nacl_engine.notifications()]
+    assert subjects == ["Firebreak PARTIALLY_CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
@@ -97,7 +98,7 @@ def test_contained_incident_is_told_in_text_and_json_with_verdict_and_release(en
     text = message["text"]
     assert text.startswith(f"Firebreak incident {incident_id}: CONTAINED")
     assert "Verdict:   suspicious: 45.155.205.233 suspicious (60)" in text
-    assert f"+ block_ip {ATTACKER}: applied (added to WAF IPSet firebreak-blocked-ipv4)" in text
+    assert f"+ block_ip {ATTACKER}: applied (blocked in WAF IPSet firebreak-blocked-ipv4 until " in text
     assert "Execution: https://console.aws.amazon.com/states/home" in text
     release_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:firebreak-release-incident"
     assert f"start-execution --state-machine-arn {release_arn}" in text
@@ -202,8 +203,14 @@ def test_record_holds_history_execution_and_every_action_with_before_after_and_t
     (block,) = [a for a in stored["actions"] if a["type"] == "block_ip"]
     ipset_arn = engine.resources["BlockedIpv4Set"].attributes["Arn"]
     assert block["target"] == ATTACKER
-    assert block["before"] == {"ipset": ipset_arn, "present": False}
-    assert block["after"] == {"ipset": ipset_arn, "present": True}
+    assert block["before"] == {"ipset": ipset_arn, "ipsets": [ipset_arn], "present": False}
+    assert block["after"] == {
+        "ipset": ipset_arn,
+        "ipsets": [ipset_arn],
+        "present": True,
+        "expires_at": block["after"]["expires_at"],
+    }
+    assert block["after"]["expires_at"] > time.time() + 23 * 3600  # BlockTtlHours 24
     assert block["at"].endswith("Z")
     (enrich,) = [a for a in stored["actions"] if a["type"] == "enrich_ip"]
     assert enrich["after"]["verdict"] == "suspicious"
@@ -303,6 +310,22 @@ def test_block_then_release_leaves_the_block_lists_as_they_were_field_by_field(e
     assert (entry["before"]["present"], entry["after"]["present"]) == (True, False)
     assert [a["outcome"] for a in stored["actions"] if a["type"] == "block_ip"] == ["applied"], "evidence kept"
     assert messages(engine)[-1]["subject"] == "Firebreak RELEASED: UnauthorizedAccess:EC2/SSHBruteForce"
+
+
+def test_released_block_leaves_the_blocklist_table_so_the_sweep_does_not_put_it_back(engine: Engine) -> None:
+    # GIVEN a contained incident, released
+    before = ipsets(engine)
+    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    engine.release(incident_id)
+
+    # WHEN the scheduled sweep reconciles the IPSets to the blocklist table
+    swept = engine.invoke("SweepBlocklistFunction", {})
+
+    # THEN the table no longer holds the address, so the sweep restores nothing and the IPSets stay as before
+    table = engine.resources["BlocklistTable"].ref
+    assert "Item" not in engine.client("dynamodb").get_item(TableName=table, Key={"cidr": {"S": ATTACKER}})
+    assert swept["drift_restored"] == []
+    assert ipsets(engine) == before
 
 
 def test_release_refuses_a_block_that_was_changed_since(engine: Engine) -> None:

@@ -19,6 +19,8 @@ PLAYBOOK_STATES = [
     "Run Block Ip Playbook",
     "Enrich Addresses",
     "Block Addresses",
+    "Block In Network Acls?",
+    "Blocking Complete",
     "Notify Responders",
     "Record Outcome",
     "Export Stix Bundle",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from firebreak.settings import IpNetwork
@@ -37,8 +37,13 @@ def host_cidr(address: str) -> str:
     return f"{ip.compressed}/{ip.max_prefixlen}"
 
 
-def refusal_reason(address: str, allow_list: Iterable[IpNetwork] = ()) -> str | None:
-    """Why this address must never be blocked, or None when blocking it is safe."""
+def refusal_reason(
+    address: str, allow_list: Iterable[IpNetwork] = (), owned: Mapping[str, str] | None = None
+) -> str | None:
+    """Why this address must never be blocked, or None when blocking it is safe.
+
+    owned maps the account's own public addresses (Elastic IPs, NAT gateways) to what they are.
+    """
     try:
         ip = _parse(address)
     except ValueError:
@@ -51,6 +56,8 @@ def refusal_reason(address: str, allow_list: Iterable[IpNetwork] = ()) -> str | 
     for network in allow_list:
         if ip.version == network.version and ip in network:
             return f"allow-listed by {network.with_prefixlen}"
+    if owned and ip.compressed in owned:
+        return f"the account's own {owned[ip.compressed]}"
     return None
 
 
@@ -62,14 +69,14 @@ def _canonical_or_same(address: str) -> str:
 
 
 def partition(
-    addresses: Iterable[str], allow_list: Iterable[IpNetwork], limit: int
+    addresses: Iterable[str], allow_list: Iterable[IpNetwork], limit: int, owned: Mapping[str, str] | None = None
 ) -> tuple[tuple[str, ...], tuple[Refusal, ...]]:
     """Split addresses into those that may be blocked (at most `limit`) and refusals with reasons."""
     allowed: list[str] = []
     refused: list[Refusal] = []
     networks = tuple(allow_list)
     for address in dict.fromkeys(_canonical_or_same(address) for address in addresses):
-        reason = refusal_reason(address, networks)
+        reason = refusal_reason(address, networks, owned)
         if reason is None and len(allowed) >= limit:
             reason = f"over the cap of {limit} addresses per incident"
         if reason is None:

@@ -47,3 +47,7 @@ class EventNotPublished(FirebreakError):
 
 class TransientAwsError(FirebreakError):
     """An AWS call was still throttled or failing server-side after the client's own retries; ASL Retry waits longer."""
+
+
+class NetworkAclBusy(FirebreakError):
+    """Another Firebreak writer held the network ACL's lease for longer than a block step may wait."""

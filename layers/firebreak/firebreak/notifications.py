@@ -108,11 +108,17 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
     blocked = [
         action.target
         for action in actions
-        if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST
+        # Network ACL actions name "CIDR in network ACL of subnet"; lifting the CIDR lifts those entries too.
+        if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST and " " not in action.target
     ]
     steps = [revoke_undo(action) for action in actions if action.type is ActionType.REVOKE_CREDENTIALS]
     if blocked:
-        steps.append("remove " + ", ".join(blocked) + " from the Firebreak WAF IPSets (blocked-ipv4 / blocked-ipv6)")
+        # The blocklist table is the truth: an address removed from an IPSet by hand is put back by the next sweep.
+        steps.append(
+            "delete the items "
+            + ", ".join(blocked)
+            + " from the Firebreak blocklist table (stack output BlocklistTableName); the next sweep lifts the blocks"
+        )
     return "; ".join(step for step in steps if step) or None
 
 

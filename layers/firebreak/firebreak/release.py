@@ -25,11 +25,17 @@ actions were released and others not, it is PARTIALLY_CONTAINED; when none was, 
 
 Shapes, per step (ids as the account knows them; other keys are kept in the record and ignored by release):
 
-block_ip (block-ip, and the addresses of every playbook): target is the CIDR
-    before {"ipset": <IPSet ARN>, "present": false}        (already_applied: "present": true)
-    after  {"ipset": <IPSet ARN>, "present": true}
-    Undo: remove the CIDR from the IPSet, unless another incident still holds it (the CIDR is in that incident's
-    `blocked_addresses`), or no Firebreak incident ever added it (it was a person's entry before any block).
+block_ip: target is the CIDR (`203.0.113.7/32`, `2001:db8::1/128`)
+    before {"ipset": <IPSet ARN>, "ipsets": [<IPSet ARN>, ...], "present": false}  (already_applied: "present": true)
+    after  {"ipset": <IPSet ARN>, "ipsets": [<IPSet ARN>, ...], "present": true, "expires_at": <epoch s> | null}
+    ("ipsets": the REGIONAL set and, with CloudFront scope on, the CLOUDFRONT one; "ipset" is the first of them.)
+    Undo: delete the CIDR's item from the blocklist table (the sweep would put it back otherwise) and remove it from
+    every IPSet, unless another incident still holds it (the CIDR is in that incident's `blocked_addresses`), or no
+    Firebreak incident ever added it (it was a person's entry before any block). Already lifted on expiry: released.
+block_ip in a network ACL: target is "<CIDR> in network ACL of <subnet id>"
+    before {}    after {"network_acl": <ACL id>, "rule": <rule number>}
+    Undo: once the CIDR has left the blocklist table, the ACL's reserved range is brought to the table (its deny
+    entries go); while the CIDR is still blocked for another incident, they stay.
 
 isolate_instance (contain-instance), target the instance id:
     interface     before {"network_interface": <eni>, "security_groups": [<its groups>]}

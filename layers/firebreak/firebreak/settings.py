@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from firebreak.models import Mode, Playbook
+from firebreak.waf import IPSET_CAPACITY
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode.
@@ -35,6 +36,27 @@ class Settings:
     event_bus_name: str = "default"
     breaker_table: str = ""
     max_containments_per_hour: int = 20
+    blocklist_table: str = ""
+    block_ttl_hours: int = 0
+    ipset_headroom: int = 0
+    nacl_blocking: bool = False
+    nacl_rules: tuple[int, int] = (71, 80)
+    cloudfront_ipv4_set_arn: str = ""
+    cloudfront_ipv6_set_arn: str = ""
+
+    @property
+    def ipset_limit(self) -> int:
+        """Most addresses Firebreak lets one IPSet hold: WAF's limit less the headroom kept for people and feeds."""
+        return IPSET_CAPACITY - self.ipset_headroom
+
+    def ipset_arns(self, version: int) -> tuple[str, ...]:
+        """The IPSets an address of this IP version goes into: the REGIONAL one, and the CLOUDFRONT one if enabled."""
+        regional, cloudfront = (
+            (self.blocked_ipv4_set_arn, self.cloudfront_ipv4_set_arn)
+            if version == 4
+            else (self.blocked_ipv6_set_arn, self.cloudfront_ipv6_set_arn)
+        )
+        return tuple(arn for arn in (regional, cloudfront) if arn)
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -68,6 +90,13 @@ class Settings:
             write_back_guardduty=env.get("WRITE_BACK_GUARDDUTY", "false").lower() == "true",
             notify_on_start=env.get("NOTIFY_ON_START", "false").lower() == "true",
             event_bus_name=env.get("INCIDENT_EVENT_BUS_NAME", "default"),
+            blocklist_table=env.get("BLOCKLIST_TABLE_NAME", ""),
+            block_ttl_hours=int(env.get("BLOCK_TTL_HOURS", "0")),
+            ipset_headroom=int(env.get("IPSET_HEADROOM", "0")),
+            nacl_blocking=env.get("NACL_BLOCKING", "false").lower() == "true",
+            nacl_rules=parse_rule_range(env.get("NACL_RULE_RANGE", "71-80")),
+            cloudfront_ipv4_set_arn=env.get("BLOCKED_CLOUDFRONT_IPV4_SET_ARN", ""),
+            cloudfront_ipv6_set_arn=env.get("BLOCKED_CLOUDFRONT_IPV6_SET_ARN", ""),
         )
 
 
@@ -101,3 +130,13 @@ class EnrichmentSettings:
             deadline_seconds=float(env.get("ENRICHMENT_DEADLINE_SECONDS", "8")),
             cache_seconds=int(float(env.get("ENRICHMENT_CACHE_HOURS", "24")) * 3600),
         )
+
+
+def parse_rule_range(text: str) -> tuple[int, int]:
+    """ "71-80" -> (71, 80): the network ACL rule numbers reserved for Firebreak, both ends included."""
+    first, _, last = text.partition("-")
+    rules = (int(first), int(last or first))
+    # 32767 is the ACL's own catch-all deny; rules must also come before the allow rules they are meant to override.
+    if not 1 <= rules[0] <= rules[1] <= 32766:
+        raise ValueError(f"network ACL rule range {text!r} is not first-last within 1-32766")
+    return rules

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from firebreak import nacl
 from firebreak.aws import error_code
+from firebreak.blocklist import Blocklist
 from firebreak.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.models import Action, ActionType, Outcome, utc_now
-from firebreak.waf import IpSetRef, present_addresses, remove_addresses
+from firebreak.waf import IpSetRef, client_for, present_addresses, remove_addresses
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class ReleaseContext:
     held_elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # CIDRs some Firebreak incident (this one included) added to the block lists itself.
     added_by_firebreak: frozenset[str] = frozenset()
+    # The block list's truth (firebreak.blocklist): a released CIDR leaves it, or the next sweep would put it back.
+    blocklist: Blocklist | None = None
+    network_acl_rules: tuple[int, int] = (71, 80)
+    now: Callable[[], float] = time.time
 
 
 Undo = Callable[[Action, ReleaseContext], Action]
@@ -119,22 +126,65 @@ def undo(action: Action, context: ReleaseContext) -> Action:
 
 
 def undo_block_ip(action: Action, context: ReleaseContext) -> Action:
-    """Take the CIDR out of its IPSet unless another incident still holds it or a person put it there."""
-    ipset = IpSetRef.from_arn(action.after["ipset"])
-    waf = context.client("wafv2")
+    """Take the CIDR out of the block list and its IPSets unless another incident still holds it or a person put it
+    there; a network ACL entry goes with its CIDR's block list item."""
+    if "network_acl" in action.after:
+        return _undo_network_acl(action, context)
+    arns = list(action.after.get("ipsets") or [action.after["ipset"]])
+    ipsets = [IpSetRef.from_arn(arn) for arn in arns]
     cidr = ipaddress.ip_network(action.target, strict=False).compressed
-    found = {"ipset": ipset.arn, "present": cidr in present_addresses(waf, ipset)}
+    wafs = {ipset.arn: _waf(ipset, context) for ipset in ipsets}
+    present = all(cidr in present_addresses(wafs[ipset.arn], ipset) for ipset in ipsets)
+    found = {"ipset": arns[0], "present": present}
+    names = ", ".join(ipset.name for ipset in ipsets)
+    if not present and context.blocklist is not None and not _still_listed(context.blocklist, cidr, context.now()):
+        # The sweep lifted it on expiry (or a person deleted its item): nothing of this block is left to undo.
+        return released(action, found, found, f"already lifted from WAF IPSet {names}: no longer in the block list")
     problems = differences(found, {"ipset": action.after["ipset"], "present": action.after.get("present", True)})
     if problems:
         return conflict(action, found, problems)
     holders = context.held_elsewhere.get(cidr)
     if holders:
-        return released(action, found, found, f"left in WAF IPSet {ipset.name}: still held by {', '.join(holders)}")
+        return released(action, found, found, f"left in WAF IPSet {names}: still held by {', '.join(holders)}")
     if action.outcome is Outcome.ALREADY_APPLIED and cidr not in context.added_by_firebreak:
-        return released(action, found, found, f"left in WAF IPSet {ipset.name}: it was there before Firebreak")
-    if not remove_addresses(waf, ipset, [cidr]).removed:
-        return conflict(action, {**found, "present": False}, [f"removed from {ipset.name} while releasing"])
-    return released(action, found, {**found, "present": False}, f"removed from WAF IPSet {ipset.name}")
+        return released(action, found, found, f"left in WAF IPSet {names}: it was there before Firebreak")
+    if context.blocklist is not None:
+        # First out of the truth, so no concurrent block writer or sweep puts it back from the table.
+        context.blocklist.forget(cidr)
+    # Every set is written even when one turns out to lack the CIDR already.
+    removed = [bool(remove_addresses(wafs[ipset.arn], ipset, [cidr]).removed) for ipset in ipsets]
+    if not all(removed):
+        return conflict(action, {**found, "present": False}, [f"removed from {names} while releasing"])
+    return released(action, found, {**found, "present": False}, f"removed from WAF IPSet {names}")
+
+
+def _waf(ipset: IpSetRef, context: ReleaseContext) -> Any:
+    # CLOUDFRONT-scope sets are managed from us-east-1 wherever the incident happened.
+    return client_for(ipset) if ipset.scope == "CLOUDFRONT" else context.client("wafv2")
+
+
+def _still_listed(blocklist: Blocklist, cidr: str, now: float) -> bool:
+    entry = blocklist.entry(cidr)
+    return entry is not None and entry.active(int(now))
+
+
+def _undo_network_acl(action: Action, context: ReleaseContext) -> Action:
+    """Deny entries follow the block list: once the CIDR has left it, the ACL's range is brought to the table."""
+    acl, cidr = action.after["network_acl"], action.target.split(" ", 1)[0]
+    if context.blocklist is None:
+        return conflict(action, {}, ["no blocklist table to release network ACL entries from"])
+    if _still_listed(context.blocklist, cidr, context.now()):
+        found = {"network_acl": acl, "rule": action.after.get("rule")}
+        return released(action, found, found, f"left in {acl}: {cidr} is still blocked for another incident")
+    rules = nacl.RuleRange(*context.network_acl_rules)
+    with context.blocklist.lease(nacl.lease_name(acl)) as held:
+        if not held:
+            reason = f"release failed: network ACL {acl} is being written by a block step; a later release tries again"
+            return Action(action.type, action.target, Outcome.FAILED, reason, at=utc_now())
+        result = nacl.reconcile(context.client("ec2"), context.blocklist, acl, rules, int(context.now()))
+    found = {"network_acl": acl, "rule": result.before.get(cidr)}
+    left = {"network_acl": acl, "rule": result.after.get(cidr)}
+    return released(action, found, left, f"deny entries of {cidr} removed from {acl}")
 
 
 # --- isolate_instance ---------------------------------------------------------------------------------------------

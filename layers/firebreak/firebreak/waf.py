@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 
+from firebreak import aws
 from firebreak.errors import BlockFailed
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ class IpSetRef:
         """arn:aws:wafv2:region:account:regional|global/ipset/NAME/ID."""
         scope_part, _, name, ipset_id = arn.split(":", 5)[5].split("/")
         return cls(name=name, id=ipset_id, scope="CLOUDFRONT" if scope_part == "global" else "REGIONAL", arn=arn)
+
+
+def client_for(ipset: IpSetRef) -> WAFV2Client:
+    """The WAF client that manages this IPSet: CLOUDFRONT-scope sets live in us-east-1 wherever the stack runs."""
+    client: WAFV2Client = aws.client("wafv2", region="us-east-1" if ipset.scope == "CLOUDFRONT" else None)
+    return client
 
 
 @dataclass(frozen=True)
@@ -154,5 +161,58 @@ def remove_addresses(
         if not present:
             return None, RemoveResult(removed=(), absent=absent, update_calls=attempt)
         return sorted(current - set(present)), RemoveResult(tuple(present), absent, attempt + 1)
+
+    return _locked_rewrite(waf, ipset, plan, sleep)
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """An IPSet before and after it was brought to the table's state, and the UpdateIPSet calls that took."""
+
+    ipset: IpSetRef
+    before: frozenset[str]
+    after: frozenset[str]
+    update_calls: int
+
+    @property
+    def added(self) -> frozenset[str]:
+        return self.after - self.before
+
+    @property
+    def removed(self) -> frozenset[str]:
+        return self.before - self.after
+
+
+def converge(
+    waf: WAFV2Client,
+    ipset: IpSetRef,
+    desired: Callable[[], Iterable[str]],
+    prune: bool,
+    required: Iterable[str] | None = None,
+    limit: int = IPSET_CAPACITY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Convergence:
+    """Make the IPSet hold every desired CIDR (and, with prune, nothing else); no write when it already does.
+
+    With required, a set that already holds those CIDRs is left alone even if desired() has more: a block step
+    writes only for its own addresses, and then writes everything recorded so far, so the next ones need not write.
+
+    The set is read before desired() is asked, so every write rests on a table at least as new as the set it
+    replaces: an address recorded before a writer read the set is in that writer's update, and an update based on
+    an older set fails its LockToken. Concurrent writers therefore converge; none undoes another's addresses.
+    """
+    needed = frozenset(_canonical(cidr) for cidr in required or ())
+
+    def plan(read: set[str], attempt: int) -> tuple[list[str] | None, Convergence]:
+        current = frozenset(read)
+        if required is not None and needed <= current:
+            return None, Convergence(ipset, current, current, attempt)
+        wanted = frozenset(_canonical(cidr) for cidr in desired())
+        target = wanted if prune else wanted | current
+        if target == current:
+            return None, Convergence(ipset, current, current, attempt)
+        if len(target) > limit:
+            raise BlockFailed(f"IPSet {ipset.name} would hold {len(target)} addresses, over its limit of {limit}")
+        return sorted(target), Convergence(ipset, current, target, attempt + 1)
 
     return _locked_rewrite(waf, ipset, plan, sleep)

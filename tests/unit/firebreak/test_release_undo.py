@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
 import pytest
 
+from firebreak.blocklist import Blocklist
 from firebreak.models import Action, ActionType, IncidentStatus, Outcome
+from firebreak.nacl import RuleRange, deny
 from firebreak.release import ReleasePlan, release, release_status
 from firebreak.undo import ReleaseContext, undo, undo_block_ip
 
@@ -487,3 +490,80 @@ def test_record_without_actions_is_not_released(aws: None) -> None:
 def test_status_after_release_says_what_is_still_in_place(outcomes: list[Outcome], expected: str) -> None:
     entries = [Action(ActionType.BLOCK_IP, f"203.0.113.{i}/32", outcome) for i, outcome in enumerate(outcomes)]
     assert release_status("CONTAINED", entries) == expected
+
+
+# --- block_ip with the blocklist table (firebreak.blocklist) -----------------------------------------------------
+
+
+@pytest.fixture
+def blocklist(aws: None) -> Blocklist:
+    client("dynamodb").create_table(
+        TableName="blocklist",
+        AttributeDefinitions=[{"AttributeName": "cidr", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "cidr", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Blocklist(client("dynamodb"), "blocklist")
+
+
+def test_released_block_leaves_the_blocklist_table_and_the_set(ipset: dict[str, str], blocklist: Blocklist) -> None:
+    # GIVEN an incident's block, recorded in the blocklist table as the block step does
+    action = block(ipset, "203.0.113.7/32")
+    blocklist.record("203.0.113.7/32", 4, "fb-incident", int(time.time()), 3600)
+
+    # WHEN it is undone
+    entry = undo_block_ip(action, context(blocklist=blocklist, added_by_firebreak=frozenset({"203.0.113.7/32"})))
+
+    # THEN the table no longer holds it (the sweep would put it back otherwise) and the set lost only it
+    assert entry.outcome is Outcome.RELEASED
+    assert blocklist.entry("203.0.113.7/32") is None
+    assert addresses(ipset) == ["198.51.100.1/32"]
+
+
+def test_block_lifted_on_expiry_is_released_without_a_conflict(ipset: dict[str, str], blocklist: Blocklist) -> None:
+    # GIVEN an incident's block that expired and that the sweep already lifted from the table and the set
+    action = block(ipset, "203.0.113.7/32")
+    client("wafv2").update_ip_set(
+        Name=ipset["name"],
+        Scope="REGIONAL",
+        Id=ipset["id"],
+        Addresses=["198.51.100.1/32"],
+        LockToken=client("wafv2").get_ip_set(Name=ipset["name"], Scope="REGIONAL", Id=ipset["id"])["LockToken"],
+    )
+
+    # WHEN it is undone
+    entry = undo_block_ip(action, context(blocklist=blocklist))
+
+    # THEN there was nothing left to undo: released, saying so, and nothing written
+    assert entry.outcome is Outcome.RELEASED
+    assert entry.reason.startswith("already lifted from WAF IPSet blocked-ipv4")
+    assert addresses(ipset) == ["198.51.100.1/32"]
+
+
+def test_network_acl_entries_go_with_their_released_cidr_and_foreign_rules_stay(blocklist: Blocklist) -> None:
+    # GIVEN a subnet's network ACL with a rule of someone else's and Firebreak's deny entries for an attacker
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    foreign = {"NetworkAclId": acl, "Protocol": "6", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0"}
+    ec2.create_network_acl_entry(**foreign, RuleNumber=100, Egress=False, PortRange={"From": 22, "To": 22})
+    rules = RuleRange(71, 80)
+    now = time.time()
+    blocklist.record("203.0.113.7/32", 4, "fb-incident", int(now), 3600)
+    _, placed = deny(ec2, blocklist, acl, ["203.0.113.7/32"], rules, now)
+    after = {"network_acl": acl, "rule": placed["203.0.113.7/32"]}
+    action = Action(ActionType.BLOCK_IP, "203.0.113.7/32 in network ACL of subnet-1", Outcome.APPLIED, "", {}, after)
+
+    # WHEN the CIDR's block is released (its table item goes first), then its network ACL action
+    blocked = context(blocklist=blocklist, network_acl_rules=(71, 80))
+    kept = undo_block_ip(action, blocked)
+    blocklist.forget("203.0.113.7/32")
+    entry = undo_block_ip(action, blocked)
+
+    # THEN the deny entries stayed while the CIDR was blocked and went with it; the foreign rule is untouched
+    assert kept.outcome is Outcome.RELEASED and "still blocked" in kept.reason
+    assert entry.outcome is Outcome.RELEASED
+    assert entry.after == {"network_acl": acl, "rule": None}
+    entries = ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"][0]["Entries"]
+    assert not [e for e in entries if e["RuleNumber"] in rules]
+    assert [e["RuleNumber"] for e in entries if e["RuleNumber"] == 100] == [100]

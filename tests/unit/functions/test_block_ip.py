@@ -1,4 +1,6 @@
-"""Block Addresses handler on moto's wafv2: {incident_id, mode, verdicts} -> block_ip actions, one per address."""
+"""Block Addresses handler on moto: {incident_id, mode, verdicts} -> block_ip actions, one per address.
+
+The blocklist table is the truth the IPSets are brought up to (firebreak.blocking); these tests see both."""
 
 from __future__ import annotations
 
@@ -19,7 +21,19 @@ from functions.block_ip.app import lambda_handler
 
 EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:firebreak-block-ip:test"
 V4, V6 = "45.155.205.233", "2a0e:97c0:3e3:2a2::1"
-SETTINGS_ENV = ("RESPONSE_MODE", "BLOCK_IP_MODE", "ALLOW_LIST_CIDRS", "MAX_ADDRESSES_PER_INCIDENT")
+SETTINGS_ENV = (
+    "RESPONSE_MODE",
+    "BLOCK_IP_MODE",
+    "ALLOW_LIST_CIDRS",
+    "MAX_ADDRESSES_PER_INCIDENT",
+    "BLOCK_TTL_HOURS",
+    "IPSET_HEADROOM",
+    "NACL_BLOCKING",
+    "BLOCKED_CLOUDFRONT_IPV4_SET_ARN",
+    "BLOCKED_CLOUDFRONT_IPV6_SET_ARN",
+)
+BLOCKLIST_TABLE = "firebreak-blocklist"
+PLANNED = "would record without expiry in the block list (UpdateItem) and add to WAF IPSet"
 
 
 class IpSets:
@@ -39,11 +53,32 @@ class IpSets:
         return found
 
 
+@pytest.fixture(autouse=True)
+def fresh_clients() -> Iterator[None]:
+    # Clients made inside one test's mock_aws must not serve the next test (or a later engine in this process).
+    firebreak_aws._client.cache_clear()
+    yield
+    firebreak_aws._client.cache_clear()
+
+
+def create_blocklist(monkeypatch: pytest.MonkeyPatch) -> None:
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName=BLOCKLIST_TABLE,
+        AttributeDefinitions=[{"AttributeName": "cidr", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "cidr", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("BLOCKLIST_TABLE_NAME", BLOCKLIST_TABLE)
+    # The handler publishes the block list's usage (the alarm's metric); these tests read the actions instead.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+
 @pytest.fixture
 def ipsets(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[IpSets]:
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     firebreak_aws._client.cache_clear()
+    create_blocklist(monkeypatch)
     sets = IpSets(boto3.client("wafv2", region_name="us-east-1"))
     monkeypatch.setenv("BLOCKED_IPV4_SET_ARN", sets.v4.arn)
     monkeypatch.setenv("BLOCKED_IPV6_SET_ARN", sets.v6.arn)
@@ -79,17 +114,17 @@ def test_enforce_adds_each_address_to_the_set_of_its_family(ipsets: IpSets, lamb
             "type": "block_ip",
             "target": f"{V4}/32",
             "outcome": "applied",
-            "reason": "added to WAF IPSet firebreak-blocked-ipv4",
-            "before": {"ipset": ipsets.v4.arn, "present": False},
-            "after": {"ipset": ipsets.v4.arn, "present": True},
+            "reason": "blocked in WAF IPSet firebreak-blocked-ipv4 without expiry",
+            "before": {"ipset": ipsets.v4.arn, "ipsets": [ipsets.v4.arn], "present": False},
+            "after": {"ipset": ipsets.v4.arn, "ipsets": [ipsets.v4.arn], "present": True, "expires_at": None},
         },
         {
             "type": "block_ip",
             "target": f"{V6}/128",
             "outcome": "applied",
-            "reason": "added to WAF IPSet firebreak-blocked-ipv6",
-            "before": {"ipset": ipsets.v6.arn, "present": False},
-            "after": {"ipset": ipsets.v6.arn, "present": True},
+            "reason": "blocked in WAF IPSet firebreak-blocked-ipv6 without expiry",
+            "before": {"ipset": ipsets.v6.arn, "ipsets": [ipsets.v6.arn], "present": False},
+            "after": {"ipset": ipsets.v6.arn, "ipsets": [ipsets.v6.arn], "present": True, "expires_at": None},
         },
     ]
 
@@ -102,10 +137,11 @@ def test_blocking_again_reports_already_applied_and_adds_nothing(ipsets: IpSets,
     actions = invoke(lambda_context, [verdict(V4), verdict(V6)])
 
     # THEN the run reports already_applied, and each set still holds each address exactly once
-    assert outcomes(actions) == [
-        (f"{V4}/32", "already_applied", "already in WAF IPSet firebreak-blocked-ipv4"),
-        (f"{V6}/128", "already_applied", "already in WAF IPSet firebreak-blocked-ipv6"),
+    assert [(target, outcome) for target, outcome, _ in outcomes(actions)] == [
+        (f"{V4}/32", "already_applied"),
+        (f"{V6}/128", "already_applied"),
     ]
+    assert all(reason.endswith("; block extended, now without expiry") for _, _, reason in outcomes(actions))
     assert ipsets.addresses(ipsets.v4) == [f"{V4}/32"]
     assert ipsets.addresses(ipsets.v6) == [f"{V6}/128"]
 
@@ -117,8 +153,8 @@ def test_dry_run_plans_and_changes_nothing(ipsets: IpSets, lambda_context: Lambd
 
     # THEN each is planned with what would be called, and both sets stay empty
     assert outcomes(actions) == [
-        (f"{V4}/32", "planned", "would add to WAF IPSet firebreak-blocked-ipv4 (GetIPSet, UpdateIPSet)"),
-        (f"{V6}/128", "planned", "would add to WAF IPSet firebreak-blocked-ipv6 (GetIPSet, UpdateIPSet)"),
+        (f"{V4}/32", "planned", f"{PLANNED} firebreak-blocked-ipv4 (UpdateIPSet)"),
+        (f"{V6}/128", "planned", f"{PLANNED} firebreak-blocked-ipv6 (UpdateIPSet)"),
     ]
     assert ipsets.addresses(ipsets.v4) == []
     assert ipsets.addresses(ipsets.v6) == []
@@ -147,7 +183,7 @@ def test_benign_private_and_allow_listed_addresses_are_skipped_with_reasons(
         ("9.9.9.9", "skipped", "verdict benign"),
         ("10.0.0.9", "skipped", "not a globally routable address"),
         ("193.233.20.15", "skipped", "allow-listed by 193.233.20.0/24"),
-        (f"{V4}/32", "applied", "added to WAF IPSet firebreak-blocked-ipv4"),
+        (f"{V4}/32", "applied", "blocked in WAF IPSet firebreak-blocked-ipv4 without expiry"),
     ]
     assert ipsets.addresses(ipsets.v4) == [f"{V4}/32"]
 
@@ -164,7 +200,7 @@ def test_max_addresses_per_incident_caps_what_is_blocked(
     # THEN the first is blocked and the others are skipped for the cap, in one line (a port probe has thousands)
     assert outcomes(actions) == [
         (f"2 more addresses ({V6}, 194.26.29.102)", "skipped", "over the cap of 1 addresses per incident"),
-        (f"{V4}/32", "applied", "added to WAF IPSet firebreak-blocked-ipv4"),
+        (f"{V4}/32", "applied", "blocked in WAF IPSet firebreak-blocked-ipv4 without expiry"),
     ]
     assert ipsets.addresses(ipsets.v4) == [f"{V4}/32"]
     assert ipsets.addresses(ipsets.v6) == []
@@ -176,7 +212,7 @@ def test_no_verdicts_blocks_nothing(ipsets: IpSets, lambda_context: LambdaContex
     event = {"input": {"incident_id": "fb-1", "mode": "enforce"}, "executionId": EXECUTION_ID}
 
     # THEN it reports no actions and touches no set
-    assert lambda_handler(event, lambda_context) == {"actions": []}
+    assert lambda_handler(event, lambda_context) == {"actions": [], "nacl_addresses": []}
     assert ipsets.addresses(ipsets.v4) == []
 
 
@@ -187,6 +223,7 @@ def test_a_full_ipset_fails_its_addresses_and_the_other_family_still_lands(
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     firebreak_aws._client.cache_clear()
+    create_blocklist(monkeypatch)
     start = int(ipaddress.IPv4Address("11.0.0.0"))
     full = [f"{ipaddress.IPv4Address(start + i)}/32" for i in range(IPSET_CAPACITY)]
     sets = IpSets(boto3.client("wafv2", region_name="us-east-1"), v4_addresses=full)
@@ -198,8 +235,12 @@ def test_a_full_ipset_fails_its_addresses_and_the_other_family_still_lands(
 
     # THEN the IPv4 one is reported failed with the reason (not raised), and the IPv6 one is still applied
     assert outcomes(actions) == [
-        (f"{V4}/32", "failed", f"IPSet firebreak-blocked-ipv4 would exceed {IPSET_CAPACITY} addresses"),
-        (f"{V6}/128", "applied", "added to WAF IPSet firebreak-blocked-ipv6"),
+        (
+            f"{V4}/32",
+            "failed",
+            f"IPSet firebreak-blocked-ipv4 would hold 10001 addresses, over its limit of {IPSET_CAPACITY}",
+        ),
+        (f"{V6}/128", "applied", "blocked in WAF IPSet firebreak-blocked-ipv6 without expiry"),
     ]
     assert len(sets.addresses(sets.v4)) == IPSET_CAPACITY
     assert sets.addresses(sets.v6) == [f"{V6}/128"]
@@ -214,9 +255,16 @@ def test_waf_access_denied_propagates_for_the_state_machine_to_handle(
     stubber = Stubber(client)
     if operation == "update_ip_set":
         body = {"Name": ipsets.v4.name, "Id": ipsets.v4.id, "ARN": ipsets.v4.arn, "IPAddressVersion": "IPV4"}
+        # Read before recording (was it a person's entry?), then read under the lock and write.
+        stubber.add_response("get_ip_set", {"IPSet": {**body, "Addresses": []}, "LockToken": "t1"})
         stubber.add_response("get_ip_set", {"IPSet": {**body, "Addresses": []}, "LockToken": "t1"})
     stubber.add_client_error(operation, service_error_code="AccessDeniedException", http_status_code=403)
-    monkeypatch.setattr(firebreak_aws, "client", lambda service, region=None, role_arn=None: client)
+    real_client = firebreak_aws.client
+    monkeypatch.setattr(
+        firebreak_aws,
+        "client",
+        lambda service, region=None, role_arn=None: client if service == "wafv2" else real_client(service, region),
+    )
 
     # WHEN an attacker is blocked
     # THEN the AWS error escapes the handler unchanged (ASL Retry/Catch see it), not turned into a result

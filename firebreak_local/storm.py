@@ -1,0 +1,184 @@
+"""`make bench-storm`: a finding storm through the local engine — many findings, few attackers, all at once.
+
+Prints how many addresses ended up blocked (each once), how many were lost, how many UpdateIPSet calls the storm
+cost, how many executions failed, and the wall time. The figures are measured, never asserted here; the storm test
+asserts them on a smaller storm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ipaddress
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firebreak_local.engine import Engine, Execution
+
+BASE_EVENT = Path("events/eventbridge/guardduty_ssh_brute_force.json")
+
+
+@dataclass(frozen=True)
+class StormResult:
+    expected: frozenset[str]
+    blocked: tuple[str, ...]
+    applied: Counter[str]
+    executions: tuple[Execution, ...]
+    update_ip_set_calls: int
+    wall_seconds: float
+
+    @property
+    def lost(self) -> frozenset[str]:
+        """Addresses some execution blocked that are not in the block lists now."""
+        return self.expected - set(self.blocked)
+
+    @property
+    def duplicated(self) -> dict[str, int]:
+        """Addresses listed more than once in one IPSet, or reported as newly applied by more than one incident."""
+        listed = Counter(self.blocked)
+        return {
+            cidr: max(listed[cidr], self.applied[cidr])
+            for cidr in self.expected
+            if max(listed[cidr], self.applied[cidr]) != 1
+        }
+
+    @property
+    def failed(self) -> tuple[Execution, ...]:
+        return tuple(
+            e for e in self.executions if e.status != "SUCCEEDED" or _status(e) in {"FAILED", "PARTIALLY_CONTAINED"}
+        )
+
+
+def attackers(count: int) -> list[str]:
+    """count public attacker addresses, IPv4 and IPv6 alternating."""
+    addresses = []
+    for index in range(count):
+        if index % 2:
+            addresses.append(str(ipaddress.IPv6Address(f"2a0e:97c0:3e3:2a2::{index + 1:x}")))
+        else:
+            addresses.append(f"45.155.{205 + index // 250}.{index % 250 + 1}")
+    return addresses
+
+
+def findings(base: dict[str, Any], count: int, addresses: Sequence[str], seed: int = 5) -> list[dict[str, Any]]:
+    """count distinct brute-force findings spread over the addresses (each address at least once), shuffled."""
+    order = [addresses[index % len(addresses)] for index in range(count)]
+    random.Random(seed).shuffle(order)
+    events = []
+    for index, address in enumerate(order):
+        event = copy.deepcopy(base)
+        event["id"] = f"storm-event-{index:05d}"
+        detail = event["detail"]
+        detail["id"] = f"storm{index:05d}{detail['id'][10:]}"
+        remote = detail["service"]["action"]["networkConnectionAction"]["remoteIpDetails"]
+        remote.pop("ipAddressV4", None)
+        remote["ipAddressV6" if ":" in address else "ipAddressV4"] = address
+        detail["title"] = f"{address} is performing SSH brute force attacks."
+        events.append(event)
+    return events
+
+
+def run_storm(engine: Engine, events: Sequence[dict[str, Any]]) -> StormResult:
+    """Start every event at once and measure what the block lists hold afterwards."""
+    runs = []
+    for event in events:
+        rule = engine.matching_rule(event)
+        if rule is None:
+            raise ValueError("a storm event matched no rule of the template")
+        runs.append((rule, event))
+    started = time.perf_counter()
+    executions = engine.start_many(runs)
+    wall = time.perf_counter() - started
+    # Overlapping executions' calls cannot be told apart: each execution reports those of the whole storm.
+    calls = executions[0].api_calls if executions else {}
+    applied: Counter[str] = Counter(
+        action["target"]
+        for execution in executions
+        for action in (execution.output or {}).get("actions") or ()
+        if action["type"] == "block_ip" and action["outcome"] == "applied"
+    )
+    expected = frozenset(_host(event) for event in events)
+    return StormResult(
+        expected=expected,
+        blocked=tuple(engine.blocked_ips()),
+        applied=applied,
+        executions=tuple(executions),
+        update_ip_set_calls=calls.get("wafv2.UpdateIPSet", 0),
+        wall_seconds=wall,
+    )
+
+
+def _host(event: dict[str, Any]) -> str:
+    remote = event["detail"]["service"]["action"]["networkConnectionAction"]["remoteIpDetails"]
+    address = ipaddress.ip_address(remote.get("ipAddressV4") or remote["ipAddressV6"])
+    return f"{address.compressed}/{address.max_prefixlen}"
+
+
+def _status(execution: Execution) -> str | None:
+    output = execution.output if isinstance(execution.output, dict) else {}
+    status = output.get("status")
+    return str(status) if status is not None else None
+
+
+def _why(execution: Execution) -> str:
+    """The first failed action's reason, or the execution's own error."""
+    report = execution.output
+    if not isinstance(report, dict):
+        try:
+            report = json.loads(execution.cause or "")
+        except ValueError:
+            report = {}
+    actions = report.get("actions") or () if isinstance(report, dict) else ()
+    failed = [f"{a['target']}: {a.get('reason', '')}" for a in actions if a.get("outcome") == "failed"]
+    return (failed[0] if failed else f"{execution.status} {execution.error}: {execution.cause}")[:300]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m firebreak_local.storm", description=__doc__.splitlines()[0])
+    parser.add_argument("--findings", type=int, default=200)
+    parser.add_argument("--addresses", type=int, default=50)
+    args = parser.parse_args(argv)
+    root = Path("template.yaml").resolve().parent
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    out = sys.stdout
+    sys.stdout = sys.stderr  # handler logs stay off the figures
+    base = json.loads((root / BASE_EVENT).read_text())
+    events = findings(base, args.findings, attackers(args.addresses))
+    # The circuit breaker (MaxContainmentsPerHour, default 20) would hand all but the first 20 findings to a person;
+    # the storm measures the block writers, so the breaker is raised above the storm's size.
+    overrides = {"MaxContainmentsPerHour": str(max(args.findings, 20))}
+    with Engine(root / "template.yaml", overrides) as engine:
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        result = run_storm(engine, events)
+    statuses = Counter(_status(e) or e.status for e in result.executions)
+    families = Counter("IPv6" if ":" in cidr else "IPv4" for cidr in result.expected)
+    out.write(
+        f"storm: {len(events)} findings from {len(result.expected)} attacker addresses "
+        f"({families['IPv4']} IPv4, {families['IPv6']} IPv6), all started at once"
+        f" (MaxContainmentsPerHour {overrides['MaxContainmentsPerHour']})\n"
+    )
+    out.write(
+        f"addresses blocked:   {len(set(result.blocked))} of {len(result.expected)}"
+        f" (listed or applied more than once: {len(result.duplicated)})\n"
+    )
+    out.write(f"lost updates:        {len(result.lost)}\n")
+    out.write(f"UpdateIPSet calls:   {result.update_ip_set_calls} (for {len(events)} blocks)\n")
+    out.write(f"executions failed:   {len(result.failed)}\n")
+    out.write(f"wall time:           {result.wall_seconds:.1f} s\n")
+    out.write(f"incident statuses:   {', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}\n")
+    for reason, count in Counter(_why(execution) for execution in result.failed).most_common(5):
+        out.write(f"  failed x{count}: {reason}\n")
+    return 0 if not result.lost and not result.failed and not result.duplicated else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
