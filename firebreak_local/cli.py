@@ -21,8 +21,9 @@ DEMO_EVENTS = (
 )
 UNAVAILABLE = {
     "release": "--release needs the release workflow, which this stack does not have yet",
-    "approval": "--mode approval needs the approval workflow, which this stack does not have yet",
 }
+# --mode sets the stack's mode and lets every playbook inherit it.
+PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode")
 
 
 class Unusable(Exception):
@@ -73,13 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.release:
         print(f"firebreak: {UNAVAILABLE['release']}", file=sys.stderr)
         return 2
-    if args.mode == "approval":
-        print(f"firebreak: {UNAVAILABLE['approval']}", file=sys.stderr)
-        return 2
-    return run(args.event_files, template=Path(args.template), as_json=args.json, mode=args.mode)
+    return run(args.event_files, template=Path(args.template), as_json=args.json, mode=args.mode, approve=args.approve)
 
 
-def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None) -> int:
+def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, approve: bool = False) -> int:
     """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
     if not template.is_file():
         print(f"firebreak: {template}: no such template", file=sys.stderr)
@@ -89,16 +87,17 @@ def run(files: Sequence[str], template: Path, as_json: bool, mode: str | None) -
     sys.stdout = sys.stderr
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
-        return _run(files, template, as_json, mode, out)
+        return _run(files, template, as_json, mode, approve, out)
     finally:
         sys.stdout = out
 
 
-def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, out: IO[str]) -> int:
+def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, approve: bool, out: IO[str]) -> int:
     from firebreak_local import console, report
-    from firebreak_local.engine import Engine
+    from firebreak_local.engine import Approvals, Engine
 
-    overrides = {"ResponseMode": mode, "BlockIpMode": "inherit"} if mode else {}
+    overrides = {"ResponseMode": mode, **dict.fromkeys(PLAYBOOK_MODE_PARAMETERS, "inherit")} if mode else {}
+    approvals = Approvals.APPROVE if approve else Approvals.REPORT
     unusable = False
     results: list[dict[str, Any]] = []
     with Engine(template, overrides) as engine:
@@ -114,7 +113,10 @@ def _run(files: Sequence[str], template: Path, as_json: bool, mode: str | None, 
             if not as_json:
                 console.progress(index, len(files), path, out)
             rule = engine.matching_rule(event)
-            outcome = report.ignored(path) if rule is None else report.result(path, rule, engine.start(rule, event))
+            if rule is None:
+                outcome = report.ignored(path)
+            else:
+                outcome = report.result(path, rule, engine.start(rule, event, approvals))
             results.append(outcome)
             if not as_json:
                 console.timeline(outcome, out)

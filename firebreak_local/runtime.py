@@ -2,7 +2,7 @@
 
 moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
 plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
-the `.sync` polling interval, and counts the AWS API calls moto serves.
+the `.sync` polling interval, passes SendTaskFailure's cause on, and counts the AWS API calls moto serves.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import moto
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.responses import EmptyResult
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -35,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.responses import StepFunctionResponse
 
 PINNED_MOTO = "5.2.5"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -214,6 +216,18 @@ def _case_sfn_arguments() -> None:
     StateTaskServiceSfn._normalise_response = response  # type: ignore[method-assign,assignment]
 
 
+def _pass_task_failure_cause() -> None:
+    """moto's SendTaskFailure handler drops `cause`, which a Catch reads as `$states.errorOutput.Cause`."""
+
+    def send_task_failure(self: Any) -> EmptyResult:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 
 
@@ -246,6 +260,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]
     _case_sfn_arguments()
+    _pass_task_failure_cause()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

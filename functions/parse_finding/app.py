@@ -7,9 +7,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from firebreak.approvals import decide_mode
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
-from firebreak.models import Incident, Mode, Playbook, Triage
+from firebreak.models import Incident, Playbook, Triage
 from firebreak.routing import route
 from firebreak.settings import Settings
 
@@ -20,35 +21,28 @@ EXEMPT_TAG = "firebreak:exempt"
 DEPLOYED_PLAYBOOKS = frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY})
 
 
-def product_company(incident: Incident) -> str | None:
-    """The <company> of a Security Hub product ARN (arn:aws:securityhub:region:account:product/<company>/<name>)."""
-    _, _, product = (incident.product_arn or "").partition(":product/")
-    return product.split("/", 1)[0] or None
-
-
-def escalation_for(incident: Incident, playbook: Playbook, rule: str, settings: Settings) -> str | None:
+def escalation_for(playbook: Playbook, rule: str) -> str | None:
     """Why a person, not Firebreak, must act on this incident; None when Firebreak may act itself."""
-    if incident.source == "securityhub" and product_company(incident) not in settings.trusted_product_companies:
-        # Anyone with securityhub:BatchImportFindings can write a finding: untrusted products never act alone.
-        return f"finding from untrusted product {incident.product_arn or 'unknown'}: review it and act by hand"
     if playbook not in DEPLOYED_PLAYBOOKS:
         return f"routed to {playbook.value} (rule {rule}), which this stack does not run: act by hand"
     return None
 
 
 def triage(incident: Incident, settings: Settings) -> Triage:
-    """Route the incident; samples never act, exempt resources are never touched, untrusted findings escalate."""
+    """Route the incident; exempt resources are never touched, and decide_mode says whether it plans, acts or waits."""
     routed = route(incident)
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
-    escalation = escalation_for(incident, routed.playbook, routed.name, settings)
+    escalation = escalation_for(routed.playbook, routed.name)
     playbook = Playbook.NOTIFY_ONLY if exempt or escalation else routed.playbook
+    mode, approval = decide_mode(incident, playbook, settings)
     return Triage(
         incident_id=incident_id_for(incident),
         incident=incident,
         playbook=playbook,
-        mode=Mode.DRY_RUN if incident.sample else settings.mode_for(playbook),
+        mode=mode,
         suppressed_reason=f"resource tagged {EXEMPT_TAG}=true" if exempt else None,
         escalation=escalation,
+        approval=approval,
     )
 
 

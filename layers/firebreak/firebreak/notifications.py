@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from firebreak.models import Action, ActionType, IncidentStatus, Outcome, Triage
+from firebreak.models import Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+
+if TYPE_CHECKING:
+    from firebreak.approvals import ApprovalRequest
 
 SUBJECT_LIMIT = 99  # SNS refuses subjects of 100 characters or more
 MESSAGE_LIMIT_BYTES = 250_000  # SNS refuses messages over 256 KiB; the rest is room for attributes
@@ -47,7 +50,13 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
     return "remove " + ", ".join(blocked) + " from the Firebreak WAF IPSets (blocked-ipv4 / blocked-ipv6)"
 
 
-def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> str:
+def summary(
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    request: ApprovalRequest | None = None,
+) -> str:
     """The readable message: what happened, what was done, skipped and failed, where to look, how to undo."""
     incident = triage.incident
     lines = [
@@ -64,6 +73,8 @@ def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], e
         lines.append(f"Suppressed: {triage.suppressed_reason}")
     if triage.escalation:
         lines.append(f"Escalated: {triage.escalation}")
+    if triage.approval:
+        lines += _approval_lines(triage.approval, request)
     if incident.title:
         lines.append(f"Title:     {incident.title}")
     lines += ["", "Actions:"]
@@ -79,8 +90,33 @@ def summary(status: IncidentStatus, triage: Triage, actions: Sequence[Action], e
     return "\n".join(lines)
 
 
-def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> dict[str, Any]:
+def _approval_lines(approval: Approval, request: ApprovalRequest | None) -> list[str]:
+    """Why the incident needs a person and, for a request, how to answer (never the Step Functions task token)."""
+    lines = [f"Approval:  {approval.reason}"]
+    if approval.decision:
+        lines.append(f"Answer:    {approval.decision.value} by {approval.decided_by or 'a responder'}")
+    if request:
+        lines += [
+            f"Decide by: {request.expires} (no answer by then: {approval.on_timeout.value})",
+            f"Token:     {request.token}",
+            'Answer:    POST {"token": "<token>", "decision": "approve"} (or "deny") to the stack\'s AnswerApprovalUrl',
+            '           output, signed with SigV4 (curl --aws-sigv4 "aws:amz:<region>:lambda"), or invoke the',
+            "           AnswerApprovalFunctionName output with that payload. The token answers once.",
+        ]
+    return lines
+
+
+def document(
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    request: ApprovalRequest | None = None,
+) -> dict[str, Any]:
     """The machine-readable message."""
+    approval = None if triage.approval is None else triage.approval.to_dict()
+    if approval is not None and request is not None:
+        approval["request"] = request.to_dict()
     return {
         "version": 1,
         "incident_id": triage.incident_id,
@@ -90,10 +126,17 @@ def document(status: IncidentStatus, triage: Triage, actions: Sequence[Action], 
         "execution_arn": execution_arn,
         "finding": triage.incident.to_dict(),
         "actions": [action.to_dict() for action in actions],
+        "approval": approval,
     }
 
 
-def sns_message(status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str) -> str:
+def sns_message(
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    request: ApprovalRequest | None = None,
+) -> str:
     """One publish, two audiences: email and chat get the summary, queues and functions get JSON.
 
     A port probe can name hundreds of addresses; past SNS's size limit the message lists the first actions and says
@@ -101,18 +144,23 @@ def sns_message(status: IncidentStatus, triage: Triage, actions: Sequence[Action
     """
     shown = len(actions)
     while True:
-        message = _structured(status, triage, actions, execution_arn, shown)
+        message = _structured(status, triage, actions, execution_arn, shown, request)
         if len(message.encode()) <= MESSAGE_LIMIT_BYTES or shown == 0:
             return message
         shown //= 2
 
 
 def _structured(
-    status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str, shown: int
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    shown: int,
+    request: ApprovalRequest | None,
 ) -> str:
     listed = list(actions[:shown])
-    machine_document = document(status, triage, listed, execution_arn)
-    text = summary(status, triage, listed, execution_arn)
+    machine_document = document(status, triage, listed, execution_arn, request)
+    text = summary(status, triage, listed, execution_arn, request)
     if shown < len(actions):
         machine_document["actions_not_listed"] = len(actions) - shown
         text += f"\n\n{len(actions) - shown} more actions are in the incident record."

@@ -6,9 +6,16 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from firebreak.models import Mode, Playbook
+from firebreak.models import Mode, Playbook, TimeoutAction
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Each playbook's own mode parameter; "inherit" (or unset) takes the stack's ResponseMode.
+PLAYBOOK_MODE_VARIABLES = (
+    (Playbook.BLOCK_IP, "BLOCK_IP_MODE"),
+    (Playbook.CONTAIN_INSTANCE, "CONTAIN_INSTANCE_MODE"),
+    (Playbook.REVOKE_CREDENTIALS, "REVOKE_CREDENTIALS_MODE"),
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,10 @@ class Settings:
     allow_list: tuple[IpNetwork, ...]
     max_addresses_per_incident: int
     trusted_product_companies: tuple[str, ...] = ("aws",)
+    approval_table: str = ""
+    approval_secret_arn: str = ""
+    approval_window_seconds: int = 3600
+    approval_on_timeout: TimeoutAction = TimeoutAction.DENY
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -31,22 +42,34 @@ class Settings:
     def from_env(cls) -> Settings:
         """Read per invocation, not at import: the local engine runs every function in one process."""
         env = os.environ
-        block_ip_mode = env.get("BLOCK_IP_MODE", "inherit")
         return cls(
             incident_table=env.get("INCIDENT_TABLE_NAME", ""),
             responder_topic_arn=env.get("RESPONDER_TOPIC_ARN", ""),
             blocked_ipv4_set_arn=env.get("BLOCKED_IPV4_SET_ARN", ""),
             blocked_ipv6_set_arn=env.get("BLOCKED_IPV6_SET_ARN", ""),
             response_mode=Mode(env.get("RESPONSE_MODE", Mode.ENFORCE)),
-            playbook_modes=() if block_ip_mode == "inherit" else ((Playbook.BLOCK_IP, Mode(block_ip_mode)),),
+            playbook_modes=tuple(
+                (playbook, Mode(value))
+                for playbook, variable in PLAYBOOK_MODE_VARIABLES
+                if (value := env.get(variable, "inherit")) != "inherit"
+            ),
             allow_list=parse_cidrs(env.get("ALLOW_LIST_CIDRS", "")),
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
             trusted_product_companies=tuple(
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),
+            approval_table=env.get("APPROVAL_TABLE_NAME", ""),
+            approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
+            approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
+            approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
         )
 
 
 def parse_cidrs(text: str) -> tuple[IpNetwork, ...]:
     """Comma-separated CIDRs; a malformed entry is a configuration error worth failing loudly on."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def window_seconds(minutes: str) -> int:
+    """The approval window in whole seconds, at least one (fractions of a minute are allowed)."""
+    return max(1, round(float(minutes) * 60))

@@ -15,6 +15,7 @@ from tests.support import ROOT
 SCHEMA = json.loads((ROOT / "contracts" / "run-report.schema.json").read_text())
 SHARED_CONTRACTS = ROOT.parent / "shared" / "docs" / "contracts"
 BRUTE_FORCE = "events/eventbridge/guardduty_ssh_brute_force.json"
+APPROVAL_REQUIRED = "events/eventbridge/guardduty_ssh_brute_force_approval_required.json"
 
 
 @pytest.fixture(autouse=True)
@@ -122,12 +123,43 @@ def test_readable_output_shows_the_timeline_and_summary(capsys: pytest.CaptureFi
     assert "WAF block list: 45.155.205.233/32" in out
 
 
-def test_unavailable_workflows_are_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    # WHEN --release or --mode approval is asked for before those workflows exist
+def test_unavailable_release_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN --release is asked for before the release workflow exists
     release = main(["run", "--release", BRUTE_FORCE])
-    approval = main(["run", "--mode", "approval", BRUTE_FORCE])
     err = capsys.readouterr().err
 
-    # THEN each is refused with exit 2 and a reason, rather than pretending
-    assert (release, approval) == (2, 2)
-    assert "release" in err and "approval" in err
+    # THEN it is refused with exit 2 and a reason, rather than pretending
+    assert release == 2
+    assert "release" in err
+
+
+def test_approval_required_finding_is_reported_awaiting_approval_without_approve(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a brute force against an instance tagged firebreak:approval=required
+    # WHEN it runs without --approve
+    status, document, _ = run_json(capsys, APPROVAL_REQUIRED)
+
+    # THEN the report is valid, the incident waits for approval, the request was sent and nothing was blocked
+    jsonschema.validate(document, SCHEMA)
+    (result,) = document["results"]
+    assert (status, result["status"], result["mode"]) == (0, "AWAITING_APPROVAL", "approval")
+    assert [(a["type"], a["outcome"]) for a in result["actions"]] == [("block_ip", "awaiting_approval")]
+    assert result["states"][-1] == "Wait For Approval"
+    assert document["world"]["blocked_ips"] == []
+    assert [n["subject"] for n in document["world"]["notifications"]] == [
+        "Firebreak AWAITING_APPROVAL: UnauthorizedAccess:EC2/SSHBruteForce"
+    ]
+
+
+def test_approve_answers_every_request_and_the_playbook_acts(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the stack in approval mode and two findings that both wait
+    # WHEN they run with --approve
+    status, document, _ = run_json(capsys, "--mode", "approval", "--approve", BRUTE_FORCE, APPROVAL_REQUIRED)
+
+    # THEN each was approved through the answer function and contained
+    jsonschema.validate(document, SCHEMA)
+    assert status == 0
+    assert [r["status"] for r in document["results"]] == ["CONTAINED", "CONTAINED"]
+    assert all("Wait For Approval" in r["states"] for r in document["results"])
+    assert document["world"]["blocked_ips"] == ["103.151.103.15/32", "45.155.205.233/32"]
