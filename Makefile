@@ -41,7 +41,8 @@ lint: $(STAMP) ## ruff, mypy, cfn-lint and statelint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/statelint statemachines/*.asl.json
+	@# statelint 3.1.0 wants integers where JSONata allows {% %} timeouts; the test applies the documented filter.
+	$(BIN)/pytest -q tests/definitions/test_state_machine_definitions.py -k statelint
 
 check: lint test ## What CI runs
 
