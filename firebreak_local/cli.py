@@ -17,6 +17,8 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_sample_rdp_brute_force.json",
     "events/eventbridge/guardduty_port_probe_high.json",
     "events/eventbridge/guardduty_crypto_mining.json",
+    "events/eventbridge/guardduty_ssh_brute_force_approval_required.json",
+    "events/eventbridge/securityhub_untrusted_product_brute_force.json",
     "events/eventbridge/guardduty_malformed.json",
 )
 UNAVAILABLE = {

@@ -36,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 PINNED_MOTO = "5.2.5"
@@ -220,9 +221,12 @@ def _pass_task_failure_cause() -> None:
     """moto's SendTaskFailure handler drops `cause`, which a Catch reads as `$states.errorOutput.Cause`."""
 
     def send_task_failure(self: Any) -> EmptyResult:
-        self.stepfunction_backend.send_task_failure(
-            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
-        )
+        backend = self.stepfunction_backend
+        arguments = {"error": self._get_param("error")}
+        # Only the interpreter's backend takes a cause; plain mock_aws (unit tests) keeps moto's no-op one.
+        if isinstance(backend, StepFunctionsParserBackend):
+            arguments["cause"] = self._get_param("cause")
+        backend.send_task_failure(self._get_param("taskToken"), **arguments)
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
