@@ -2,8 +2,8 @@
 
 moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
 plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
-the `.sync` polling interval, counts the AWS API calls moto serves, and answers Security Hub's BatchUpdateFindings
-(which moto does not implement) with success, recording each request.
+the `.sync` polling interval, counts the AWS API calls moto serves, passes SendTaskFailure's cause on, and answers
+Security Hub's BatchUpdateFindings (which moto does not implement) with success, recording each request.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from botocore.awsrequest import AWSResponse
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.core.responses import EmptyResult
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
     StateTaskServiceDynamoDB,
@@ -44,6 +45,8 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from firebreak_local.faults import Faults
 
@@ -270,6 +273,21 @@ def _iso_execution_start_time() -> None:
     ExecutionWorker._get_evaluation_environment = environment  # type: ignore[method-assign,assignment]
 
 
+def _pass_task_failure_cause() -> None:
+    """moto's SendTaskFailure handler drops `cause`, which a Catch reads as `$states.errorOutput.Cause`."""
+
+    def send_task_failure(self: Any) -> EmptyResult:
+        backend = self.stepfunction_backend
+        arguments = {"error": self._get_param("error")}
+        # Only the interpreter's backend takes a cause; plain mock_aws (unit tests) keeps moto's no-op one.
+        if isinstance(backend, StepFunctionsParserBackend):
+            arguments["cause"] = self._get_param("cause")
+        backend.send_task_failure(self._get_param("taskToken"), **arguments)
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 _finding_updates: list[dict[str, Any]] = []
 _BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
@@ -351,6 +369,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _iso_execution_start_time()
     _name_dynamodb_errors_as_aws()
     _output_before_status()
+    _pass_task_failure_cause()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

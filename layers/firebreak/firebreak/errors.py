@@ -47,3 +47,19 @@ class EventNotPublished(FirebreakError):
 
 class TransientAwsError(FirebreakError):
     """An AWS call was still throttled or failing server-side after the client's own retries; ASL Retry waits longer."""
+
+
+class ApprovalDenied(FirebreakError):
+    """A person denied an approval request; the error Answer Approval sends with SendTaskFailure."""
+
+
+class ApprovalTokenInvalid(FirebreakError):
+    """An approval token that is malformed, forged or expired; the message says which, and nothing changes."""
+
+
+class ApprovalTokenExpired(ApprovalTokenInvalid):
+    """A genuine approval token whose window has closed."""
+
+
+class ApprovalAnswerInvalid(FirebreakError):
+    """An answer to an approval request that is not {token, decision}; the message says what is expected."""

@@ -6,12 +6,13 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from firebreak.models import Mode, Playbook
+from firebreak.models import Mode, Playbook, TimeoutAction
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode.
 PLAYBOOK_MODE_VARIABLES = {
     Playbook.BLOCK_IP: "BLOCK_IP_MODE",
+    Playbook.CONTAIN_INSTANCE: "CONTAIN_INSTANCE_MODE",
     Playbook.REVOKE_CREDENTIALS: "REVOKE_CREDENTIALS_MODE",
 }
 
@@ -35,6 +36,10 @@ class Settings:
     event_bus_name: str = "default"
     breaker_table: str = ""
     max_containments_per_hour: int = 20
+    approval_table: str = ""
+    approval_secret_arn: str = ""
+    approval_window_seconds: int = 3600
+    approval_on_timeout: TimeoutAction = TimeoutAction.DENY
 
     def mode_for(self, playbook: Playbook) -> Mode:
         """The playbook's own mode where one is set, else the stack's."""
@@ -68,6 +73,10 @@ class Settings:
             write_back_guardduty=env.get("WRITE_BACK_GUARDDUTY", "false").lower() == "true",
             notify_on_start=env.get("NOTIFY_ON_START", "false").lower() == "true",
             event_bus_name=env.get("INCIDENT_EVENT_BUS_NAME", "default"),
+            approval_table=env.get("APPROVAL_TABLE_NAME", ""),
+            approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
+            approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
+            approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
         )
 
 
@@ -101,3 +110,8 @@ class EnrichmentSettings:
             deadline_seconds=float(env.get("ENRICHMENT_DEADLINE_SECONDS", "8")),
             cache_seconds=int(float(env.get("ENRICHMENT_CACHE_HOURS", "24")) * 3600),
         )
+
+
+def window_seconds(minutes: str) -> int:
+    """The approval window in whole seconds, at least one (fractions of a minute are allowed)."""
+    return max(1, round(float(minutes) * 60))
