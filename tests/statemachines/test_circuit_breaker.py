@@ -23,15 +23,16 @@ def brute_force_from(number: int) -> dict[str, Any]:
 def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_waits_for_approval_and_alerts() -> None:
     # GIVEN a stack allowing 10 destructive responses per hour
     with Engine(TEMPLATE, {"MaxContainmentsPerHour": "10"}) as engine:
-        # WHEN 100 distinct brute-force findings from 100 public addresses arrive, and nobody answers
-        reports = []
-        for number in range(100):
-            event = brute_force_from(number)
-            rule = engine.matching_rule(event)
-            assert rule is not None
-            execution = engine.start(rule, event, Approvals.REPORT)
-            assert execution.status in {"SUCCEEDED", "RUNNING"}, execution.cause
-            reports.append(execution.output)
+        # WHEN 100 distinct brute-force findings from 100 public addresses arrive, and nobody answers: the first 10
+        # one by one, the other 90 together (as a flood does), each reported once it ends or waits for approval
+        events = [brute_force_from(number) for number in range(100)]
+        rules = [engine.matching_rule(event) for event in events]
+        assert None not in rules
+        deliveries = list(zip(rules, events, strict=True))
+        executions = [engine.start(rule, event, Approvals.REPORT) for rule, event in deliveries[:10]]  # type: ignore[arg-type]
+        executions += engine.start_many(deliveries[10:], Approvals.REPORT)  # type: ignore[arg-type]
+        assert all(execution.status in {"SUCCEEDED", "RUNNING"} for execution in executions)
+        reports = [execution.output for execution in executions]
 
         # THEN exactly the first 10 were blocked and the other 90 wait for a person with the breaker's reason
         statuses = [report["status"] for report in reports]
