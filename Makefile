@@ -50,7 +50,8 @@ lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov and statelint
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
-	$(BIN)/statelint statemachines/*.asl.json
+	@# statelint 3.1.0 wants integers where JSONata allows {% %} timeouts; the test applies the documented filter.
+	$(BIN)/pytest -q tests/definitions/test_state_machine_definitions.py -k statelint
 
 check: lint test ## What CI runs
 

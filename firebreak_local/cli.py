@@ -21,13 +21,15 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_iam_user_key_compromised.json",
     "events/eventbridge/guardduty_access_key_malicious_ip.json",
     "events/eventbridge/guardduty_root_credential_usage.json",
+    "events/eventbridge/guardduty_ssh_brute_force_approval_required.json",
+    "events/eventbridge/securityhub_untrusted_product_brute_force.json",
     "events/eventbridge/guardduty_malformed.json",
 )
-UNAVAILABLE = {
-    "approval": "--mode approval needs the approval workflow, which this stack does not have yet",
-}
-# Results whose incident a release may act on: an incident was opened for them (duplicates share the first's).
-UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE"})
+# --mode sets the stack's mode and lets every playbook inherit it.
+PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode")
+# Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
+# one still waiting for approval has changed nothing yet.
+UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE", "AWAITING_APPROVAL"})
 
 
 # EventBridge refuses a PutEvents entry over 256 KB, so no rule, and no state machine, ever sees a larger event.
@@ -95,11 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(args.template).resolve().parent
         files = [str(root / name) for name in DEMO_EVENTS]
         return run(files, template=Path(args.template), as_json=False, mode=None)
-    if args.mode == "approval":
-        print(f"firebreak: {UNAVAILABLE['approval']}", file=sys.stderr)
-        return 2
     report_dir = Path(args.report_dir) if args.report_dir else None
-    return run(args.event_files, Path(args.template), args.json, args.mode, release=args.release, report_dir=report_dir)
+    return run(
+        args.event_files,
+        Path(args.template),
+        args.json,
+        args.mode,
+        release=args.release,
+        report_dir=report_dir,
+        approve=args.approve,
+    )
 
 
 def _local_command(args: argparse.Namespace) -> int:
@@ -130,6 +137,7 @@ def run(
     mode: str | None,
     release: bool = False,
     report_dir: Path | None = None,
+    approve: bool = False,
 ) -> int:
     """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
     if not template.is_file():
@@ -140,7 +148,7 @@ def run(
     sys.stdout = sys.stderr
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
-        return _run(files, template, as_json, mode, out, release, report_dir)
+        return _run(files, template, as_json, mode, out, release, report_dir, approve)
     finally:
         sys.stdout = out
 
@@ -153,11 +161,13 @@ def _run(
     out: IO[str],
     release: bool = False,
     report_dir: Path | None = None,
+    approve: bool = False,
 ) -> int:
     from firebreak_local import console, report
-    from firebreak_local.engine import Engine
+    from firebreak_local.engine import Approvals, Engine
 
-    overrides = {"ResponseMode": mode, "BlockIpMode": "inherit"} if mode else {}
+    overrides = {"ResponseMode": mode, **dict.fromkeys(PLAYBOOK_MODE_PARAMETERS, "inherit")} if mode else {}
+    approvals = Approvals.APPROVE if approve else Approvals.REPORT
     unusable = False
     results: list[dict[str, Any]] = []
     with Engine(template, overrides) as engine:
@@ -175,7 +185,10 @@ def _run(
             if not as_json:
                 console.progress(index, len(files), path, out)
             rule = engine.matching_rule(event)
-            outcome = report.ignored(path) if rule is None else report.result(path, rule, engine.start(rule, event))
+            if rule is None:
+                outcome = report.ignored(path)
+            else:
+                outcome = report.result(path, rule, engine.start(rule, event, approvals))
             results.append(outcome)
             if not as_json:
                 console.timeline(outcome, out)

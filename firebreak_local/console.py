@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any
 
-_MARKS = {"applied": "+", "already_applied": "=", "planned": "~", "skipped": "-", "failed": "!", "released": "<"}
+_MARKS = {
+    "applied": "+",
+    "already_applied": "=",
+    "planned": "~",
+    "skipped": "-",
+    "failed": "!",
+    "awaiting_approval": "?",
+    "released": "<",
+}
 
 
 def progress(index: int, total: int, path: str, out: IO[str]) -> None:

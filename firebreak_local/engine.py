@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from firebreak_local.world import World
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 EXECUTION_DEADLINE_SECONDS = 60.0
+# The SigV4 identity `firebreak run --approve` answers as, the way the Function URL would pass it to the function.
+LOCAL_APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:user/firebreak-run-approve"
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -36,6 +40,14 @@ _FAKE_CREDENTIALS = {
 
 class EngineError(Exception):
     """The template asks for something the engine cannot emulate."""
+
+
+class Approvals(StrEnum):
+    """What the engine does when an execution waits for a person's approval."""
+
+    REPORT = "report"  # stop waiting and report it AWAITING_APPROVAL (`firebreak run`)
+    APPROVE = "approve"  # answer every request "approve" through the answer function (`firebreak run --approve`)
+    WAIT = "wait"  # let it wait: the approval window and the timeout policy decide
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class Engine:
         self._incident_events: list[dict[str, Any]] = []
         # Stream consumers run after the execution that wrote, as Lambda polls a stream; their failures are kept here.
         self.consumer_errors: list[dict[str, Any]] = []
+        self._left_waiting: list[str] = []
         self.dispatcher, self.api_calls = runtime.install()
         runtime.clear_finding_updates()
         self.faults = runtime.fault_injector()
@@ -140,6 +153,10 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.dispatcher.clear_overrides()
         self.faults.clear()
+        # Executions reported AWAITING_APPROVAL would otherwise wait out their window in the background.
+        with self.api_calls.quiet():
+            for arn in self._left_waiting:
+                self.client("stepfunctions").stop_execution(executionArn=arn, cause="local run ended")
         self._mock.stop()
 
     def client(self, service: str) -> Any:
@@ -196,11 +213,6 @@ class Engine:
         self.client("ssm").put_parameter(Name=name, Type=props.get("Type", "String"), Value=str(props["Value"]))
         return Resource(ref=name, attributes={"Type": props.get("Type", "String"), "Value": str(props["Value"])})
 
-    def _secret(self, logical_id: str, props: dict[str, Any]) -> Resource:
-        name = props.get("Name") or self._physical_name(logical_id)
-        arn = self.client("secretsmanager").create_secret(Name=name, SecretString=props.get("SecretString", ""))["ARN"]
-        return Resource(ref=arn, attributes={"Id": arn})
-
     def _topic(self, logical_id: str, props: dict[str, Any]) -> Resource:
         name = props.get("TopicName") or self._physical_name(logical_id)
         arn = self.client("sns").create_topic(Name=name)["TopicArn"]
@@ -215,6 +227,13 @@ class Engine:
     def _kms_key(self, logical_id: str, props: dict[str, Any]) -> Resource:
         key = self.client("kms").create_key(Description=props.get("Description", logical_id))["KeyMetadata"]
         return Resource(ref=key["KeyId"], attributes={"Arn": key["Arn"], "KeyId": key["KeyId"]})
+
+    def _secret(self, logical_id: str, props: dict[str, Any]) -> Resource:
+        # GenerateSecretString's character rules matter only in AWS; locally any random key signs as well.
+        name = props.get("Name") or self._physical_name(logical_id)
+        value = props.get("SecretString") or secrets.token_urlsafe(48)
+        arn = self.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+        return Resource(ref=arn, attributes={"Id": arn})
 
     def _ip_set(self, logical_id: str, props: dict[str, Any]) -> Resource:
         summary = self.client("wafv2").create_ip_set(
@@ -369,7 +388,7 @@ class Engine:
         return plain(item) if item else None
 
     def incident_count(self) -> int:
-        """Items in the tables keyed by incident_id (not caches and other tables)."""
+        """Items in the tables keyed by incident_id (not caches, pending approvals and other tables)."""
         dynamodb = self.client("dynamodb")
         tables = self._stack.resources_of_type("AWS::DynamoDB::Table")
         with self.api_calls.quiet():
@@ -382,20 +401,66 @@ class Engine:
                 )
             )
 
+    def approval_requests(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The approval requests an execution waits on now, as the responders' notifications carry them."""
+        with self.api_calls.quiet():
+            pending = {
+                item["approval_id"]["S"]
+                for item in self.client("dynamodb").scan(
+                    TableName=self.resources["ApprovalTable"].ref,
+                    FilterExpression="execution_arn = :arn",
+                    ExpressionAttributeValues={":arn": {"S": execution_arn}},
+                )["Items"]
+            }
+            # Only once the request has been sent: the entry is written before the notification.
+            if not pending or not self._waits_for_callback(execution_arn):
+                return []
+        requests = []
+        for notification in self.notifications():
+            document = _json_object(notification["message"])
+            request = (document.get("approval") or {}).get("request") or {}
+            if request.get("approval_id") in pending:
+                requests.append(document)
+        return requests
+
+    def answer_approval(self, token: str, decision: str, caller: str = LOCAL_APPROVER) -> dict[str, Any]:
+        """Answer through the answer function, invoked with the Lambda API as its IAM-authenticated URL would."""
+        request = {
+            "version": "2.0",
+            "requestContext": {"http": {"method": "POST"}, "authorizer": {"iam": {"userArn": caller}}},
+            "body": json.dumps({"token": token, "decision": decision}),
+            "isBase64Encoded": False,
+        }
+        name = self.resources["AnswerApprovalFunction"].ref
+        response = self.client("lambda").invoke(FunctionName=name, Payload=json.dumps(request).encode())
+        result = json.loads(response["Payload"].read())
+        return {"statusCode": result.get("statusCode"), **_json_object(result.get("body") or "{}")}
+
+    def _waits_for_callback(self, execution_arn: str) -> bool:
+        """The execution's last event is a submitted .waitForTaskToken task: nothing runs until someone answers."""
+        # moto ignores reverseOrder and maxResults, so read the whole (short) history.
+        events = self.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+        if not events or events[-1]["type"] != "TaskSubmitted":
+            return False
+        return str(events[-1]["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
+
     # --- running ------------------------------------------------------------------------------------------------
 
     def matching_rule(self, event: Mapping[str, Any]) -> Rule | None:
         return next((rule for rule in self.rules if patterns.matches(rule.pattern, event)), None)
 
-    def start(self, rule: Rule, event: Mapping[str, Any]) -> Execution:
+    def start(self, rule: Rule, event: Mapping[str, Any], approvals: Approvals = Approvals.REPORT) -> Execution:
         """Start the rule's target as EventBridge would, and wait (bounded) for it and its children to finish.
 
         The account is first given what the finding names, and the target gets the event with the finding's ids made
-        the emulator's; the output and cause come back with the finding's ids.
+        the emulator's; the output and cause come back with the finding's ids. An execution that waits for approval
+        is answered, reported RUNNING with an AWAITING_APPROVAL report as output, or left to wait, as approvals says.
         """
-        return self.start_many([(rule, event)])[0]
+        return self.start_many([(rule, event)], approvals)[0]
 
-    def start_many(self, deliveries: Sequence[tuple[Rule, Mapping[str, Any]]]) -> list[Execution]:
+    def start_many(
+        self, deliveries: Sequence[tuple[Rule, Mapping[str, Any]]], approvals: Approvals = Approvals.REPORT
+    ) -> list[Execution]:
         """Start every delivery before waiting for any, as EventBridge does with findings that arrive together.
 
         The account is given what all of them name first, one after the other; the executions then run at once.
@@ -405,7 +470,8 @@ class Engine:
         with self.api_calls.quiet():
             delivered = [rule.deliver(self.world.seed(event)) for rule, event in deliveries]
         return self._run(
-            [(rule.state_machine_arn, payload) for (rule, _), payload in zip(deliveries, delivered, strict=True)]
+            [(rule.state_machine_arn, payload) for (rule, _), payload in zip(deliveries, delivered, strict=True)],
+            approvals,
         )
 
     def run_machine(self, logical_id: str, payload: Any) -> Execution:
@@ -429,7 +495,18 @@ class Engine:
             raise EngineError(f"{logical_id} failed: {result.get('errorType')}: {result.get('errorMessage')}")
         return result
 
-    def _run(self, starts: Sequence[tuple[str, Any]]) -> list[Execution]:
+    def wait(self, arn: str, approvals: Approvals = Approvals.WAIT) -> Execution:
+        """Wait (bounded) for a started execution, e.g. one reported AWAITING_APPROVAL that was answered since."""
+        self.api_calls.take()
+        if arn in self._left_waiting:
+            self._left_waiting.remove(arn)
+        started = time.perf_counter()
+        description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.drain_streams()
+        return self._execution(arn, description, duration_ms, dict(self.api_calls.take()))
+
+    def _run(self, starts: Sequence[tuple[str, Any]], approvals: Approvals = Approvals.WAIT) -> list[Execution]:
         """Start executions, wait (bounded, all together) for all, then deliver the stream records their writes made.
 
         Many at once (a finding storm) share the emulator's one interpreter lock, so state timeouts and the deadline
@@ -446,7 +523,7 @@ class Engine:
                             stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(payload)
                         )["executionArn"]
                     )
-            descriptions = [self._wait(arn, started, EXECUTION_DEADLINE_SECONDS * factor) for arn in arns]
+            descriptions = [self._wait(arn, started, EXECUTION_DEADLINE_SECONDS * factor, approvals) for arn in arns]
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
         api_calls = dict(self.api_calls.take())
@@ -460,11 +537,14 @@ class Engine:
     ) -> Execution:
         with self.api_calls.quiet():
             states, transitions = self._entered_states(arn)
-        failed = description["status"] != "SUCCEEDED"
+        failed = description["status"] not in {"SUCCEEDED", "RUNNING"}
+        output = json.loads(description["output"]) if description.get("output") else None
+        if "awaiting_approval" in description:
+            output = _awaiting_report(description["awaiting_approval"])
         return Execution(
             arn=arn,
             status=description["status"],
-            output=self.world.restore(json.loads(description["output"])) if description.get("output") else None,
+            output=self.world.restore(output),
             error=description.get("error") if failed else None,
             cause=self.world.restore(description.get("cause")) if failed else None,
             states=states,
@@ -510,14 +590,23 @@ class Engine:
         elif isinstance(result, dict) and result.get("batchItemFailures"):
             self.consumer_errors.append({"function": consumer.function_name, "failures": result["batchItemFailures"]})
 
-    def _wait(self, arn: str, started: float, deadline_seconds: float) -> dict[str, Any]:
+    def _wait(self, arn: str, started: float, deadline_seconds: float, approvals: Approvals) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         delay = 0.002
+        answered: set[str] = set()
         while True:
             with self.api_calls.quiet():
                 description: dict[str, Any] = sfn.describe_execution(executionArn=arn)
             if description["status"] != "RUNNING":
                 return description
+            requests = [] if approvals is Approvals.WAIT else self.approval_requests(arn)
+            if requests and approvals is Approvals.REPORT:
+                self._left_waiting.append(arn)
+                return {**description, "awaiting_approval": requests[0]}
+            for request in requests:
+                if request["approval"]["request"]["approval_id"] not in answered:
+                    answered.add(request["approval"]["request"]["approval_id"])
+                    self.answer_approval(request["approval"]["request"]["token"], "approve")
             if time.perf_counter() - started > deadline_seconds:
                 with self.api_calls.quiet():
                     sfn.stop_execution(executionArn=arn, error="Firebreak.LocalTimeout", cause="execution hung")
@@ -563,6 +652,27 @@ def _child_arn_in(cause: str) -> str | None:
     except ValueError:
         return None
     return value.get("executionArn") if isinstance(value, dict) else None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _awaiting_report(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of an execution that waits for approval, from the request the responders were sent."""
+    return {
+        "incident_id": document.get("incident_id"),
+        "status": "AWAITING_APPROVAL",
+        "playbook": document.get("playbook"),
+        "mode": document.get("mode"),
+        "incident": document.get("finding"),
+        "actions": document.get("actions") or [],
+        "reason": (document.get("approval") or {}).get("reason"),
+    }
 
 
 def _placeholder_attributes(logical_id: str) -> dict[str, Any]:

@@ -46,12 +46,16 @@ def ignored(event_file: str) -> dict[str, Any]:
 
 
 def result(event_file: str, rule: Rule, execution: Execution) -> dict[str, Any]:
-    """What one execution did, read from its output or, for a failed execution, from the report in its cause."""
-    report = execution.output if execution.status == "SUCCEEDED" else _report_in_cause(execution)
+    """What one execution did, read from its output or, for a failed execution, from the report in its cause.
+
+    A RUNNING execution is one the engine left waiting for approval; its output is the AWAITING_APPROVAL report.
+    """
+    reported = execution.status in {"SUCCEEDED", "RUNNING"}
+    report = execution.output if reported else _report_in_cause(execution)
     report = report if isinstance(report, dict) else {}
     incident = report.get("incident")
     status = report.get("status") or "FAILED"
-    if execution.status != "SUCCEEDED":
+    if not reported:
         status = "FAILED" if status not in {"FAILED", "PARTIALLY_CONTAINED"} else status
     return {
         "event_file": event_file,

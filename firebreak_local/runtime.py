@@ -2,8 +2,8 @@
 
 moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
 plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
-the `.sync` polling interval, counts the AWS API calls moto serves, and answers Security Hub's BatchUpdateFindings
-(which moto does not implement) with success, recording each request.
+the `.sync` polling interval, counts the AWS API calls moto serves, passes SendTaskFailure's cause on, and answers
+Security Hub's BatchUpdateFindings (which moto does not implement) with success, recording each request.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core import models as moto_core_models
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.core.responses import EmptyResult
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -54,6 +55,8 @@ from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 from moto.wafv2.models import WAFV2Backend
 
 from firebreak_local.faults import Faults
@@ -408,6 +411,21 @@ def _stretch_timeouts_under_load() -> None:
     moto_timeout.Timeout._eval_body = _eval_body  # type: ignore[method-assign]
 
 
+def _pass_task_failure_cause() -> None:
+    """moto's SendTaskFailure handler drops `cause`, which a Catch reads as `$states.errorOutput.Cause`."""
+
+    def send_task_failure(self: Any) -> EmptyResult:
+        backend = self.stepfunction_backend
+        arguments = {"error": self._get_param("error")}
+        # Only the interpreter's backend takes a cause; plain mock_aws (unit tests) keeps moto's no-op one.
+        if isinstance(backend, StepFunctionsParserBackend):
+            arguments["cause"] = self._get_param("cause")
+        backend.send_task_failure(self._get_param("taskToken"), **arguments)
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 _finding_updates: list[dict[str, Any]] = []
 _BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
@@ -494,6 +512,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _parse_each_definition_once()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
+    _pass_task_failure_cause()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

@@ -9,8 +9,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
+from firebreak.approvals import denial_reason, planned_actions
 from firebreak.incidents import final_status
-from firebreak.models import Action, ActionType, IncidentStatus, Mode, Outcome, Triage, actions_from
+from firebreak.models import Action, ActionType, Decision, IncidentStatus, Mode, Outcome, Triage, actions_from
 from firebreak.notifications import sns_message, subject
 from firebreak.settings import Settings
 from firebreak.writeback import finding_identifier, planned, write_back
@@ -44,6 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = event["input"]
     triage = Triage.from_dict(request)
     actions = actions_from(request.get("actions"))
+    if triage.approval and triage.approval.decision is Decision.DENIED:
+        why = denial_reason(triage.approval)
+        actions = (*planned_actions(triage.playbook, triage.incident, Outcome.SKIPPED, why), *actions)
     settings = Settings.from_env()
     status = final_status(triage.playbook, triage.mode, actions, triage.suppressed_reason is not None)
     identifier = finding_identifier(triage, settings.write_back_guardduty)

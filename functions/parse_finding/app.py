@@ -10,11 +10,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
-from firebreak.breaker import open_message, take_slot
+from firebreak.approvals import decide_mode
+from firebreak.breaker import alert_once, open_message, take_slot
 from firebreak.credentials import manual_steps
 from firebreak.findings import normalise
 from firebreak.incidents import incident_id_for
-from firebreak.models import Incident, Mode, Playbook, Triage
+from firebreak.models import Approval, Incident, Mode, Playbook, Triage
 from firebreak.routing import route
 from firebreak.settings import Settings
 
@@ -27,62 +28,54 @@ DEPLOYED_PLAYBOOKS = frozenset(
 )
 
 
-def product_company(incident: Incident) -> str | None:
-    """The <company> of a Security Hub product ARN (arn:aws:securityhub:region:account:product/<company>/<name>)."""
-    _, _, product = (incident.product_arn or "").partition(":product/")
-    return product.split("/", 1)[0] or None
-
-
-def escalation_for(incident: Incident, playbook: Playbook, rule: str, settings: Settings) -> str | None:
+def escalation_for(playbook: Playbook, rule: str) -> str | None:
     """Why a person, not Firebreak, must act on this incident; None when Firebreak may act itself."""
-    if incident.source == "securityhub" and product_company(incident) not in settings.trusted_product_companies:
-        # Anyone with securityhub:BatchImportFindings can write a finding: untrusted products never act alone.
-        return f"finding from untrusted product {incident.product_arn or 'unknown'}: review it and act by hand"
     if playbook not in DEPLOYED_PLAYBOOKS:
         return f"routed to {playbook.value} (rule {rule}), which this stack does not run: act by hand"
     return None
 
 
 def triage(incident: Incident, settings: Settings) -> Triage:
-    """Route the incident; samples never act, exempt resources are never touched, untrusted findings escalate."""
+    """Route the incident; exempt resources are never touched, and decide_mode says whether it plans, acts or waits."""
     routed = route(incident)
     exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
-    escalation = escalation_for(incident, routed.playbook, routed.name, settings)
+    escalation = escalation_for(routed.playbook, routed.name)
     playbook = Playbook.NOTIFY_ONLY if exempt or escalation else routed.playbook
     if escalation is None and playbook is Playbook.NOTIFY_ONLY:
         # Root, AWS service and federated principals: no policy here can stop them, so tell a person what to do.
         escalation = manual_steps(incident)
+    mode, approval = decide_mode(incident, playbook, settings)
     return Triage(
         incident_id=incident_id_for(incident),
         incident=incident,
         playbook=playbook,
-        mode=Mode.DRY_RUN if incident.sample else settings.mode_for(playbook),
+        mode=mode,
         suppressed_reason=f"resource tagged {EXEMPT_TAG}=true" if exempt else None,
         escalation=escalation,
+        approval=approval,
     )
 
 
 def destructive(result: Triage) -> bool:
-    """Whether the playbook will change the account: anything but notify-only, outside dry-run."""
-    return result.playbook is not Playbook.NOTIFY_ONLY and result.mode is not Mode.DRY_RUN
+    """Whether the playbook will change the account on its own: anything but notify-only, in enforce mode."""
+    return result.playbook is not Playbook.NOTIFY_ONLY and result.mode is Mode.ENFORCE
 
 
 def through_breaker(result: Triage, settings: Settings) -> Triage:
-    """The triage unchanged while the hour's budget lasts; past it, escalated to a person and never acted on."""
+    """The triage unchanged while the hour's budget lasts; past it, it waits for a person's approval."""
     if not destructive(result) or not settings.breaker_table:
         return result
-    slot = take_slot(
-        aws.client("dynamodb"),
-        settings.breaker_table,
-        result.incident.account_id,
-        settings.max_containments_per_hour,
-        datetime.now(UTC),
-    )
+    dynamodb = aws.client("dynamodb")
+    now = datetime.now(UTC)
+    account = result.incident.account_id
+    slot = take_slot(dynamodb, settings.breaker_table, account, settings.max_containments_per_hour, now)
     if slot.granted:
         return result
-    # Until the approval workflow exists, "switch to approval" means notify-only with the reason: never act.
     logger.warning("Circuit breaker open", extra={"incident_id": result.incident_id, "used": slot.used})
-    return dataclasses.replace(result, playbook=Playbook.NOTIFY_ONLY, escalation=open_message(slot.used))
+    # One alert per account and hour; every incident past the limit also carries the reason in its approval request.
+    alert_once(dynamodb, aws.client("sns"), settings.breaker_table, settings.responder_topic_arn, account, now)
+    approval = Approval(open_message(slot.used), settings.approval_window_seconds, settings.approval_on_timeout)
+    return dataclasses.replace(result, mode=Mode.APPROVAL, approval=approval)
 
 
 @logger.inject_lambda_context

@@ -40,14 +40,25 @@ def test_every_checkov_skip_carries_its_reason() -> None:
     assert all(str(skip["id"]).startswith("CKV_") for _, skip in skips)
 
 
-def test_parse_finding_may_only_count_on_the_breaker_table() -> None:
+def test_parse_finding_may_only_count_on_the_breaker_table_and_alert_the_responders() -> None:
     # GIVEN the parse function's policies
     policies = resources()["ParseFindingFunction"]["Properties"]["Policies"]
     statements = [statement for policy in policies for statement in policy.get("Statement", [])]
-    # THEN its one permission is UpdateItem on the circuit breaker table
+    templates = [policy for policy in policies if "Statement" not in policy]
+    # THEN it may update the circuit breaker table, and publish (encrypted) to the responder topic, nothing else
     assert statements == [
-        {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": {"Fn::GetAtt": ["CircuitBreakerTable", "Arn"]}}
+        {
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": {"Fn::GetAtt": ["CircuitBreakerTable", "Arn"]},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": {"Fn::GetAtt": ["ResponderTopicKey", "Arn"]},
+        },
     ]
+    assert templates == [{"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["ResponderTopic", "TopicName"]}}}]
 
 
 def test_log_groups_are_encrypted_with_the_stack_key() -> None:

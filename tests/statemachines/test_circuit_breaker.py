@@ -1,4 +1,4 @@
-"""The circuit breaker on the real entry machine: past MaxContainmentsPerHour, Firebreak escalates and never acts."""
+"""The circuit breaker on the real entry machine: past MaxContainmentsPerHour, Firebreak alerts and asks approval."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from firebreak_local.engine import Engine
+from firebreak_local.engine import Approvals, Engine
 from tests.support import TEMPLATE, load_event
 
 
@@ -20,35 +20,60 @@ def brute_force_from(number: int) -> dict[str, Any]:
     return event
 
 
-def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_escalates() -> None:
+def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_waits_for_approval_and_alerts() -> None:
     # GIVEN a stack allowing 10 destructive responses per hour
     with Engine(TEMPLATE, {"MaxContainmentsPerHour": "10"}) as engine:
-        # WHEN 100 distinct brute-force findings from 100 public addresses arrive
-        reports = []
-        for number in range(100):
-            event = brute_force_from(number)
-            rule = engine.matching_rule(event)
-            assert rule is not None
-            execution = engine.start(rule, event)
-            assert execution.status == "SUCCEEDED", execution.cause
-            reports.append(execution.output)
+        # WHEN 100 distinct brute-force findings from 100 public addresses arrive, and nobody answers: the first 10
+        # one by one, the other 90 together (as a flood does), each reported once it ends or waits for approval
+        events = [brute_force_from(number) for number in range(100)]
+        rules = [engine.matching_rule(event) for event in events]
+        assert None not in rules
+        deliveries = list(zip(rules, events, strict=True))
+        executions = [engine.start(rule, event, Approvals.REPORT) for rule, event in deliveries[:10]]  # type: ignore[arg-type]
+        executions += engine.start_many(deliveries[10:], Approvals.REPORT)  # type: ignore[arg-type]
+        assert all(execution.status in {"SUCCEEDED", "RUNNING"} for execution in executions)
+        reports = [execution.output for execution in executions]
 
-        # THEN exactly 10 were blocked and the other 90 escalated to a person with the breaker's reason
+        # THEN exactly the first 10 were blocked and the other 90 wait for a person with the breaker's reason
         statuses = [report["status"] for report in reports]
-        assert statuses.count("CONTAINED") == 10
-        assert statuses.count("NOTIFIED") == 90
-        assert statuses[:10] == ["CONTAINED"] * 10
+        assert statuses == ["CONTAINED"] * 10 + ["AWAITING_APPROVAL"] * 90
         assert len(engine.blocked_ips()) == 10
-        escalated = [report for report in reports if report["status"] == "NOTIFIED"]
-        assert {report["playbook"] for report in escalated} == {"notify-only"}
-        assert {report["escalation"] for report in escalated} == {
-            "circuit breaker open: 10 destructive responses this hour; approve by hand"
+        waiting = reports[10:]
+        assert {(report["playbook"], report["mode"]) for report in waiting} == {("block-ip", "approval")}
+        assert {report["reason"] for report in waiting} == {
+            "circuit breaker open: 10 destructive responses this hour; each further one waits for approval"
         }
+        assert {(a["type"], a["outcome"]) for report in waiting for a in report["actions"]} == {
+            ("block_ip", "awaiting_approval")
+        }
+
+        # AND the responders got one alert, 10 containment reports and 90 approval requests naming the breaker
         messages = engine.notifications()
-        assert len(messages) == 100
-        told = [json.loads(message["message"]) for message in messages]
-        assert sum(1 for m in told if (m["escalation"] or "").startswith("circuit breaker open: 10 ")) == 90
-        assert not any(a["type"] == "block_ip" for report in escalated for a in report["actions"])
+        subjects = [message["subject"] for message in messages]
+        assert subjects.count("Firebreak ALERT: circuit breaker open in account 123456789012") == 1
+        assert subjects.count("Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce") == 10
+        requests = [json.loads(m["message"]) for m in messages if m["subject"].startswith("Firebreak AWAITING")]
+        assert len(requests) == 90 == len(messages) - 11
+        assert all(r["approval"]["reason"].startswith("circuit breaker open: 10 ") for r in requests)
+
+
+def test_finding_held_by_the_open_breaker_acts_once_a_responder_approves_it() -> None:
+    # GIVEN a limit of 1, used up by a first brute force, and a second one held by the breaker
+    with Engine(TEMPLATE, {"MaxContainmentsPerHour": "1"}) as engine:
+        first, second = brute_force_from(1), brute_force_from(2)
+        assert engine.start(engine.matching_rule(first), first).output["status"] == "CONTAINED"  # type: ignore[arg-type,index]
+        held = engine.start(engine.matching_rule(second), second, Approvals.REPORT)  # type: ignore[arg-type]
+        assert held.output is not None and held.output["status"] == "AWAITING_APPROVAL"
+        assert len(engine.blocked_ips()) == 1
+
+        # WHEN a responder approves it with the token from the request
+        (request,) = engine.approval_requests(held.arn)
+        assert engine.answer_approval(request["approval"]["request"]["token"], "approve")["status"] == "APPROVED"
+        done = engine.wait(held.arn)
+
+        # THEN it is contained: a person's approval is not counted against the breaker
+        assert done.output is not None and done.output["status"] == "CONTAINED"
+        assert len(engine.blocked_ips()) == 2
 
 
 def test_dry_run_and_notify_only_findings_take_no_slot() -> None:

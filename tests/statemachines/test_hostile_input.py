@@ -255,7 +255,10 @@ def test_no_range_or_unsafe_address_is_ever_blocked(outcome: dict[str, Any]) -> 
 def test_every_triggered_event_is_told_once_with_a_subject_sns_accepts(outcome: dict[str, Any]) -> None:
     triggered = [item for item in results(outcome).values() if item["triggered"]]
     notifications = outcome["document"]["world"]["notifications"]
-    assert len(notifications) == len(triggered)
+    # Past MaxContainmentsPerHour (default 20) the circuit breaker alerts once, then each finding asks for approval.
+    alerts = [n for n in notifications if n["subject"].startswith("Firebreak ALERT: circuit breaker open")]
+    assert len(alerts) <= 1
+    assert len(notifications) - len(alerts) == len(triggered)
     for notification in notifications:
         assert len(notification["subject"]) < 100
         assert not NOT_SUBJECT_SAFE.search(notification["subject"]), notification["subject"]

@@ -51,20 +51,27 @@ def test_our_own_write_back_does_not_trigger_us_again(engine: Engine) -> None:
     assert engine.matching_rule(event) is None
 
 
-def test_finding_from_an_untrusted_product_is_escalated_not_acted_on(engine: Engine) -> None:
-    # GIVEN a HIGH brute-force finding imported by a third-party product the stack does not trust
-    event = copy.deepcopy(load_event("eventbridge/securityhub_custom_action"))
-    finding = event["detail"]["findings"][0]
-    finding["ProductArn"] = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
-    finding["ProductFields"]["aws/securityhub/ProductName"] = "Homegrown"
-
-    # WHEN a person runs the custom action on it
+def test_finding_from_an_untrusted_product_waits_for_approval_and_acts_only_once_approved(engine: Engine) -> None:
+    # GIVEN a HIGH brute-force finding imported by a custom integration the stack does not trust (anyone with
+    # securityhub:BatchImportFindings can write one)
+    event = load_event("eventbridge/securityhub_untrusted_product_brute_force")
     rule = engine.matching_rule(event)
-    assert rule is not None
-    execution = engine.start(rule, event)
+    assert rule is not None and rule.logical_id == "RespondToFindingStateMachineSecurityHubFinding"
 
-    # THEN nothing is blocked and the responders are told to review it by hand
-    assert execution.output is not None
-    assert execution.output["playbook"] == "notify-only"
-    assert "untrusted product" in execution.output["escalation"]
+    # WHEN it runs and nobody answers
+    waiting = engine.start(rule, event)
+
+    # THEN nothing is blocked: it waits for approval, giving the product as the reason
+    assert waiting.output is not None
+    assert (waiting.output["status"], waiting.output["playbook"]) == ("AWAITING_APPROVAL", "block-ip")
+    assert "untrusted product" in waiting.output["reason"]
     assert engine.blocked_ips() == []
+
+    # WHEN a responder approves it
+    (request,) = engine.approval_requests(waiting.arn)
+    engine.answer_approval(request["approval"]["request"]["token"], "approve")
+    done = engine.wait(waiting.arn)
+
+    # THEN the response runs
+    assert done.output is not None and done.output["status"] == "CONTAINED"
+    assert engine.blocked_ips() == ["92.118.39.12/32"]

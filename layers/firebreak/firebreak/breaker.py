@@ -1,8 +1,9 @@
 """The circuit breaker: at most N destructive responses per account per hour, counted atomically in DynamoDB.
 
 A flood of forged or buggy findings must not be able to isolate a fleet or block half the internet: past the limit
-Firebreak stops acting and asks a person. The count is one item per account and hour, raised with a conditional ADD,
-so concurrent executions can never take more slots than the limit; the item expires by TTL.
+Firebreak switches to approval (each further response waits for a person) and alerts the responders once an hour.
+The count is one item per account and hour, raised with a conditional ADD, so concurrent executions can never take
+more slots than the limit; the item expires by TTL.
 """
 
 from __future__ import annotations
@@ -54,4 +55,32 @@ def take_slot(dynamodb: Any, table: str, account_id: str, limit: int, now: datet
 
 
 def open_message(used: int) -> str:
-    return f"circuit breaker open: {used} destructive responses this hour; approve by hand"
+    return f"circuit breaker open: {used} destructive responses this hour; each further one waits for approval"
+
+
+def alert_once(dynamodb: Any, sns: Any, table: str, topic_arn: str, account_id: str, now: datetime) -> bool:
+    """Tell the responders the breaker opened, once per account and hour (a conditional mark on the hour's item)."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"window": {"S": window_key(account_id, now)}},
+            UpdateExpression="SET alerted_at = :now",
+            ConditionExpression="attribute_not_exists(alerted_at)",
+            ExpressionAttributeValues={":now": {"S": now.astimezone(UTC).isoformat(timespec="seconds")}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return False
+    sns.publish(
+        TopicArn=topic_arn,
+        Subject=f"Firebreak ALERT: circuit breaker open in account {account_id}"[:99],
+        Message=(
+            f"Firebreak reached MaxContainmentsPerHour in account {account_id} ({window_key(account_id, now)}).\n"
+            "Until the hour ends, every further destructive response waits for a responder's approval instead of "
+            "acting: a flood of findings may be forged or a detector may be misbehaving. Review the approval "
+            "requests that follow before answering them."
+        ),
+        MessageAttributes={"status": {"DataType": "String", "StringValue": "CIRCUIT_BREAKER_OPEN"}},
+    )
+    return True

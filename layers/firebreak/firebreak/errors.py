@@ -51,3 +51,19 @@ class TransientAwsError(FirebreakError):
 
 class NetworkAclBusy(FirebreakError):
     """Another Firebreak writer held the network ACL's lease for longer than a block step may wait."""
+
+
+class ApprovalDenied(FirebreakError):
+    """A person denied an approval request; the error Answer Approval sends with SendTaskFailure."""
+
+
+class ApprovalTokenInvalid(FirebreakError):
+    """An approval token that is malformed, forged or expired; the message says which, and nothing changes."""
+
+
+class ApprovalTokenExpired(ApprovalTokenInvalid):
+    """A genuine approval token whose window has closed."""
+
+
+class ApprovalAnswerInvalid(FirebreakError):
+    """An answer to an approval request that is not {token, decision}; the message says what is expected."""

@@ -26,6 +26,18 @@ class Mode(StrEnum):
     DRY_RUN = "dry-run"
 
 
+class TimeoutAction(StrEnum):
+    """What an unanswered approval request becomes when its window closes."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
 class IncidentStatus(StrEnum):
     OPEN = "OPEN"
     REJECTED = "REJECTED"
@@ -201,6 +213,34 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """Why an incident waits for a person, how long, what silence means, and the answer once there is one."""
+
+    reason: str
+    window_seconds: int
+    on_timeout: TimeoutAction = TimeoutAction.DENY
+    decision: Decision | None = None
+    decided_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "on_timeout": self.on_timeout.value,
+            "decision": None if self.decision is None else self.decision.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Approval:
+        return cls(
+            reason=data["reason"],
+            window_seconds=int(data["window_seconds"]),
+            on_timeout=TimeoutAction(data.get("on_timeout") or TimeoutAction.DENY),
+            decision=Decision(data["decision"]) if data.get("decision") else None,
+            decided_by=data.get("decided_by"),
+        )
+
+
+@dataclass(frozen=True)
 class Triage:
     """What Parse Finding decides: the incident, its id, its playbook and the mode to run it in."""
 
@@ -210,6 +250,7 @@ class Triage:
     mode: Mode
     suppressed_reason: str | None = None
     escalation: str | None = None
+    approval: Approval | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,6 +260,7 @@ class Triage:
             "mode": self.mode.value,
             "suppressed_reason": self.suppressed_reason,
             "escalation": self.escalation,
+            "approval": None if self.approval is None else self.approval.to_dict(),
         }
 
     @classmethod
@@ -230,6 +272,7 @@ class Triage:
             mode=Mode(data["mode"]),
             suppressed_reason=data.get("suppressed_reason"),
             escalation=data.get("escalation"),
+            approval=Approval.from_dict(data["approval"]) if data.get("approval") else None,
         )
 
 

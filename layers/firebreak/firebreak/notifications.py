@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from firebreak.incidents import CONTAINMENT_ACTIONS
-from firebreak.models import Action, ActionType, IncidentStatus, Outcome, Triage
+from firebreak.models import Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+
+if TYPE_CHECKING:
+    from firebreak.approvals import ApprovalRequest
 
 SUBJECT_LIMIT = 99  # SNS refuses subjects of 100 characters or more
 CHATBOT_DESCRIPTION_LIMIT = 8000
@@ -23,7 +26,15 @@ MESSAGE_LIMIT_BYTES = 250_000  # SNS refuses messages over 256 KiB; the rest is 
 LOCAL_RELEASE = "firebreak run --release EVENT_FILE..."
 _NOT_SUBJECT_SAFE = re.compile(r"[^\x20-\x7e]")
 _VERDICT_RANK = {"malicious": 3, "suspicious": 2, "unknown": 1, "benign": 0}
-_MARKS = {"applied": "+", "already_applied": "=", "planned": "~", "skipped": "-", "failed": "!", "released": "<"}
+_MARKS = {
+    "applied": "+",
+    "already_applied": "=",
+    "planned": "~",
+    "skipped": "-",
+    "failed": "!",
+    "awaiting_approval": "?",
+    "released": "<",
+}
 
 
 def _subject_safe(text: str) -> str:
@@ -168,7 +179,12 @@ def _header(triage: Triage) -> list[str]:
 
 
 def summary(
-    status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str, release_arn: str = ""
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    release_arn: str = "",
+    request: ApprovalRequest | None = None,
 ) -> str:
     """The readable message: what happened, what was done, skipped and failed, where to look, how to undo."""
     incident = triage.incident
@@ -180,7 +196,9 @@ def summary(
         lines.append(f"Suppressed: {triage.suppressed_reason}")
     if triage.escalation:
         lines.append(f"Escalated: {triage.escalation}")
-    if status is IncidentStatus.AWAITING_APPROVAL:
+    if triage.approval:
+        lines += _approval_lines(triage.approval, request)
+    elif status is IncidentStatus.AWAITING_APPROVAL:
         lines.append("Approval:  the actions marked awaiting_approval run only when a responder approves them")
     if incident.title:
         lines.append(f"Title:     {incident.title}")
@@ -190,10 +208,34 @@ def summary(
     return "\n".join(lines)
 
 
+def _approval_lines(approval: Approval, request: ApprovalRequest | None) -> list[str]:
+    """Why the incident needs a person and, for a request, how to answer (never the Step Functions task token)."""
+    lines = [f"Approval:  {approval.reason}"]
+    if approval.decision:
+        lines.append(f"Answer:    {approval.decision.value} by {approval.decided_by or 'a responder'}")
+    if request:
+        lines += [
+            f"Decide by: {request.expires} (no answer by then: {approval.on_timeout.value})",
+            f"Token:     {request.token}",
+            'Answer:    POST {"token": "<token>", "decision": "approve"} (or "deny") to the stack\'s AnswerApprovalUrl',
+            '           output, signed with SigV4 (curl --aws-sigv4 "aws:amz:<region>:lambda"), or invoke the',
+            "           AnswerApprovalFunctionName output with that payload. The token answers once.",
+        ]
+    return lines
+
+
 def document(
-    status: IncidentStatus, triage: Triage, actions: Sequence[Action], execution_arn: str, release_arn: str = ""
+    status: IncidentStatus,
+    triage: Triage,
+    actions: Sequence[Action],
+    execution_arn: str,
+    release_arn: str = "",
+    request: ApprovalRequest | None = None,
 ) -> dict[str, Any]:
     """The machine-readable message."""
+    approval = None if triage.approval is None else triage.approval.to_dict()
+    if approval is not None and request is not None:
+        approval["request"] = request.to_dict()
     return {
         "version": 1,
         "incident_id": triage.incident_id,
@@ -206,6 +248,7 @@ def document(
         "finding": triage.incident.to_dict(),
         "actions": [action.to_dict() for action in actions],
         "release": release_request(triage.incident_id, release_arn) if changes(actions) else None,
+        "approval": approval,
     }
 
 
@@ -262,6 +305,7 @@ def sns_message(
     execution_arn: str,
     release_arn: str = "",
     chat_format: str = "none",
+    request: ApprovalRequest | None = None,
 ) -> str:
     """One publish, several audiences: email gets the summary, queues and functions JSON, HTTPS JSON or Chatbot.
 
@@ -270,7 +314,7 @@ def sns_message(
     """
     shown = len(actions)
     while True:
-        message = _structured(status, triage, actions, execution_arn, release_arn, chat_format, shown)
+        message = _structured(status, triage, actions, execution_arn, release_arn, chat_format, shown, request)
         if len(message.encode()) <= MESSAGE_LIMIT_BYTES or shown == 0:
             return message
         shown //= 2
@@ -284,10 +328,11 @@ def _structured(
     release_arn: str,
     chat_format: str,
     shown: int,
+    request: ApprovalRequest | None,
 ) -> str:
     listed = list(actions[:shown])
-    machine_document = document(status, triage, listed, execution_arn, release_arn)
-    text = summary(status, triage, listed, execution_arn, release_arn)
+    machine_document = document(status, triage, listed, execution_arn, release_arn, request)
+    text = summary(status, triage, listed, execution_arn, release_arn, request)
     if shown < len(actions):
         machine_document["actions_not_listed"] = len(actions) - shown
         text += f"\n\n{len(actions) - shown} more actions are in the incident record."

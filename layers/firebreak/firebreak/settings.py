@@ -6,13 +6,14 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from firebreak.models import Mode, Playbook
+from firebreak.models import Mode, Playbook, TimeoutAction
 from firebreak.waf import IPSET_CAPACITY
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode.
 PLAYBOOK_MODE_VARIABLES = {
     Playbook.BLOCK_IP: "BLOCK_IP_MODE",
+    Playbook.CONTAIN_INSTANCE: "CONTAIN_INSTANCE_MODE",
     Playbook.REVOKE_CREDENTIALS: "REVOKE_CREDENTIALS_MODE",
 }
 
@@ -43,6 +44,10 @@ class Settings:
     nacl_rules: tuple[int, int] = (71, 80)
     cloudfront_ipv4_set_arn: str = ""
     cloudfront_ipv6_set_arn: str = ""
+    approval_table: str = ""
+    approval_secret_arn: str = ""
+    approval_window_seconds: int = 3600
+    approval_on_timeout: TimeoutAction = TimeoutAction.DENY
 
     @property
     def ipset_limit(self) -> int:
@@ -97,6 +102,10 @@ class Settings:
             nacl_rules=parse_rule_range(env.get("NACL_RULE_RANGE", "71-80")),
             cloudfront_ipv4_set_arn=env.get("BLOCKED_CLOUDFRONT_IPV4_SET_ARN", ""),
             cloudfront_ipv6_set_arn=env.get("BLOCKED_CLOUDFRONT_IPV6_SET_ARN", ""),
+            approval_table=env.get("APPROVAL_TABLE_NAME", ""),
+            approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
+            approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
+            approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
         )
 
 
@@ -140,3 +149,8 @@ def parse_rule_range(text: str) -> tuple[int, int]:
     if not 1 <= rules[0] <= rules[1] <= 32766:
         raise ValueError(f"network ACL rule range {text!r} is not first-last within 1-32766")
     return rules
+
+
+def window_seconds(minutes: str) -> int:
+    """The approval window in whole seconds, at least one (fractions of a minute are allowed)."""
+    return max(1, round(float(minutes) * 60))

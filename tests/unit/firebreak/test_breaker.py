@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import boto3
 
-from firebreak.breaker import open_message, take_slot, window_key
+from firebreak.breaker import alert_once, open_message, take_slot, window_key
 
 NOW = datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
 
@@ -46,4 +47,28 @@ def test_each_account_and_hour_has_its_own_budget(aws: None) -> None:
 
     # THEN both are granted
     assert other_account.granted and next_hour.granted
-    assert open_message(1) == "circuit breaker open: 1 destructive responses this hour; approve by hand"
+    assert open_message(1) == (
+        "circuit breaker open: 1 destructive responses this hour; each further one waits for approval"
+    )
+
+
+def test_open_breaker_alerts_the_responders_once_per_account_and_hour(aws: None) -> None:
+    # GIVEN a breaker table whose hour is used up, and the responder topic with a queue on it
+    name, dynamodb, sns, sqs = table(), boto3.client("dynamodb"), boto3.client("sns"), boto3.client("sqs")
+    assert take_slot(dynamodb, name, "123456789012", 1, NOW).granted
+    topic = sns.create_topic(Name="responders")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    # WHEN three refused responses of that hour, and one of the next hour, raise the alert
+    raised = [alert_once(dynamodb, sns, name, topic, "123456789012", NOW) for _ in range(3)]
+    next_hour = alert_once(dynamodb, sns, name, topic, "123456789012", NOW.replace(hour=11))
+
+    # THEN only the first of each hour publishes, saying that further responses wait for approval
+    assert (raised, next_hour) == ([True, False, False], True)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 2
+    body = json.loads(messages[0]["Body"])
+    assert body["Subject"] == "Firebreak ALERT: circuit breaker open in account 123456789012"
+    assert "waits for a responder's approval" in body["Message"]

@@ -15,6 +15,7 @@ from tests.support import ROOT
 SCHEMA = json.loads((ROOT / "contracts" / "run-report.schema.json").read_text())
 SHARED_CONTRACTS = ROOT.parent / "shared" / "docs" / "contracts"
 BRUTE_FORCE = "events/eventbridge/guardduty_ssh_brute_force.json"
+APPROVAL_REQUIRED = "events/eventbridge/guardduty_ssh_brute_force_approval_required.json"
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +71,21 @@ def test_ignored_event_starts_nothing(capsys: pytest.CaptureFixture[str]) -> Non
     assert document["world"]["incidents"] == 0
 
 
+def test_security_hub_copy_of_a_guardduty_finding_is_not_processed_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN GuardDuty's SSH brute force, then the copy Security Hub imports of that same finding
+    copy = "events/eventbridge/securityhub_guardduty_copy.json"
+
+    # WHEN both run through the stack
+    status, document, _ = run_json(capsys, BRUTE_FORCE, copy)
+
+    # THEN the native finding is contained and the copy starts nothing: one incident, one block, one message
+    assert status == 0
+    assert [(r["triggered"], r["status"]) for r in document["results"]] == [(True, "CONTAINED"), (False, "IGNORED")]
+    assert document["world"]["incidents"] == 1
+    assert document["world"]["blocked_ips"] == ["45.155.205.233/32"]
+    assert len(document["world"]["notifications"]) == 1
+
+
 def test_mode_override_plans_instead_of_blocking(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN the stack's default mode is enforce
     # WHEN the brute force runs with --mode dry-run
@@ -122,18 +138,6 @@ def test_readable_output_shows_the_timeline_and_summary(capsys: pytest.CaptureFi
     assert "WAF block list: 45.155.205.233/32" in out
 
 
-def test_approval_mode_is_refused_clearly_until_the_approval_workflow_exists(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # WHEN --mode approval is asked for before that workflow exists
-    approval = main(["run", "--mode", "approval", BRUTE_FORCE])
-    err = capsys.readouterr().err
-
-    # THEN it is refused with exit 2 and a reason, rather than pretending
-    assert approval == 2
-    assert "approval" in err
-
-
 def test_release_reports_released_and_an_empty_block_list(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN the brute force, which blocks its attacker
     # WHEN it runs with --json --release
@@ -184,3 +188,35 @@ def test_report_dir_gets_one_markdown_report_per_incident(tmp_path: Path, capsys
     assert "| block_ip | 45.155.205.233/32 | applied |" in text
     assert '"present": false' in text and '"present": true' in text
     assert "i-0a1b2c3d4e5f60001" in text, "the report names resources by the finding's ids"
+
+
+def test_approval_required_finding_is_reported_awaiting_approval_without_approve(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a brute force against an instance tagged firebreak:approval=required
+    # WHEN it runs without --approve
+    status, document, _ = run_json(capsys, APPROVAL_REQUIRED)
+
+    # THEN the report is valid, the incident waits for approval, the request was sent and nothing was blocked
+    jsonschema.validate(document, SCHEMA)
+    (result,) = document["results"]
+    assert (status, result["status"], result["mode"]) == (0, "AWAITING_APPROVAL", "approval")
+    assert [(a["type"], a["outcome"]) for a in result["actions"]] == [("block_ip", "awaiting_approval")]
+    assert result["states"][-1] == "Wait For Approval"
+    assert document["world"]["blocked_ips"] == []
+    assert [n["subject"] for n in document["world"]["notifications"]] == [
+        "Firebreak AWAITING_APPROVAL: UnauthorizedAccess:EC2/SSHBruteForce"
+    ]
+
+
+def test_approve_answers_every_request_and_the_playbook_acts(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the stack in approval mode and two findings that both wait
+    # WHEN they run with --approve
+    status, document, _ = run_json(capsys, "--mode", "approval", "--approve", BRUTE_FORCE, APPROVAL_REQUIRED)
+
+    # THEN each was approved through the answer function and contained
+    jsonschema.validate(document, SCHEMA)
+    assert status == 0
+    assert [r["status"] for r in document["results"]] == ["CONTAINED", "CONTAINED"]
+    assert all("Wait For Approval" in r["states"] for r in document["results"])
+    assert document["world"]["blocked_ips"] == ["103.151.103.15/32", "45.155.205.233/32"]
