@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
+# The entry machine's Run Block Ip Playbook state and the block-ip playbook's states, in order, without NACLs.
+BLOCK_IP_STATES = [
+    "Run Block Ip Playbook",
+    "Enrich Addresses",
+    "Block Addresses",
+    "Block In Network Acls?",
+    "Blocking Complete",
+]
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from typing import Any
 
 from firebreak_local.engine import LOCAL_APPROVER, Approvals, Engine, Execution
 from tests.statemachines.test_respond_to_finding import record, subjects
-from tests.support import TEMPLATE, load_event
+from tests.support import BLOCK_IP_STATES, TEMPLATE, load_event
 
 APPROVAL_REQUIRED = "guardduty_ssh_brute_force_approval_required"
 ATTACKER = "103.151.103.15"
 WAITING = ["Parse Finding", "Open Incident", "Which Playbook?", "Wait For Approval"]
-BLOCK_IP = ["Run Block Ip Playbook", "Enrich Addresses", "Block Addresses"]
+BLOCK_IP = BLOCK_IP_STATES
 CLOSING = ["Notify Responders", "Record Outcome", "Export Stix Bundle", "Did Response Fail?", "Response Complete"]
 
 

@@ -10,17 +10,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import load_event
+from tests.support import BLOCK_IP_STATES, load_event
 
 PLAYBOOK_STATES = [
     "Parse Finding",
     "Open Incident",
     "Which Playbook?",
-    "Run Block Ip Playbook",
-    "Enrich Addresses",
-    "Block Addresses",
-    "Block In Network Acls?",
-    "Blocking Complete",
+    *BLOCK_IP_STATES,
     "Notify Responders",
     "Record Outcome",
     "Export Stix Bundle",
