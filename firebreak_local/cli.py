@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,13 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _local_command(args: argparse.Namespace) -> int:
     """`feeds sync` and `report --stix`: handler output goes to stderr, stdout carries the command's own."""
     template = Path(args.template)
-    if not template.is_file():
-        print(f"firebreak: {template}: no such template", file=sys.stderr)
+    if not _template_exists(template):
         return 2
-    out: IO[str] = sys.stdout
-    sys.stdout = sys.stderr
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    try:
+    with _stdout_for_the_command() as out:
         if args.command == "feeds":
             from firebreak_local.feeds import sync
 
@@ -126,6 +123,24 @@ def _local_command(args: argparse.Namespace) -> int:
         from firebreak_local.sharing import report_stix
 
         return report_stix(args.incident, args.events, template, out)
+
+
+def _template_exists(template: Path) -> bool:
+    if not template.is_file():
+        print(f"firebreak: {template}: no such template", file=sys.stderr)
+        return False
+    return True
+
+
+@contextmanager
+def _stdout_for_the_command() -> Iterator[IO[str]]:
+    """Handlers log to stdout as Lambda does; they get stderr, and the command's own output (a JSON report, a
+    bundle) keeps stdout to itself."""
+    out: IO[str] = sys.stdout
+    sys.stdout = sys.stderr
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    try:
+        yield out
     finally:
         sys.stdout = out
 
@@ -140,17 +155,10 @@ def run(
     approve: bool = False,
 ) -> int:
     """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
-    if not template.is_file():
-        print(f"firebreak: {template}: no such template", file=sys.stderr)
+    if not _template_exists(template):
         return 2
-    out: IO[str] = sys.stdout
-    # Handlers log to stdout as Lambda does; with --json, stdout carries the report alone.
-    sys.stdout = sys.stderr
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    try:
+    with _stdout_for_the_command() as out:
         return _run(files, template, as_json, mode, out, release, report_dir, approve)
-    finally:
-        sys.stdout = out
 
 
 def _run(
