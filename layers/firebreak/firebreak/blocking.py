@@ -167,8 +167,9 @@ def converge_as_writer(
 ) -> Convergence:
     """Bring the IPSet up to the table as its one writer of the moment, or see another writer put mine in.
 
-    The lease lingers a second after a write, so a storm of incidents costs one UpdateIPSet per set per second at
-    most, each carrying every address recorded meanwhile. The LockToken, not the lease, is what keeps concurrent
+    Once a write carries other incidents' addresses (a storm), the lease lingers a second after it, so the storm
+    costs one UpdateIPSet per set per second at most, each carrying every address recorded meanwhile; a lone
+    incident's write does not hold up the next one. The LockToken, not the lease, is what keeps concurrent
     writes from losing addresses, so a writer that waited too long for the lease writes anyway.
     """
     deadline = time.monotonic() + WRITER_WAIT_SECONDS
@@ -177,8 +178,10 @@ def converge_as_writer(
         with blocklist.lease(f"ipset#{ipset.arn}") as lease:
             if lease:
                 result = converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
-                # The next writer waits out the spacing, not this incident: its block is in place already.
-                lease.linger_seconds = WRITE_SPACING_SECONDS if result.update_calls else 0.0
+                # Spacing only once writes carry other incidents' addresses too (a storm): a lone incident's next
+                # neighbour must not wait. The next writer waits out the spacing, not this incident.
+                batching = result.update_calls > 0 and bool(result.added - set(mine))
+                lease.linger_seconds = WRITE_SPACING_SECONDS if batching else 0.0
                 return result
         # Waiting, with backoff: a storm of waiters must not become a storm of reads.
         sleep(random.uniform(pause / 2, pause))

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from firebreak.blocking import converge_as_writer
 from firebreak.blocklist import Blocklist
 from firebreak.errors import BlockFailed
 from firebreak.waf import IpSetRef, converge, present_addresses
@@ -199,3 +200,28 @@ def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(bl
     # THEN only the later try gets it
     with blocklist.lease("ipset#a") as later:
         assert later
+
+
+def test_a_lone_write_does_not_hold_up_the_next_writer(blocklist: Blocklist, ipset: IpSetRef) -> None:
+    # GIVEN one incident's address recorded, and written as the one writer of the moment
+    waf = boto3.client("wafv2")
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY)
+    converge_as_writer(waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist)
+
+    # WHEN the next incident's writer asks for the lease at once
+    # THEN it gets it: a write that carried only its own address spaces nothing
+    with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
+        assert next_writer
+
+
+def test_a_write_carrying_other_incidents_addresses_spaces_the_next_one(blocklist: Blocklist, ipset: IpSetRef) -> None:
+    # GIVEN a storm: two incidents' addresses recorded, and the writer of one of them writes both
+    waf = boto3.client("wafv2")
+    both = {"45.155.205.233/32", "185.220.101.47/32"}
+    converge_as_writer(waf, ipset, lambda: both, ["45.155.205.233/32"], blocklist)
+
+    # WHEN the next writer asks for the lease at once
+    # THEN it waits out the spacing, so the storm's later addresses go out together in the next write
+    assert present_addresses(waf, ipset) == both
+    with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
+        assert not next_writer
