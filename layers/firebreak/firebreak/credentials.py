@@ -310,7 +310,7 @@ def _deactivate_key(iam: IAMClient, user: str, key_id: str | None, keys: Mapping
 
 def _put_policy(iam: IAMClient, change: PolicyChange, mode: Mode, target: str) -> Action:
     kind, name, policy = change.kind, change.name, change.policy
-    current = _inline_policy(iam, kind, name, policy)
+    current = inline_policy(iam, kind, name, policy)
     before = {kind: name, "policy_name": policy, "document": current}
     after = {kind: name, "policy_name": policy, "document": change.document}
     if covers(current, change.document):
@@ -351,7 +351,8 @@ def _delete_login_profile(iam: IAMClient, user: str, target: str, mode: Mode) ->
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _inline_policy(iam: IAMClient, kind: Literal["user", "role"], name: str, policy: str) -> dict[str, Any] | None:
+def inline_policy(iam: IAMClient, kind: Literal["user", "role"], name: str, policy: str) -> dict[str, Any] | None:
+    """The inline policy's document, or None when the user or role has no policy of that name."""
     try:
         if kind == "user":
             document: Any = iam.get_user_policy(UserName=name, PolicyName=policy)["PolicyDocument"]

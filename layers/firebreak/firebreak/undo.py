@@ -15,13 +15,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from firebreak import nacl
 from firebreak.aws import error_code
 from firebreak.blocklist import Blocklist
+from firebreak.credentials import inline_policy
 from firebreak.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.models import Action, ActionType, Outcome, utc_now
 from firebreak.waf import IpSetRef, client_for, present_addresses, remove_addresses
@@ -314,25 +315,12 @@ def undo_access_key(action: Action, context: ReleaseContext) -> Action:
     return released(action, found, {"status": "Active"}, f"access key of user {user} active again")
 
 
-def _inline_policy(iam: Any, kind: str, name: str, policy: str) -> dict[str, Any] | None:
-    try:
-        if kind == "user":
-            document: Any = iam.get_user_policy(UserName=name, PolicyName=policy)["PolicyDocument"]
-        else:
-            document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-    except ClientError as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        return None
-    return json.loads(document) if isinstance(document, str) else dict(document)
-
-
 def undo_inline_policy(action: Action, context: ReleaseContext) -> Action:
     """Firebreak's deny policy deleted, or the document that was there before it put back."""
     iam = context.client("iam")
-    kind = "user" if "user" in action.after else "role"
+    kind: Literal["user", "role"] = "user" if "user" in action.after else "role"
     name, policy = str(action.after[kind]), str(action.after["policy_name"])
-    current = _inline_policy(iam, kind, name, policy)
+    current = inline_policy(iam, kind, name, policy)
     found = {"document": current}
     if current != action.after["document"]:
         state = "is gone" if current is None else "is no longer the document Firebreak attached"
