@@ -8,6 +8,7 @@ Security Hub's BatchUpdateFindings (which moto does not implement) with success,
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import importlib
@@ -39,6 +40,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
+from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
     StateTaskServiceDynamoDB,
@@ -409,6 +411,19 @@ def _stretch_timeouts_under_load() -> None:
         env.stack.append(int(env.stack.pop() * LOAD.factor))
 
     moto_timeout.Timeout._eval_body = _eval_body  # type: ignore[method-assign]
+
+    # A state machine's own TimeoutSeconds is read apart from its states': without this, a playbook started in a
+    # storm timed out waiting its turn on the emulator (block-ip's 300 s), failing executions AWS would finish.
+    original_program_eval = Program.eval
+
+    def program_eval(self: Any, env: Any) -> None:
+        if self.timeout_seconds is None or LOAD.factor == 1.0:
+            return original_program_eval(self, env)
+        stretched = copy.copy(self)
+        stretched.timeout_seconds = moto_timeout.TimeoutSeconds(int(self.timeout_seconds.timeout_seconds * LOAD.factor))
+        return original_program_eval(stretched, env)
+
+    Program.eval = program_eval  # type: ignore[method-assign]
 
 
 def _pass_task_failure_cause() -> None:
