@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firebreak.remote_config import forget
+from firebreak_local.template import load_template
 
 if TYPE_CHECKING:
     from firebreak_local.engine import Engine, Execution
@@ -65,7 +66,31 @@ def records(engine: Engine) -> list[dict[str, Any]]:
     return [{key: next(iter(value.values())) for key, value in item.items()} for item in items]
 
 
-def status_of(execution: Execution) -> str:
-    """The incident status the execution reports, from its output or, when it failed, from its cause."""
+def report_of(execution: Execution) -> dict[str, Any]:
+    """The incident report the execution returned: its output or, when it failed, its cause."""
     report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    return str(report["status"])
+    assert isinstance(report, dict)
+    return report
+
+
+def status_of(execution: Execution) -> str:
+    """The incident status the execution reports."""
+    return str(report_of(execution)["status"])
+
+
+def incident_record(engine: Engine, incident_id: str) -> dict[str, Any]:
+    """The incident's record, which must exist."""
+    item = engine.record(incident_id)
+    assert item is not None, f"no record of {incident_id}"
+    return item
+
+
+def create_blocklist_table(dynamodb: Any, name: str) -> None:
+    """The blocklist table with the key schema of template.yaml, so a test cannot drift from the deployed table."""
+    table = load_template(TEMPLATE).resources["BlocklistTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+    )

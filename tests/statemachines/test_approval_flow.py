@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from firebreak_local.engine import LOCAL_APPROVER, Approvals, Engine, Execution
-from tests.statemachines.test_respond_to_finding import record, subjects
-from tests.support import BLOCK_IP_STATES, TEMPLATE, load_event
+from tests.statemachines.test_respond_to_finding import subjects
+from tests.support import BLOCK_IP_STATES, TEMPLATE, incident_record, load_event
 
 APPROVAL_REQUIRED = "guardduty_ssh_brute_force_approval_required"
 ATTACKER = "103.151.103.15"
@@ -67,7 +67,7 @@ def test_approval_required_finding_waits_and_is_reported_awaiting_approval(engin
     assert outcomes(execution, "block_ip") == {ATTACKER: "awaiting_approval"}
     assert waiting["reason"] == "resource tagged firebreak:approval=required"
     # AND the record says so, the responders were asked, and nothing was blocked
-    assert record(engine, waiting["incident_id"])["status"] == "AWAITING_APPROVAL"
+    assert incident_record(engine, waiting["incident_id"])["status"] == "AWAITING_APPROVAL"
     assert subjects(engine) == ["Firebreak AWAITING_APPROVAL: UnauthorizedAccess:EC2/SSHBruteForce"]
     assert engine.blocked_ips() == []
 
@@ -82,7 +82,7 @@ def test_approved_finding_acts_in_enforce_mode(engine: Engine) -> None:
     done = report(execution)
     assert (done["status"], done["mode"]) == ("CONTAINED", "enforce")
     assert engine.blocked_ips() == [f"{ATTACKER}/32"]
-    stored = record(engine, done["incident_id"])
+    stored = incident_record(engine, done["incident_id"])
     assert (stored["status"], stored["approval_decided_by"]) == ("CONTAINED", LOCAL_APPROVER)
     assert subjects(engine)[-1] == "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
 
@@ -104,7 +104,7 @@ def test_denied_finding_skips_the_playbook_and_is_notified_not_contained(engine:
     assert (block["target"], block["outcome"]) == (ATTACKER, "skipped")
     assert block["reason"] == f"not done: approval denied by {LOCAL_APPROVER}"
     assert engine.blocked_ips() == []
-    assert record(engine, denied["incident_id"])["status"] == "NOTIFIED"
+    assert incident_record(engine, denied["incident_id"])["status"] == "NOTIFIED"
 
 
 def test_unanswered_request_is_denied_when_the_window_closes() -> None:
@@ -158,7 +158,7 @@ def test_forged_and_replayed_tokens_change_nothing(engine: Engine) -> None:
     assert (replayed["statusCode"], replayed["status"]) == (409, "ALREADY_ANSWERED")
     assert report(finished)["status"] == "CONTAINED"
     assert engine.blocked_ips() == [f"{ATTACKER}/32"]
-    assert record(engine, report(finished)["incident_id"])["status"] == "CONTAINED"
+    assert incident_record(engine, report(finished)["incident_id"])["status"] == "CONTAINED"
     assert len(subjects(engine)) == sent
 
 

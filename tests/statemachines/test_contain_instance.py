@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from firebreak import aws
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.world import IMAGE_ID
-from tests.support import TEMPLATE, load_event
+from tests.support import TEMPLATE, incident_record, load_event
 
 FINDING_INSTANCE = "i-0a1b2c3d4e5f60002"
 ORIGINAL_GROUPS = {
@@ -120,12 +120,6 @@ def actions(execution: Execution, action_type: str = "isolate_instance") -> list
     return [action for action in report(execution)["actions"] if action["type"] == action_type]
 
 
-def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    item = engine.record(incident_id)
-    assert item is not None
-    return item
-
-
 def interface_groups(engine: Engine, instance_id: str) -> dict[str, list[str]]:
     """Group ids of each interface of the instance, keyed by the finding's interface ids where it names them."""
     interfaces = engine.client("ec2").describe_network_interfaces(
@@ -206,7 +200,7 @@ def test_happy_path_quarantines_every_interface_and_keeps_the_instance_as_eviden
     assert world["tags"]["firebreak:finding-type"] == "CryptoCurrency:EC2/BitcoinTool.B_DNS"
 
     # AND the incident record holds every interface's original groups, for the release
-    stored = record(engine, outcome["incident_id"])
+    stored = incident_record(engine, outcome["incident_id"])
     assert stored["status"] == "CONTAINED"
     swaps = [a for a in stored["actions"] if "network_interface" in a.get("before", {})]
     originals = {
@@ -283,7 +277,7 @@ def test_instance_tagged_exempt_now_is_suppressed_and_not_touched(engine: Engine
     assert [a["outcome"] for a in actions(execution)] == ["skipped"]
     assert "firebreak:exempt=true" in actions(execution)[0]["reason"]
     assert report(execution)["status"] == "SUPPRESSED"
-    assert record(engine, report(execution)["incident_id"])["status"] == "SUPPRESSED"
+    assert incident_record(engine, report(execution)["incident_id"])["status"] == "SUPPRESSED"
     assert interface_groups(engine, instance_id) == before
     assert [call for call in mutating_calls(execution) if not call.startswith("dynamodb.")] == []
 
@@ -308,7 +302,7 @@ def test_a_refused_step_makes_the_incident_partially_contained(engine: Engine, m
         "Auto Scaling: AccessDenied: not authorized to perform: autoscaling:DetachInstances"
     ]
     assert report(execution)["status"] == "PARTIALLY_CONTAINED"
-    assert record(engine, report(execution)["incident_id"])["status"] == "PARTIALLY_CONTAINED"
+    assert incident_record(engine, report(execution)["incident_id"])["status"] == "PARTIALLY_CONTAINED"
     assert (
         engine.notifications()[-1]["subject"] == "Firebreak PARTIALLY_CONTAINED: CryptoCurrency:EC2/BitcoinTool.B!DNS"
     )

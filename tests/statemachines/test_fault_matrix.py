@@ -9,14 +9,13 @@ refused, the record still says FAILED and the execution fails (which the stack's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, Case, load_event, records, run_with_fault, status_of
+from tests.support import TEMPLATE, Case, load_event, records, report_of, run_with_fault, status_of
 
 ADDRESS = "45.155.205.233/32"
 CONTAINED = "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
@@ -161,8 +160,11 @@ def nacl_engine() -> Iterator[Engine]:
 
 
 def network_acl_outcomes(execution: Execution) -> list[str]:
-    report = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    return [a["outcome"] for a in report["actions"] if a["type"] == "block_ip" and "network ACL" in a["target"]]
+    return [
+        a["outcome"]
+        for a in report_of(execution)["actions"]
+        if a["type"] == "block_ip" and "network ACL" in a["target"]
+    ]
 
 
 @pytest.mark.parametrize("case", NACL_TRANSIENT, ids=str)

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, load_event
+from tests.support import TEMPLATE, incident_record, load_event, report_of
 
 ATTACKER = "45.155.205.233/32"
 RELEASE_STATES = ["Release Actions", "Record Release", "Notify Release", "Release Complete"]
@@ -22,18 +22,6 @@ def run(engine: Engine, name: str, event: dict[str, Any] | None = None) -> Execu
     rule = engine.matching_rule(event)
     assert rule is not None, f"{name} should trigger a rule"
     return engine.start(rule, event)
-
-
-def output(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
-
-
-def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    item = engine.record(incident_id)
-    assert item is not None
-    return item
 
 
 def messages(engine: Engine) -> list[dict[str, Any]]:
@@ -90,7 +78,7 @@ def another_finding(name: str, finding_id: str) -> dict[str, Any]:
 
 def test_contained_incident_is_told_in_text_and_json_with_verdict_and_release(engine: Engine) -> None:
     # WHEN the brute force is contained
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
 
     # THEN one message: readable text with verdict, action, links and the release command; and a JSON document
     (message,) = messages(engine)
@@ -165,13 +153,13 @@ def test_crash_after_the_playbook_is_recorded_and_told_through_the_failure_path(
     engine.dispatcher.override("firebreak-NotifyRespondersFunction", broken)
 
     # WHEN a finding runs
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
 
     # THEN the failure message names the incident and the error, and the record's history ends FAILED
     (message,) = messages(engine)
     assert message["subject"] == "Firebreak FAILED: response did not complete"
     assert f"Incident:  {incident_id}" in message["text"] and "RuntimeError" in message["text"]
-    assert [h["status"] for h in record(engine, incident_id)["status_history"]] == ["OPEN", "FAILED"]
+    assert [h["status"] for h in incident_record(engine, incident_id)["status_history"]] == ["OPEN", "FAILED"]
 
 
 def test_started_message_is_sent_when_the_stack_asks_for_it() -> None:
@@ -193,7 +181,7 @@ def test_started_message_is_sent_when_the_stack_asks_for_it() -> None:
 def test_record_holds_history_execution_and_every_action_with_before_after_and_time(engine: Engine) -> None:
     # WHEN the brute force is contained
     execution = run(engine, "guardduty_ssh_brute_force")
-    stored = record(engine, output(execution)["incident_id"])
+    stored = incident_record(engine, report_of(execution)["incident_id"])
 
     # THEN the record is native maps: history, execution, the block with its state on both sides, the holdings
     assert stored["status"] == "CONTAINED"
@@ -221,10 +209,10 @@ def test_record_holds_history_execution_and_every_action_with_before_after_and_t
 
 def test_report_is_stored_beside_the_record(engine: Engine) -> None:
     # WHEN the brute force is contained
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
 
     # THEN the record carries the Markdown report rendered from it
-    report = record(engine, incident_id)["report"]
+    report = incident_record(engine, incident_id)["report"]
     assert report.startswith(f"# Firebreak incident {incident_id}: CONTAINED")
     assert f"| block_ip | {ATTACKER} | applied |" in report
     assert engine.consumer_errors == []
@@ -232,7 +220,7 @@ def test_report_is_stored_beside_the_record(engine: Engine) -> None:
 
 def test_every_status_change_is_published_on_eventbridge(engine: Engine) -> None:
     # WHEN an incident is contained and then released
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
     engine.release(incident_id)
 
     # THEN each change of its status was one Firebreak event, in order
@@ -251,7 +239,7 @@ def test_every_status_change_is_published_on_eventbridge(engine: Engine) -> None
 def test_security_hub_finding_gets_its_workflow_and_a_note(engine: Engine) -> None:
     # WHEN a person runs Firebreak on a Security Hub finding and its attacker is blocked
     event = load_event("eventbridge/securityhub_custom_action")
-    incident_id = output(run(engine, "securityhub_custom_action", event))["incident_id"]
+    incident_id = report_of(run(engine, "securityhub_custom_action", event))["incident_id"]
 
     # THEN Security Hub was asked once to resolve that finding, with a note naming the incident
     finding = event["detail"]["findings"][0]
@@ -259,7 +247,7 @@ def test_security_hub_finding_gets_its_workflow_and_a_note(engine: Engine) -> No
     assert update["FindingIdentifiers"] == [{"Id": finding["Id"], "ProductArn": finding["ProductArn"]}]
     assert update["Workflow"] == {"Status": "RESOLVED"}
     assert update["Note"]["Text"].startswith(f"Firebreak incident {incident_id}: CONTAINED")
-    notify = [a for a in record(engine, incident_id)["actions"] if a["type"] == "notify"]
+    notify = [a for a in incident_record(engine, incident_id)["actions"] if a["type"] == "notify"]
     assert [(a["target"], a["outcome"]) for a in notify] == [
         (finding["Id"], "applied"),
         ("firebreak-ResponderTopic", "applied"),
@@ -291,7 +279,7 @@ def test_block_then_release_leaves_the_block_lists_as_they_were_field_by_field(e
     before = ipsets(engine)
 
     # WHEN the brute force is contained and then released
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
     assert engine.blocked_ips() == [ATTACKER]
     release = engine.release(incident_id)
 
@@ -299,9 +287,9 @@ def test_block_then_release_leaves_the_block_lists_as_they_were_field_by_field(e
     assert release.status == "SUCCEEDED"
     assert release.states == RELEASE_STATES
     assert ipsets(engine) == before
-    released = output(release)
+    released = report_of(release)
     assert (released["previous_status"], released["status"]) == ("CONTAINED", "RELEASED")
-    stored = record(engine, incident_id)
+    stored = incident_record(engine, incident_id)
     assert stored["status"] == "RELEASED"
     assert [h["status"] for h in stored["status_history"]] == ["OPEN", "CONTAINED", "RELEASED"]
     assert stored["blocked_addresses"] == []
@@ -315,7 +303,7 @@ def test_block_then_release_leaves_the_block_lists_as_they_were_field_by_field(e
 def test_released_block_leaves_the_blocklist_table_so_the_sweep_does_not_put_it_back(engine: Engine) -> None:
     # GIVEN a contained incident, released
     before = ipsets(engine)
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
     engine.release(incident_id)
 
     # WHEN the scheduled sweep reconciles the IPSets to the blocklist table
@@ -330,7 +318,7 @@ def test_released_block_leaves_the_blocklist_table_so_the_sweep_does_not_put_it_
 
 def test_release_refuses_a_block_that_was_changed_since(engine: Engine) -> None:
     # GIVEN a contained incident whose address a person removed from the block list by hand
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
     remove_by_hand(engine, ATTACKER)
     before = ipsets(engine)
 
@@ -339,13 +327,13 @@ def test_release_refuses_a_block_that_was_changed_since(engine: Engine) -> None:
 
     # THEN release reports the conflict, writes no block list, and the incident is not marked released
     assert release.status == "SUCCEEDED"
-    released = output(release)
+    released = report_of(release)
     assert released["status"] == "CONTAINED"
     (entry,) = [a for a in released["actions"] if a["type"] == "block_ip"]
     assert entry["outcome"] == "skipped" and entry["reason"].startswith("conflict:")
     assert "wafv2.UpdateIPSet" not in release.api_calls
     assert ipsets(engine) == before
-    assert record(engine, incident_id)["status"] == "CONTAINED"
+    assert incident_record(engine, incident_id)["status"] == "CONTAINED"
     (told,) = [m for m in messages(engine) if "RELEASE" in m["subject"]]
     assert told["subject"] == "Firebreak RELEASE INCOMPLETE (CONTAINED): UnauthorizedAccess:EC2/SSHBruteForce"
     assert "conflict: changed since Firebreak acted" in told["text"]
@@ -353,46 +341,50 @@ def test_release_refuses_a_block_that_was_changed_since(engine: Engine) -> None:
 
 def test_release_keeps_an_address_another_open_incident_still_holds(engine: Engine) -> None:
     # GIVEN two incidents blocking the same attacker, the second finding the block already there
-    first = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
-    second = output(run(engine, "", another_finding("guardduty_ssh_brute_force", "aa11bb22cc33dd44")))["incident_id"]
+    first = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    second = report_of(run(engine, "", another_finding("guardduty_ssh_brute_force", "aa11bb22cc33dd44")))["incident_id"]
 
     # WHEN the first is released
     engine.release(first)
 
     # THEN the address stays for the second; released in turn, the second removes it
     assert engine.blocked_ips() == [ATTACKER]
-    assert record(engine, first)["status"] == "RELEASED"
-    assert f"still held by {second}" in record(engine, first)["release_actions"][0]["reason"]
+    assert incident_record(engine, first)["status"] == "RELEASED"
+    assert f"still held by {second}" in incident_record(engine, first)["release_actions"][0]["reason"]
     engine.release(second)
     assert engine.blocked_ips() == []
-    assert record(engine, second)["status"] == "RELEASED"
+    assert incident_record(engine, second)["status"] == "RELEASED"
 
 
 def test_release_leaves_a_block_a_person_made_before_the_incident(engine: Engine) -> None:
     # GIVEN a person blocked the attacker before GuardDuty reported it
     add_by_hand(engine, ATTACKER)
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
 
     # WHEN the incident is released
     engine.release(incident_id)
 
     # THEN the person's block stays and the incident is released
     assert engine.blocked_ips() == [ATTACKER]
-    assert record(engine, incident_id)["status"] == "RELEASED"
+    assert incident_record(engine, incident_id)["status"] == "RELEASED"
 
 
 def test_release_twice_changes_nothing_the_second_time(engine: Engine) -> None:
     # GIVEN a released incident
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
     engine.release(incident_id)
 
     # WHEN it is released again
     again = engine.release(incident_id)
 
     # THEN there is nothing left to undo and its history does not grow
-    assert output(again)["status"] == "RELEASED"
-    assert [a["reason"] for a in output(again)["actions"] if a["type"] == "release"] == ["nothing left to undo"]
-    assert [h["status"] for h in record(engine, incident_id)["status_history"]] == ["OPEN", "CONTAINED", "RELEASED"]
+    assert report_of(again)["status"] == "RELEASED"
+    assert [a["reason"] for a in report_of(again)["actions"] if a["type"] == "release"] == ["nothing left to undo"]
+    assert [h["status"] for h in incident_record(engine, incident_id)["status_history"]] == [
+        "OPEN",
+        "CONTAINED",
+        "RELEASED",
+    ]
 
 
 def test_release_of_an_unknown_incident_fails_and_is_told(engine: Engine) -> None:
@@ -414,7 +406,7 @@ def test_release_of_an_unknown_incident_fails_and_is_told(engine: Engine) -> Non
 
 def test_release_crash_is_recorded_on_the_incident_and_leaves_its_status(engine: Engine) -> None:
     # GIVEN a contained incident and a release function that crashes
-    incident_id = output(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
+    incident_id = report_of(run(engine, "guardduty_ssh_brute_force"))["incident_id"]
 
     def broken(event: dict[str, Any], context: Any) -> Any:
         raise RuntimeError("boom")
@@ -426,7 +418,7 @@ def test_release_crash_is_recorded_on_the_incident_and_leaves_its_status(engine:
 
     # THEN the failure is on the record, the status is still CONTAINED and the address still blocked
     assert release.status == "FAILED"
-    stored = record(engine, incident_id)
+    stored = incident_record(engine, incident_id)
     assert stored["status"] == "CONTAINED"
     assert stored["last_release_error"].startswith("RuntimeError")
     assert engine.blocked_ips() == [ATTACKER]

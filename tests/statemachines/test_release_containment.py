@@ -12,7 +12,7 @@ from typing import Any
 
 from firebreak_local.engine import Engine, Execution
 from tests.statemachines.test_contain_instance import crypto_mining_on_three_interfaces, seed_fleet
-from tests.support import load_event
+from tests.support import incident_record, load_event, report_of
 
 RELEASE_STATES = ["Release Actions", "Record Release", "Notify Release", "Release Complete"]
 CRYPTO_MINING = "CryptoCurrency:EC2/BitcoinTool.B!DNS"
@@ -24,19 +24,7 @@ MUTATING = ("Modify", "Attach", "Register", "Create", "Delete", "Update", "Put")
 def run(engine: Engine, event: dict[str, Any]) -> dict[str, Any]:
     rule = engine.matching_rule(event)
     assert rule is not None, "the event should trigger a rule"
-    return output(engine.start(rule, event))
-
-
-def output(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
-
-
-def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    item = engine.record(incident_id)
-    assert item is not None
-    return item
+    return report_of(engine.start(rule, event))
 
 
 def account_changes(execution: Execution) -> list[str]:
@@ -162,7 +150,7 @@ def test_contain_then_release_leaves_the_instance_as_it_was_field_by_field(engin
     ]
 
     # AND the release says RELEASED with every step released, and the record and its report say so too
-    released = output(release)
+    released = report_of(release)
     assert (released["previous_status"], released["status"]) == ("CONTAINED", "RELEASED")
     steps = [a for a in released["actions"] if a["type"] == "isolate_instance"]
     assert [a["outcome"] for a in steps] == ["released"] * 8
@@ -174,13 +162,13 @@ def test_contain_then_release_leaves_the_instance_as_it_was_field_by_field(engin
     assert "removed tags firebreak:incident-id" in reasons
     (summary,) = [a for a in released["actions"] if a["type"] == "release"]
     assert summary["outcome"] == "released" and summary["reason"].startswith("8 of 8 released; kept: ")
-    stored = record(engine, incident_id)
+    stored = incident_record(engine, incident_id)
     assert stored["status"] == "RELEASED"
     assert [h["status"] for h in stored["status_history"]] == ["OPEN", "CONTAINED", "RELEASED"]
     assert [a["outcome"] for a in stored["release_actions"] if a["type"] == "isolate_instance"] == ["released"] * 8
     assert {a["outcome"] for a in stored["actions"] if a["type"] == "isolate_instance"} == {"applied"}, "evidence kept"
     engine.drain_streams()
-    assert record(engine, incident_id)["report"].startswith(f"# Firebreak incident {incident_id}: RELEASED")
+    assert incident_record(engine, incident_id)["report"].startswith(f"# Firebreak incident {incident_id}: RELEASED")
     assert engine.notifications()[-1]["subject"] == f"Firebreak RELEASED: {CRYPTO_MINING}"
 
 
@@ -189,7 +177,7 @@ def test_second_release_changes_nothing_and_says_so(engine: Engine) -> None:
     fleet, before, incident_id = contained_fleet(engine)
     engine.release(incident_id)
     after_first = instance_world(engine, fleet.instance_id, (fleet.target_group_arn,))
-    history = record(engine, incident_id)["status_history"]
+    history = incident_record(engine, incident_id)["status_history"]
 
     # WHEN it is released again
     again = engine.release(incident_id)
@@ -198,11 +186,11 @@ def test_second_release_changes_nothing_and_says_so(engine: Engine) -> None:
     assert again.status == "SUCCEEDED"
     assert account_changes(again) == []
     assert instance_world(engine, fleet.instance_id, (fleet.target_group_arn,)) == after_first == before
-    released = output(again)
+    released = report_of(again)
     assert released["status"] == "RELEASED"
     (summary,) = released["actions"][:-2]
     assert summary["type"] == "release" and summary["reason"].startswith("nothing left to undo; kept: ")
-    assert record(engine, incident_id)["status_history"] == history
+    assert incident_record(engine, incident_id)["status_history"] == history
 
 
 def test_failed_undo_step_is_told_partially_contained_and_a_later_release_finishes(engine: Engine) -> None:
@@ -214,7 +202,7 @@ def test_failed_undo_step_is_told_partially_contained_and_a_later_release_finish
 
     # THEN every interface is failed, the instance is not put back into service, and nothing is called RELEASED
     assert fault.hits == 3
-    released = output(release)
+    released = report_of(release)
     assert released["status"] == "PARTIALLY_CONTAINED"
     outcomes = {a["reason"].split(":")[0]: a["outcome"] for a in released["actions"] if a["type"] == "isolate_instance"}
     assert outcomes["release failed"] == "failed"
@@ -222,17 +210,17 @@ def test_failed_undo_step_is_told_partially_contained_and_a_later_release_finish
     world = instance_world(engine, fleet.instance_id, (fleet.target_group_arn,))
     assert world["auto_scaling_groups"] == [] and world["target_groups"] == {fleet.target_group_arn: []}
     assert engine.world.report()["instances"]["i-0a1b2c3d4e5f60002"]["quarantined"] is True
-    stored = record(engine, incident_id)
+    stored = incident_record(engine, incident_id)
     assert stored["status"] == "PARTIALLY_CONTAINED"
     assert [a["outcome"] for a in stored["release_actions"]].count("failed") == 3
     subject = engine.notifications()[-1]["subject"]
     assert subject == f"Firebreak RELEASE INCOMPLETE (PARTIALLY_CONTAINED): {CRYPTO_MINING}"
 
     # AND a later release undoes the rest, and the account is as it was before the finding
-    later = output(engine.release(incident_id))
+    later = report_of(engine.release(incident_id))
     assert later["status"] == "RELEASED"
     assert instance_world(engine, fleet.instance_id, (fleet.target_group_arn,)) == before
-    assert record(engine, incident_id)["status"] == "RELEASED"
+    assert incident_record(engine, incident_id)["status"] == "RELEASED"
 
 
 def test_releasing_one_of_two_instances_in_a_shared_quarantine_group_leaves_the_other_contained(
@@ -254,7 +242,7 @@ def test_releasing_one_of_two_instances_in_a_shared_quarantine_group_leaves_the_
     ]
 
     # WHEN the first incident is released
-    assert output(engine.release(first["incident_id"]))["status"] == "RELEASED"
+    assert report_of(engine.release(first["incident_id"]))["status"] == "RELEASED"
 
     # THEN the first instance is as before, the second still in quarantine, and the group still there with no rules
     assert instance_world(engine, first_id) == first_before
@@ -262,7 +250,7 @@ def test_releasing_one_of_two_instances_in_a_shared_quarantine_group_leaves_the_
     assert {g for eni in contained["interfaces"].values() for g in eni["groups"]} == {quarantine["GroupId"]}
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [quarantine["GroupId"]]}])
     assert rules["SecurityGroupRules"] == []
-    assert record(engine, second["incident_id"])["status"] == "CONTAINED"
+    assert incident_record(engine, second["incident_id"])["status"] == "CONTAINED"
 
 
 # --- revoke-credentials -------------------------------------------------------------------------------------------
@@ -293,14 +281,14 @@ def test_revoke_then_release_leaves_the_user_as_it_was_field_by_field(engine: En
     assert user_world(engine, user) == before
     assert before["keys"][spare] == "Inactive", "the key that was inactive before stays inactive"
     assert engine.blocked_ips() == blocked_before
-    released = output(release)
+    released = report_of(release)
     assert released["status"] == "RELEASED"
     assert [(a["type"], a["outcome"]) for a in released["actions"] if a["type"] != "release"][:3] == [
         ("revoke_credentials", "released"),
         ("revoke_credentials", "released"),
         ("block_ip", "released"),
     ]
-    stored = record(engine, contained["incident_id"])
+    stored = incident_record(engine, contained["incident_id"])
     assert stored["status"] == "RELEASED"
     assert [a["outcome"] for a in stored["release_actions"] if a["type"] == "revoke_credentials"] == ["released"] * 2
 
@@ -317,7 +305,7 @@ def test_key_that_was_inactive_before_the_finding_is_never_reactivated(engine: E
 
     # WHEN the finding is contained, then released
     incident_id = run(engine, event)["incident_id"]
-    assert output(engine.release(incident_id))["status"] == "RELEASED"
+    assert report_of(engine.release(incident_id))["status"] == "RELEASED"
 
     # THEN the key is still inactive and only Firebreak's deny policy is gone
     assert user_world(engine, user) == before
@@ -334,7 +322,7 @@ def test_revoked_role_sessions_are_released_and_the_role_is_as_it_was(engine: En
     # WHEN the finding is contained, then released
     contained = run(engine, event)
     assert "AWSRevokeOlderSessions" in role_world(engine, role)["inline"]
-    released = output(engine.release(contained["incident_id"]))
+    released = report_of(engine.release(contained["incident_id"]))
 
     # THEN the TokenIssueTime deny is gone and the role is as it was; the reason says what that lets through again
     assert role_world(engine, role) == before
@@ -351,12 +339,12 @@ def test_failed_key_reactivation_is_not_called_released_and_is_told(engine: Engi
     user = event["detail"]["resource"]["accessKeyDetails"]["userName"]
     with engine.faults.inject("iam", "UpdateAccessKey", "AccessDenied", times=None):
         # WHEN the incident is released
-        released = output(engine.release(incident_id))
+        released = report_of(engine.release(incident_id))
 
     # THEN the key stays inactive, the failure is named, and the incident is PARTIALLY_CONTAINED, recorded and told
     assert released["status"] == "PARTIALLY_CONTAINED"
     (failed,) = [a for a in released["actions"] if a["outcome"] == "failed"]
     assert failed["type"] == "revoke_credentials" and failed["reason"].startswith("release failed: AccessDenied")
     assert set(user_world(engine, user)["keys"].values()) == {"Inactive"}
-    assert record(engine, incident_id)["status"] == "PARTIALLY_CONTAINED"
+    assert incident_record(engine, incident_id)["status"] == "PARTIALLY_CONTAINED"
     assert engine.notifications()[-1]["subject"].startswith("Firebreak RELEASE INCOMPLETE (PARTIALLY_CONTAINED):")

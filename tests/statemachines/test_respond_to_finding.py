@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import BLOCK_IP_STATES, load_event
+from tests.support import BLOCK_IP_STATES, incident_record, load_event
 
 PLAYBOOK_STATES = [
     "Parse Finding",
@@ -38,12 +38,6 @@ def report(execution: Execution) -> dict[str, Any]:
     return value
 
 
-def record(engine: Engine, incident_id: str) -> dict[str, Any]:
-    item = engine.record(incident_id)
-    assert item is not None, f"no record of {incident_id}"
-    return item
-
-
 def subjects(engine: Engine) -> list[str]:
     return [message["subject"] for message in engine.notifications()]
 
@@ -63,7 +57,7 @@ def test_happy_path_blocks_the_brute_force_address_records_and_notifies(engine: 
     assert report(execution)["status"] == "CONTAINED"
     assert outcomes(execution, "block_ip") == {"45.155.205.233/32": "applied"}
     assert engine.blocked_ips() == ["45.155.205.233/32"]
-    stored = record(engine, report(execution)["incident_id"])
+    stored = incident_record(engine, report(execution)["incident_id"])
     assert stored["status"] == "CONTAINED"
     assert stored["deliveries"] == 1
     assert {a["target"] for a in stored["actions"] if a["type"] == "block_ip"} == {"45.155.205.233/32"}
@@ -82,7 +76,7 @@ def test_second_delivery_is_a_duplicate_that_repeats_no_action(engine: Engine) -
     assert report(second)["status"] == "DUPLICATE"
     assert report(second)["incident_id"] == report(first)["incident_id"]
     assert engine.blocked_ips() == ["45.155.205.233/32"]
-    assert record(engine, report(first)["incident_id"])["deliveries"] == 2
+    assert incident_record(engine, report(first)["incident_id"])["deliveries"] == 2
     assert len(subjects(engine)) == 1
 
 
@@ -121,7 +115,7 @@ def test_malformed_finding_is_recorded_and_notified_as_rejected(engine: Engine) 
     rejected = report(execution)
     assert rejected["status"] == "REJECTED"
     assert "detail.id" in rejected["reason"]
-    assert record(engine, rejected["incident_id"])["status"] == "REJECTED"
+    assert incident_record(engine, rejected["incident_id"])["status"] == "REJECTED"
     assert subjects(engine) == ["Firebreak REJECTED: unreadable finding"]
 
 
@@ -161,7 +155,7 @@ def test_permanent_block_error_fails_the_incident_truthfully(engine: Engine) -> 
     failed = report(execution)
     assert failed["status"] == "FAILED"
     assert outcomes(execution, "block_ip") == {"45.155.205.233": "failed"}
-    assert record(engine, failed["incident_id"])["status"] == "FAILED"
+    assert incident_record(engine, failed["incident_id"])["status"] == "FAILED"
     assert subjects(engine) == ["Firebreak FAILED: UnauthorizedAccess:EC2/SSHBruteForce"]
     assert engine.blocked_ips() == []
 
@@ -203,7 +197,7 @@ def test_failed_notification_is_recorded_and_ends_in_the_failure_path(engine: En
     failed = report(execution)
     assert failed["status"] == "FAILED"
     assert failed["error"] == "RuntimeError"
-    assert record(engine, failed["incident_id"])["status"] == "FAILED"
+    assert incident_record(engine, failed["incident_id"])["status"] == "FAILED"
     assert subjects(engine) == ["Firebreak FAILED: response did not complete"]
 
 

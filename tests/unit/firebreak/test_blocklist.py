@@ -14,8 +14,7 @@ from firebreak.blocking import converge_as_writer
 from firebreak.blocklist import Blocklist
 from firebreak.errors import BlockFailed
 from firebreak.waf import IpSetRef, converge, present_addresses
-from firebreak_local.template import load_template
-from tests.support import TEMPLATE
+from tests.support import create_blocklist_table
 
 NOW = 1_800_000_000
 DAY = 86_400
@@ -23,15 +22,8 @@ DAY = 86_400
 
 @pytest.fixture
 def blocklist(aws: None) -> Iterator[Blocklist]:
-    # The key schema comes from template.yaml, so the test cannot drift from the deployed table.
-    table = load_template(TEMPLATE).resources["BlocklistTable"]["Properties"]
     dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="blocklist",
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_blocklist_table(dynamodb, "blocklist")
     yield Blocklist(dynamodb, "blocklist")
 
 

@@ -11,8 +11,7 @@ import pytest
 
 from firebreak.blocklist import Blocklist
 from firebreak.nacl import AclEntry, RuleRange, Slot, assign, deny, network_acl_of, reconcile
-from firebreak_local.template import load_template
-from tests.support import TEMPLATE
+from tests.support import create_blocklist_table
 
 NOW = 1_800_000_000
 RULES = RuleRange(71, 73)
@@ -46,14 +45,8 @@ class Account:
 
 @pytest.fixture
 def account(aws: None) -> Iterator[Account]:
-    table = load_template(TEMPLATE).resources["BlocklistTable"]["Properties"]
     dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="blocklist",
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_blocklist_table(dynamodb, "blocklist")
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
