@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak import aws
 from firebreak.account import own_public_addresses
-from firebreak.blocking import block
+from firebreak.blocking import WRITE_RESERVE_SECONDS, block
 from firebreak.blocklist import Blocklist
 from firebreak.incident_events import METRICS_NAMESPACE
 from firebreak.models import Mode, Outcome, Verdict
@@ -34,7 +34,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     blocklist = Blocklist(aws.client("dynamodb"), settings.blocklist_table)
     owned = own_public_addresses(aws.client("ec2")) if any(v.blocks for v in verdicts) else {}
     mode = Mode(request["mode"])
-    result = block(verdicts, mode, request["incident_id"], settings, blocklist, client_for, owned, int(time.time()))
+    # A storm queues writers for the IPSets' lease: wait for a turn as long as this invocation can afford.
+    wait = max(0.0, context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_SECONDS)
+    now = int(time.time())
+    result = block(verdicts, mode, request["incident_id"], settings, blocklist, client_for, owned, now, wait)
     # The alarm on this metric warns the responders before a block list reaches its limit.
     metrics.add_metric(name="BlocklistUsagePercent", unit=MetricUnit.Percent, value=result.usage_percent)
     new = sum(action.outcome is Outcome.APPLIED for action in result.actions)

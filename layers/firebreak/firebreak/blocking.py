@@ -25,7 +25,8 @@ from firebreak.waf import Convergence, IpSetRef, converge, present_addresses
 WafFor = Callable[[IpSetRef], Any]
 # WAF allows about one IPSet write per second per account and Region; a writer keeps its lease that long after one.
 WRITE_SPACING_SECONDS = 1.0
-WRITER_WAIT_SECONDS = 20.0
+# What a writer keeps of its Lambda's remaining time for the write itself (LockToken retries included) and the answer.
+WRITE_RESERVE_SECONDS = 10.0
 OVER_THE_CAP = "over the cap of"
 CAPPED_SHOWN = 10
 
@@ -48,15 +49,19 @@ def block(
     waf_for: WafFor,
     owned: Mapping[str, str],
     now: int,
+    wait_seconds: float,
 ) -> Blocked:
-    """Guards first (non-global, allow list, own addresses, cap, headroom), then the record and the IPSets."""
+    """Guards first (non-global, allow list, own addresses, cap, headroom), then the record and the IPSets.
+
+    wait_seconds bounds how long the step waits for its turn as the IPSets' writer before writing anyway.
+    """
     cidrs, skipped = choose(verdicts, settings, owned)
     active = blocklist.active(now)
     accepted, refused = within_headroom(cidrs, active, settings)
     if mode is Mode.DRY_RUN:
         actions = plan(accepted, settings)
     else:
-        actions = enforce(accepted, incident_id, settings, blocklist, waf_for, now)
+        actions = enforce(accepted, incident_id, settings, blocklist, waf_for, now, wait_seconds)
     return Blocked(tuple(skipped + refused + actions), tuple(accepted), usage_percent(active, accepted, settings))
 
 
@@ -130,10 +135,17 @@ def plan(cidrs: Sequence[str], settings: Settings) -> list[Action]:
 
 
 def enforce(
-    cidrs: Sequence[str], incident_id: str, settings: Settings, blocklist: Blocklist, waf_for: WafFor, now: int
+    cidrs: Sequence[str],
+    incident_id: str,
+    settings: Settings,
+    blocklist: Blocklist,
+    waf_for: WafFor,
+    now: int,
+    wait_seconds: float,
 ) -> list[Action]:
     """Record every CIDR, converge the IPSets of their IP versions, and say per CIDR what is really in place."""
     ttl = settings.block_ttl_hours * 3600
+    deadline = time.monotonic() + wait_seconds
     # Read before recording: a CIDR already listed while the table held no block for it was put there by a person.
     listed = {
         arn: present_addresses(waf_for(IpSetRef.from_arn(arn)), IpSetRef.from_arn(arn))
@@ -151,7 +163,7 @@ def enforce(
         for arn in settings.ipset_arns(version):
             ipset = IpSetRef.from_arn(arn)
             try:
-                results[arn] = converge_as_writer(waf_for(ipset), ipset, desired, mine, blocklist)
+                results[arn] = converge_as_writer(waf_for(ipset), ipset, desired, mine, blocklist, deadline)
             except BlockFailed as error:
                 results[arn] = error
     return [_outcome(recorded[cidr], settings, results, listed) for cidr in cidrs]
@@ -163,25 +175,23 @@ def converge_as_writer(
     desired: Callable[[], set[str]],
     mine: Sequence[str],
     blocklist: Blocklist,
+    deadline: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Convergence:
     """Bring the IPSet up to the table as its one writer of the moment, or see another writer put mine in.
 
-    Once a write carries other incidents' addresses (a storm), the lease lingers a second after it, so the storm
+    When other writers were turned away during a write (a storm), the lease lingers a second after it, so the storm
     costs one UpdateIPSet per set per second at most, each carrying every address recorded meanwhile; a lone
-    incident's write does not hold up the next one. The LockToken, not the lease, is what keeps concurrent
-    writes from losing addresses, so a writer that waited too long for the lease writes anyway.
+    incident's write holds up nobody. The LockToken, not the lease, is what keeps concurrent writes from losing
+    addresses, so a writer still waiting at the deadline (time.monotonic) writes anyway.
     """
-    deadline = time.monotonic() + WRITER_WAIT_SECONDS
     pause = 0.2
     while time.monotonic() < deadline:
         with blocklist.lease(f"ipset#{ipset.arn}") as lease:
             if lease:
                 result = converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
-                # Spacing only once writes carry other incidents' addresses too (a storm): a lone incident's next
-                # neighbour must not wait. The next writer waits out the spacing, not this incident.
-                batching = result.update_calls > 0 and bool(result.added - set(mine))
-                lease.linger_seconds = WRITE_SPACING_SECONDS if batching else 0.0
+                # The lease lingers only if a waiter marked it; the waiters wait out the spacing, not this incident.
+                lease.linger_seconds = WRITE_SPACING_SECONDS if result.update_calls else 0.0
                 return result
         # Waiting, with backoff: a storm of waiters must not become a storm of reads.
         sleep(random.uniform(pause / 2, pause))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -143,19 +143,14 @@ class Blocklist:
 
     def delete_expired(self, entry: Entry, now: int) -> bool:
         """Delete an expired entry, unless a re-sighting extended it since it was read."""
-        try:
-            self.dynamodb.delete_item(
-                TableName=self.table,
-                Key={"cidr": {"S": entry.cidr}},
-                ConditionExpression="#expires > :zero AND #expires <= :now",
-                ExpressionAttributeNames={"#expires": "expires_at"},
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": str(now)}},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _applied(
+            self.dynamodb.delete_item,
+            TableName=self.table,
+            Key={"cidr": {"S": entry.cidr}},
+            ConditionExpression="#expires > :zero AND #expires <= :now",
+            ExpressionAttributeNames={"#expires": "expires_at"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": str(now)}},
+        )
 
     def entry(self, cidr: str) -> Entry | None:
         """The CIDR's item, read consistently; None when the table holds no block for it."""
@@ -190,20 +185,15 @@ class Blocklist:
         }
         if values:
             arguments["ExpressionAttributeValues"] = values
-        try:
-            self.dynamodb.update_item(**arguments)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _applied(self.dynamodb.update_item, **arguments)
 
     @contextmanager
     def lease(self, name: str, seconds: float = 20.0) -> Iterator[Lease]:
         """Try once to hold the named lease (one writer at a time); yields it, held or not, and releases it on exit.
 
         A lease outlives a crashed holder only until it expires, so a Lambda timeout cannot wedge the other writers.
-        A holder may ask it to linger after release, which spaces the writes of successive holders.
+        A holder may ask it to linger after release, which spaces the writes of successive holders; it lingers only
+        when another writer was turned away meanwhile, so a writer with nobody queued behind it holds up nobody.
         """
         owner = str(uuid.uuid4())
         lease = Lease(held=self._take_lease(name, owner, seconds), owner=owner)
@@ -215,48 +205,66 @@ class Blocklist:
 
     def _take_lease(self, name: str, owner: str, seconds: float) -> bool:
         now = _ms(time.time())
-        try:
-            self.dynamodb.put_item(
+        taken = _applied(
+            self.dynamodb.put_item,
+            TableName=self.table,
+            Item={
+                "cidr": {"S": _LEASE_PREFIX + name},
+                "owner": {"S": owner},
+                "lease_until": {"N": str(now + _ms(seconds))},
+            },
+            ConditionExpression="attribute_not_exists(#cidr) OR #until < :now",
+            ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
+            ExpressionAttributeValues={":now": {"N": str(now)}},
+        )
+        if not taken:
+            # Tells the holder a writer is queued behind it (see Lease.linger_seconds); a lease gone since is fine.
+            _applied(
+                self.dynamodb.update_item,
                 TableName=self.table,
-                Item={
-                    "cidr": {"S": _LEASE_PREFIX + name},
-                    "owner": {"S": owner},
-                    "lease_until": {"N": str(now + _ms(seconds))},
-                },
-                ConditionExpression="attribute_not_exists(#cidr) OR #until < :now",
-                ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
-                ExpressionAttributeValues={":now": {"N": str(now)}},
+                Key={"cidr": {"S": _LEASE_PREFIX + name}},
+                UpdateExpression="SET #waiting = :true",
+                ConditionExpression="attribute_exists(#cidr)",
+                ExpressionAttributeNames={"#cidr": "cidr", "#waiting": "waiting"},
+                ExpressionAttributeValues={":true": {"BOOL": True}},
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return taken
 
     def _release(self, name: str, lease: Lease) -> None:
-        mine: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": {"cidr": {"S": _LEASE_PREFIX + name}},
-            "ConditionExpression": "#owner = :owner",
-            "ExpressionAttributeNames": {"#owner": "owner"},
-            "ExpressionAttributeValues": {":owner": {"S": lease.owner}},
-        }
-        try:
-            if lease.linger_seconds:
-                mine["ExpressionAttributeNames"]["#until"] = "lease_until"
-                mine["ExpressionAttributeValues"][":until"] = {"N": str(_ms(time.time() + lease.linger_seconds))}
-                self.dynamodb.update_item(**mine, UpdateExpression="SET #until = :until")
-            else:
-                self.dynamodb.delete_item(**mine)
-        except ClientError as error:
-            # The lease outlived its time and another writer holds it now: it is theirs to release.
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        # Every write is conditional on still owning the lease: one that outlived its time is the next writer's.
+        key = {"cidr": {"S": _LEASE_PREFIX + name}}
+        owner = {":owner": {"S": lease.owner}}
+        # Gone at once when nobody was turned away (the lone incident's case, one call); else it stays for the spacing.
+        condition, names = "#owner = :owner", {"#owner": "owner"}
+        if lease.linger_seconds:
+            condition, names = f"{condition} AND attribute_not_exists(#waiting)", {**names, "#waiting": "waiting"}
+        gone = _applied(
+            self.dynamodb.delete_item,
+            TableName=self.table,
+            Key=key,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=owner,
+        )
+        if gone or not lease.linger_seconds:
+            return
+        _applied(
+            self.dynamodb.update_item,
+            TableName=self.table,
+            Key=key,
+            UpdateExpression="SET #until = :until REMOVE #waiting",
+            ConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={**names, "#until": "lease_until"},
+            ExpressionAttributeValues={**owner, ":until": {"N": str(_ms(time.time() + lease.linger_seconds))}},
+        )
 
 
 @dataclass
 class Lease:
-    """A try at a lease: truthy when held. Set linger_seconds to keep others out for that long after release."""
+    """A try at a lease: truthy when held.
+
+    Set linger_seconds to keep others out for that long after release, if any writer was turned away meanwhile.
+    """
 
     held: bool
     owner: str
@@ -264,6 +272,17 @@ class Lease:
 
     def __bool__(self) -> bool:
         return self.held
+
+
+def _applied(write: Callable[..., Any], **request: Any) -> bool:
+    """Make a conditional write; False when its condition did not hold. Any other error is raised."""
+    try:
+        write(**request)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def _ms(seconds: float) -> int:

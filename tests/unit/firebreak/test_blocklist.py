@@ -39,6 +39,11 @@ def entry(blocklist: Blocklist, cidr: str) -> Any:
     return next(e for e in blocklist.entries() if e.cidr == cidr)
 
 
+def soon(seconds: float = 5.0) -> float:
+    """A writer's deadline, on the clock converge_as_writer reads."""
+    return time.monotonic() + seconds
+
+
 def test_first_sighting_is_new_and_a_resighting_extends_the_expiry(blocklist: Blocklist) -> None:
     # GIVEN an address blocked for a day
     first = blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY)
@@ -180,9 +185,11 @@ def test_non_lock_errors_are_not_retried(ipset: IpSetRef) -> None:
 
 
 def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(blocklist: Blocklist) -> None:
-    # GIVEN a writer that wrote and asks its lease to linger for 0.3 s
+    # GIVEN a writer that asks its lease to linger for 0.3 s, and another writer turned away while it held it
     with blocklist.lease("ipset#a") as lease:
         lease.linger_seconds = 0.3
+        with blocklist.lease("ipset#a") as turned_away:
+            assert not turned_away
 
     # WHEN the next writer asks at once, and again after the spacing
     with blocklist.lease("ipset#a") as at_once:
@@ -194,26 +201,60 @@ def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(bl
         assert later
 
 
+def test_a_lease_nobody_waited_for_does_not_linger(blocklist: Blocklist) -> None:
+    # GIVEN a writer that asks its lease to linger, with no other writer trying meanwhile
+    with blocklist.lease("ipset#a") as lease:
+        lease.linger_seconds = 30.0
+
+    # WHEN the next writer asks at once
+    # THEN it gets it: nobody was queued, so there was nothing to batch
+    with blocklist.lease("ipset#a") as next_writer:
+        assert next_writer
+
+
 def test_a_lone_write_does_not_hold_up_the_next_writer(blocklist: Blocklist, ipset: IpSetRef) -> None:
     # GIVEN one incident's address recorded, and written as the one writer of the moment
     waf = boto3.client("wafv2")
     blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY)
-    converge_as_writer(waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist)
+    converge_as_writer(waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, soon())
 
     # WHEN the next incident's writer asks for the lease at once
-    # THEN it gets it: a write that carried only its own address spaces nothing
+    # THEN it gets it: nobody waited behind the write, so it spaces nothing
     with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
         assert next_writer
 
 
-def test_a_write_carrying_other_incidents_addresses_spaces_the_next_one(blocklist: Blocklist, ipset: IpSetRef) -> None:
-    # GIVEN a storm: two incidents' addresses recorded, and the writer of one of them writes both
+def test_a_write_other_writers_waited_for_spaces_the_next_one(blocklist: Blocklist, ipset: IpSetRef) -> None:
+    # GIVEN a storm: while one incident's writer holds the lease, another incident's writer is turned away
     waf = boto3.client("wafv2")
-    both = {"45.155.205.233/32", "185.220.101.47/32"}
-    converge_as_writer(waf, ipset, lambda: both, ["45.155.205.233/32"], blocklist)
+    turned_away = []
+
+    def desired() -> set[str]:
+        with blocklist.lease(f"ipset#{ipset.arn}") as other:
+            turned_away.append(not other)
+        return {"45.155.205.233/32", "185.220.101.47/32"}
+
+    converge_as_writer(waf, ipset, desired, ["45.155.205.233/32"], blocklist, soon())
 
     # WHEN the next writer asks for the lease at once
     # THEN it waits out the spacing, so the storm's later addresses go out together in the next write
-    assert present_addresses(waf, ipset) == both
+    assert turned_away == [True]
+    assert present_addresses(waf, ipset) == {"45.155.205.233/32", "185.220.101.47/32"}
     with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
         assert not next_writer
+
+
+def test_a_writer_still_waiting_at_its_deadline_writes_anyway(blocklist: Blocklist, ipset: IpSetRef) -> None:
+    # GIVEN another writer holding the lease for longer than this writer can wait
+    waf = boto3.client("wafv2")
+    with blocklist.lease(f"ipset#{ipset.arn}", seconds=60) as other:
+        assert other
+
+        # WHEN this writer's deadline passes while it waits
+        result = converge_as_writer(
+            waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, soon(0.3)
+        )
+
+    # THEN it wrote its address itself (the LockToken keeps the write safe) rather than leave it out
+    assert result.update_calls == 1
+    assert present_addresses(waf, ipset) == {"45.155.205.233/32"}
