@@ -21,6 +21,7 @@ ENTRY_MACHINE = ROOT / "statemachines" / "respond_to_finding.asl.json"
 FAILURE_PATH_START = "Notify Responders Of Failure"
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+THROTTLED = "Lambda.TooManyRequestsException"
 LAMBDA_RETRY_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -340,6 +341,13 @@ def test_every_state_machine_deploys_exactly_one_asl_file(template: Template) ->
 # --- 5. Tasks: Lambda retry set, execution id, timeouts -----------------------------------------------------------
 
 
+def _retries_throttling_longer(entry: dict[str, Any]) -> bool:
+    """Jittered, and waits (at most) over a minute in all: a storm past reserved concurrency takes that to drain."""
+    interval, rate, cap = entry.get("IntervalSeconds", 1), entry.get("BackoffRate", 2.0), entry.get("MaxDelaySeconds")
+    waits = [interval * rate**attempt for attempt in range(entry.get("MaxAttempts", 3))]
+    return entry.get("JitterStrategy") == "FULL" and sum(min(w, cap or w) for w in waits) >= 60
+
+
 @asl_files
 def test_lambda_tasks_retry_service_errors_and_send_the_execution_id(path: Path) -> None:
     # GIVEN the lambda:invoke tasks of an ASL file, nested ones included
@@ -351,16 +359,23 @@ def test_lambda_tasks_retry_service_errors_and_send_the_execution_id(path: Path)
     # WHEN their Retry entries and Payloads are inspected
     problems = []
     for where, state in tasks:
+        retry = state.get("Retry", [])
+        # A function with reserved concurrency is throttled by design in a storm: it may retry throttling apart,
+        # first and for longer, with jitter (a retrier matched first is the only one used for that error).
+        throttling = [entry for entry in retry[:1] if entry.get("ErrorEquals") == [THROTTLED]]
+        if throttling and not _retries_throttling_longer(throttling[0]):
+            problems.append(f"{where}: throttling retried apart but not longer than the standard set, with jitter")
+        wanted = LAMBDA_RETRY_ERRORS - {THROTTLED} if throttling else LAMBDA_RETRY_ERRORS
         standard = [
             entry
-            for entry in state.get("Retry", [])
-            if set(entry.get("ErrorEquals", [])) >= LAMBDA_RETRY_ERRORS
+            for entry in retry
+            if set(entry.get("ErrorEquals", [])) >= wanted
             and isinstance(entry.get("MaxAttempts"), int)
             and 1 <= entry["MaxAttempts"] <= 5
             and entry.get("BackoffRate") == 2
         ]
         if not standard:
-            problems.append(f"{where}: no Retry on {sorted(LAMBDA_RETRY_ERRORS)} with MaxAttempts 1-5, BackoffRate 2")
+            problems.append(f"{where}: no Retry on {sorted(wanted)} with MaxAttempts 1-5, BackoffRate 2")
         arguments = state.get("Arguments")
         payload = arguments.get("Payload") if isinstance(arguments, dict) else None
         execution_id = payload.get("executionId") if isinstance(payload, dict) else None
