@@ -267,7 +267,12 @@ class Engine:
             if self.environment.setdefault(key, str(value)) != str(value):
                 raise EngineError(f"{logical_id}: environment variable {key} differs from another function's")
             os.environ[key] = str(value)
-        self.dispatcher.register(runtime.FunctionSpec(name=name, arn=arn, module=module, handler=handler))
+        # Lambda's default timeout is 3 s; the template's Globals give every function its own.
+        timeout = int(props.get("Timeout", 3))
+        reserved = props.get("ReservedConcurrentExecutions")
+        self.dispatcher.register(
+            runtime.FunctionSpec(name, arn, module, handler, timeout, None if reserved is None else int(reserved))
+        )
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "DynamoDB":
                 event_props = event.get("Properties") or {}

@@ -1,9 +1,10 @@
 """Everything the engine needs from moto's internals, in one small pinned place.
 
 moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda functions only in Docker; this module
-plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract, shortens
-the `.sync` polling interval, counts the AWS API calls moto serves, passes SendTaskFailure's cause on, and answers
-Security Hub's BatchUpdateFindings (which moto does not implement) with success, recording each request.
+plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract (and
+its throttling past a function's reserved concurrency), shortens the `.sync` polling interval, counts the AWS API
+calls moto serves, passes SendTaskFailure's cause on, and answers Security Hub's BatchUpdateFindings (which moto
+does not implement) with success, recording each request.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import re
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -35,10 +37,12 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core import models as moto_core_models
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import EmptyResult
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
@@ -82,9 +86,11 @@ class LambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = ""
     log_stream_name: str = "local"
+    timeout_seconds: float = 30.0
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,17 @@ class FunctionSpec:
     arn: str
     module: str
     handler: str
+    timeout_seconds: int = 3
+    reserved_concurrency: int | None = None
+
+
+class Throttled(JsonRESTError):
+    """Lambda's answer to a synchronous invoke past the function's reserved concurrency: HTTP 429, not retried."""
+
+    code = 429
+
+    def __init__(self, function_name: str, reserved: int) -> None:
+        super().__init__("TooManyRequestsException", f"Rate Exceeded: {function_name} runs {reserved} at a time")
 
 
 class Dispatcher:
@@ -102,6 +119,9 @@ class Dispatcher:
         self._functions: dict[str, FunctionSpec] = {}
         self._overrides: dict[str, Handler] = {}
         self.invocations: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def register(self, spec: FunctionSpec) -> None:
         self._functions[spec.name] = spec
@@ -115,8 +135,28 @@ class Dispatcher:
     def clear_overrides(self) -> None:
         self._overrides.clear()
 
+    def invoke_as_lambda(self, function_name: str, body: bytes | str, response_headers: dict[str, str]) -> bytes | None:
+        """An Invoke through the Lambda API: past a function's ReservedConcurrentExecutions it is throttled, as on AWS.
+
+        A storm that AWS would throttle must be throttled here too, or the playbooks' Retry on
+        Lambda.TooManyRequestsException is never put to the test.
+        """
+        spec = self._functions.get(_short_name(function_name))
+        if spec is None or spec.reserved_concurrency is None:
+            return self.invoke(function_name, body, response_headers)
+        with self._lock:
+            if self._running[spec.name] >= spec.reserved_concurrency:
+                self.throttled[spec.name] += 1
+                raise Throttled(spec.name, spec.reserved_concurrency)
+            self._running[spec.name] += 1
+        try:
+            return self.invoke(function_name, body, response_headers)
+        finally:
+            with self._lock:
+                self._running[spec.name] -= 1
+
     def invoke(self, function_name: str, body: bytes | str, response_headers: dict[str, str]) -> bytes | None:
-        name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        name = _short_name(function_name)
         spec = self._functions.get(name)
         if spec is None:
             return None  # moto answers 404, which the interpreter reports as Lambda.ResourceNotFoundException
@@ -126,10 +166,16 @@ class Dispatcher:
         except ImportError as error:
             return _unhandled(response_headers, "Runtime.ImportModuleError", error)
         try:
-            result = handler(json.loads(body or "{}"), LambdaContext(function_name=name, invoked_function_arn=spec.arn))
+            # A handler that budgets by its remaining time gets it on the emulator's clock, stretched like timeouts.
+            context = LambdaContext(name, spec.arn, timeout_seconds=spec.timeout_seconds * LOAD.factor)
+            result = handler(json.loads(body or "{}"), context)
         except Exception as error:  # noqa: BLE001 - Lambda turns every unhandled exception into this payload
             return _unhandled(response_headers, type(error).__name__, error)
         return json.dumps(result).encode()
+
+
+def _short_name(function_name: str) -> str:
+    return function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
 
 
 def _unhandled(response_headers: dict[str, str], error_type: str, error: BaseException) -> bytes:
@@ -380,12 +426,18 @@ def _reuse_task_clients() -> None:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+# moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
+SYNC_POLL_SECONDS = 0.005
+
+
 class Load:
     """How many executions share the emulator's one interpreter lock, which AWS would run side by side.
 
-    Every state's TimeoutSeconds is stretched by that factor while a storm runs, so that a task which would finish
-    in time on its own compute does not time out for waiting its turn on the emulator's; the engine's own deadline
-    still ends a real hang.
+    Every state's TimeoutSeconds, every Retry wait and a Lambda context's remaining time are stretched by that
+    factor while a storm runs, so that a task which would finish in time on its own compute does not time out (or
+    run out of retries) for waiting its turn on the emulator's; the engine's own deadline still ends a real hang.
+    Parents poll their `.sync` children less often by the same factor: at the idle rate, a storm's parents spent
+    the interpreter on asking.
     """
 
     def __init__(self) -> None:
@@ -394,10 +446,12 @@ class Load:
     @contextmanager
     def shared_by(self, executions: int, fair_share: int = 10) -> Iterator[float]:
         self.factor = max(1.0, executions / fair_share)
+        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS * self.factor  # type: ignore[misc]
         try:
             yield self.factor
         finally:
             self.factor = 1.0
+            state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
 
 
 LOAD = Load()
@@ -411,6 +465,17 @@ def _stretch_timeouts_under_load() -> None:
         env.stack.append(int(env.stack.pop() * LOAD.factor))
 
     moto_timeout.Timeout._eval_body = _eval_body  # type: ignore[method-assign]
+
+    # A Retry's wait is on the same clock: a task throttled past reserved concurrency waits for a slot that frees
+    # as slowly as the emulator runs, and would use up its attempts before any did. JitterStrategy is the last
+    # step that computes the wait, whether it jitters or not.
+    original_jitter = JitterStrategyDecl._eval_body
+
+    def jittered(self: Any, env: Any) -> None:
+        original_jitter(self, env)
+        env.stack.append(env.stack.pop() * LOAD.factor)
+
+    JitterStrategyDecl._eval_body = jittered  # type: ignore[method-assign]
 
     # A state machine's own TimeoutSeconds is read apart from its states': without this, a playbook started in a
     # storm timed out waiting its turn on the emulator (block-ip's 300 s), failing executions AWS would finish.
@@ -499,12 +564,11 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]
 
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> Any:
-        return dispatcher.invoke(function_name, body, response_headers)
+        return dispatcher.invoke_as_lambda(function_name, body, response_headers)
 
     LambdaBackend.invoke = invoke  # type: ignore[method-assign]
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
-    # moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.005  # type: ignore[misc]
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
     original_call = BotocoreStubber.__call__
 
     def counted_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +16,12 @@ import pytest
 from firebreak.remote_config import forget
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.storm import attackers, findings, run_storm
+from firebreak_local.template import load_template
 from tests.support import TEMPLATE, load_event
 
 BRUTE_FORCE = "eventbridge/guardduty_ssh_brute_force"
 ATTACKED_SUBNET = "subnet-0a1b2c3d4e5f60001"
+BLOCK_FUNCTION = "firebreak-BlockIpFunction"
 
 
 def run(engine: Engine, event: dict[str, Any]) -> Execution:
@@ -261,3 +266,35 @@ def test_finding_storm_loses_no_address_and_fails_no_execution(engine: Engine, m
     assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
     assert sum(storm.applied.values()) == 8
     assert storm.update_ip_set_calls <= len(events) // 2
+
+
+def test_blocks_past_the_functions_reserved_concurrency_are_throttled_and_retried(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the block function's reserved concurrency (as the template sets it) held full: each of the first
+    # invocations waits until all its slots are taken, then runs the real handler
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    from functions.block_ip.app import lambda_handler
+
+    reserved = int(load_template(TEMPLATE).resources["BlockIpFunction"]["Properties"]["ReservedConcurrentExecutions"])
+    crowd, arrivals = threading.Barrier(reserved, timeout=60), itertools.count()
+
+    def crowded(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if next(arrivals) < reserved:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                crowd.wait()
+        return lambda_handler(event, context)
+
+    engine.dispatcher.override(BLOCK_FUNCTION, crowded)
+    events = findings(load_event(BRUTE_FORCE), reserved + 4, attackers(reserved + 4))
+    throttled_before = engine.dispatcher.throttled[BLOCK_FUNCTION]
+
+    # WHEN more block-ip playbooks than that start at once
+    storm = run_storm(engine, events)
+
+    # THEN Lambda throttled the extra invocations, the playbooks' Retry waited for a slot, and every address is
+    # blocked with every incident contained
+    assert engine.dispatcher.throttled[BLOCK_FUNCTION] - throttled_before >= 4
+    assert not storm.failed, [json.dumps(e.output)[:300] for e in storm.failed]
+    assert not storm.lost
+    assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
