@@ -1,7 +1,8 @@
 """`make bench-storm`: a finding storm through the local engine — many findings, few attackers, all at once.
 
 Prints how many addresses ended up blocked (each once), how many were lost, how many UpdateIPSet calls the storm
-cost, how many executions failed, and the wall time. The figures are measured, never asserted here; the storm test
+cost, how many Lambda invokes were throttled past a function's reserved concurrency (the playbooks retry them), how
+many executions failed, and the wall time. The figures are measured, never asserted here; the storm test
 asserts them on a smaller storm.
 """
 
@@ -33,6 +34,7 @@ class StormResult:
     applied: Counter[str]
     executions: tuple[Execution, ...]
     update_ip_set_calls: int
+    throttled_invokes: int
     wall_seconds: float
 
     @property
@@ -94,6 +96,7 @@ def run_storm(engine: Engine, events: Sequence[dict[str, Any]]) -> StormResult:
         if rule is None:
             raise ValueError("a storm event matched no rule of the template")
         runs.append((rule, event))
+    throttled_before = sum(engine.dispatcher.throttled.values())
     started = time.perf_counter()
     executions = engine.start_many(runs)
     wall = time.perf_counter() - started
@@ -112,6 +115,7 @@ def run_storm(engine: Engine, events: Sequence[dict[str, Any]]) -> StormResult:
         applied=applied,
         executions=tuple(executions),
         update_ip_set_calls=calls.get("wafv2.UpdateIPSet", 0),
+        throttled_invokes=sum(engine.dispatcher.throttled.values()) - throttled_before,
         wall_seconds=wall,
     )
 
@@ -172,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out.write(f"lost updates:        {len(result.lost)}\n")
     out.write(f"UpdateIPSet calls:   {result.update_ip_set_calls} (for {len(events)} blocks)\n")
+    out.write(f"Lambda throttles:    {result.throttled_invokes} (past reserved concurrency, retried by the ASL)\n")
     out.write(f"executions failed:   {len(result.failed)}\n")
     out.write(f"wall time:           {result.wall_seconds:.1f} s\n")
     out.write(f"incident statuses:   {', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}\n")
