@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from firebreak.aws import conditional
 from firebreak.errors import ApprovalAnswerInvalid, ApprovalTokenExpired, ApprovalTokenInvalid
 from firebreak.models import Action, ActionType, Approval, Decision, Incident, Mode, Outcome, Playbook, Source
 from firebreak.settings import Settings
@@ -160,18 +159,16 @@ def store_pending(dynamodb: Any, table: str, request: ApprovalRequest, pending: 
 
 def take_pending(dynamodb: Any, table: str, approval_id: str) -> dict[str, str] | None:
     """Delete-and-return in one conditional call: of two answers with one token, exactly one gets the entry."""
-    try:
-        item = dynamodb.delete_item(
-            TableName=table,
-            Key={"approval_id": {"S": approval_id}},
-            ConditionExpression="attribute_exists(approval_id)",
-            ReturnValues="ALL_OLD",
-        )["Attributes"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
+    taken = conditional(
+        dynamodb.delete_item,
+        TableName=table,
+        Key={"approval_id": {"S": approval_id}},
+        ConditionExpression="attribute_exists(approval_id)",
+        ReturnValues="ALL_OLD",
+    )
+    if taken is None:
         return None
-    return {key: str(next(iter(value.values()))) for key, value in item.items()}
+    return {key: str(next(iter(value.values()))) for key, value in taken["Attributes"].items()}
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,16 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+def conditional(write: Callable[..., R], **request: Any) -> R | None:
+    """Make a conditional DynamoDB write: its response, or None when its condition did not hold. Other errors raise."""
+    try:
+        return write(**request)
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return None
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code") or "Unknown")
 

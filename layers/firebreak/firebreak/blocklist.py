@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import ClientError
+
+from firebreak.aws import conditional
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -143,7 +144,7 @@ class Blocklist:
 
     def delete_expired(self, entry: Entry, now: int) -> bool:
         """Delete an expired entry, unless a re-sighting extended it since it was read."""
-        return _applied(
+        deleted = conditional(
             self.dynamodb.delete_item,
             TableName=self.table,
             Key={"cidr": {"S": entry.cidr}},
@@ -151,6 +152,7 @@ class Blocklist:
             ExpressionAttributeNames={"#expires": "expires_at"},
             ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": str(now)}},
         )
+        return deleted is not None
 
     def entry(self, cidr: str) -> Entry | None:
         """The CIDR's item, read consistently; None when the table holds no block for it."""
@@ -185,7 +187,7 @@ class Blocklist:
         }
         if values:
             arguments["ExpressionAttributeValues"] = values
-        return _applied(self.dynamodb.update_item, **arguments)
+        return conditional(self.dynamodb.update_item, **arguments) is not None
 
     @contextmanager
     def lease(self, name: str, seconds: float = 20.0) -> Iterator[Lease]:
@@ -205,7 +207,7 @@ class Blocklist:
 
     def _take_lease(self, name: str, owner: str, seconds: float) -> bool:
         now = _ms(time.time())
-        taken = _applied(
+        taken = conditional(
             self.dynamodb.put_item,
             TableName=self.table,
             Item={
@@ -217,9 +219,9 @@ class Blocklist:
             ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
             ExpressionAttributeValues={":now": {"N": str(now)}},
         )
-        if not taken:
+        if taken is None:
             # Tells the holder a writer is queued behind it (see Lease.linger_seconds); a lease gone since is fine.
-            _applied(
+            conditional(
                 self.dynamodb.update_item,
                 TableName=self.table,
                 Key={"cidr": {"S": _LEASE_PREFIX + name}},
@@ -228,7 +230,7 @@ class Blocklist:
                 ExpressionAttributeNames={"#cidr": "cidr", "#waiting": "waiting"},
                 ExpressionAttributeValues={":true": {"BOOL": True}},
             )
-        return taken
+        return taken is not None
 
     def _release(self, name: str, lease: Lease) -> None:
         # Every write is conditional on still owning the lease: one that outlived its time is the next writer's.
@@ -238,7 +240,7 @@ class Blocklist:
         condition, names = "#owner = :owner", {"#owner": "owner"}
         if lease.linger_seconds:
             condition, names = f"{condition} AND attribute_not_exists(#waiting)", {**names, "#waiting": "waiting"}
-        gone = _applied(
+        gone = conditional(
             self.dynamodb.delete_item,
             TableName=self.table,
             Key=key,
@@ -246,9 +248,9 @@ class Blocklist:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=owner,
         )
-        if gone or not lease.linger_seconds:
+        if gone is not None or not lease.linger_seconds:
             return
-        _applied(
+        conditional(
             self.dynamodb.update_item,
             TableName=self.table,
             Key=key,
@@ -272,17 +274,6 @@ class Lease:
 
     def __bool__(self) -> bool:
         return self.held
-
-
-def _applied(write: Callable[..., Any], **request: Any) -> bool:
-    """Make a conditional write; False when its condition did not hold. Any other error is raised."""
-    try:
-        write(**request)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True
 
 
 def _ms(seconds: float) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from firebreak.aws import conditional
 
 WINDOW_SECONDS = 3600
 # Kept a day past its hour so the count can still be read when an incident is investigated.
@@ -34,22 +34,20 @@ def window_key(account_id: str, now: datetime) -> str:
 def take_slot(dynamodb: Any, table: str, account_id: str, limit: int, now: datetime) -> Slot:
     """Count one destructive response in this account's hour, unless the limit is reached; never two past it."""
     hour_start = int(now.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
-    try:
-        response = dynamodb.update_item(
-            TableName=table,
-            Key={"window": {"S": window_key(account_id, now)}},
-            UpdateExpression="ADD responses :one SET expires_at = if_not_exists(expires_at, :expires)",
-            ConditionExpression="attribute_not_exists(responses) OR responses < :limit",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":limit": {"N": str(limit)},
-                ":expires": {"N": str(hour_start + WINDOW_SECONDS + _KEEP_SECONDS)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
+    response = conditional(
+        dynamodb.update_item,
+        TableName=table,
+        Key={"window": {"S": window_key(account_id, now)}},
+        UpdateExpression="ADD responses :one SET expires_at = if_not_exists(expires_at, :expires)",
+        ConditionExpression="attribute_not_exists(responses) OR responses < :limit",
+        ExpressionAttributeValues={
+            ":one": {"N": "1"},
+            ":limit": {"N": str(limit)},
+            ":expires": {"N": str(hour_start + WINDOW_SECONDS + _KEEP_SECONDS)},
+        },
+        ReturnValues="UPDATED_NEW",
+    )
+    if response is None:
         return Slot(granted=False, used=limit)
     return Slot(granted=True, used=int(response["Attributes"]["responses"]["N"]))
 
@@ -60,17 +58,15 @@ def open_message(used: int) -> str:
 
 def alert_once(dynamodb: Any, sns: Any, table: str, topic_arn: str, account_id: str, now: datetime) -> bool:
     """Tell the responders the breaker opened, once per account and hour (a conditional mark on the hour's item)."""
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key={"window": {"S": window_key(account_id, now)}},
-            UpdateExpression="SET alerted_at = :now",
-            ConditionExpression="attribute_not_exists(alerted_at)",
-            ExpressionAttributeValues={":now": {"S": now.astimezone(UTC).isoformat(timespec="seconds")}},
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
+    first = conditional(
+        dynamodb.update_item,
+        TableName=table,
+        Key={"window": {"S": window_key(account_id, now)}},
+        UpdateExpression="SET alerted_at = :now",
+        ConditionExpression="attribute_not_exists(alerted_at)",
+        ExpressionAttributeValues={":now": {"S": now.astimezone(UTC).isoformat(timespec="seconds")}},
+    )
+    if first is None:
         return False
     sns.publish(
         TopicArn=topic_arn,
