@@ -5,16 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any
 
-_MARKS = {
-    "applied": "+",
-    "already_applied": "=",
-    "planned": "~",
-    "skipped": "-",
-    "failed": "!",
-    "awaiting_approval": "?",
-    "released": "<",
-}
-
 
 def progress(index: int, total: int, path: str, out: IO[str]) -> None:
     out.write(f"\n[{index}/{total}] {Path(path).name} ... ")
@@ -22,6 +12,9 @@ def progress(index: int, total: int, path: str, out: IO[str]) -> None:
 
 
 def timeline(result: dict[str, Any], out: IO[str]) -> None:
+    # The layer is importable once the engine has started, which a timeline always follows.
+    from firebreak.models import OUTCOME_MARKS
+
     out.write(f"{result['status']} ({result['duration_ms']:.0f} ms)\n")
     if not result["triggered"]:
         out.write("    no rule of the template matches this event: nothing started\n")
@@ -39,7 +32,7 @@ def timeline(result: dict[str, Any], out: IO[str]) -> None:
         out.write(f"    reason    {result['reason']}\n")
     out.write(f"    states    {' > '.join(result['states'])}\n")
     for action in result["actions"]:
-        mark = _MARKS.get(action["outcome"], "?")
+        mark = OUTCOME_MARKS.get(action["outcome"], "?")
         reason = f"  {action['reason']}" if action.get("reason") else ""
         out.write(f"      {mark} {action['type']:<12} {action['target']:<28} {action['outcome']:<15}{reason}\n")
 

@@ -72,6 +72,18 @@ class Outcome(StrEnum):
     RELEASED = "released"
 
 
+# One character per outcome, for the action lines of notifications and of `firebreak run`.
+OUTCOME_MARKS = {
+    Outcome.APPLIED: "+",
+    Outcome.ALREADY_APPLIED: "=",
+    Outcome.PLANNED: "~",
+    Outcome.SKIPPED: "-",
+    Outcome.FAILED: "!",
+    Outcome.AWAITING_APPROVAL: "?",
+    Outcome.RELEASED: "<",
+}
+
+
 @dataclass(frozen=True)
 class NetworkInterface:
     """One ENI of the affected instance, as the finding names it."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from firebreak.incidents import CONTAINMENT_ACTIONS
-from firebreak.models import Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+from firebreak.models import OUTCOME_MARKS, Action, ActionType, Approval, IncidentStatus, Outcome, Triage
 
 if TYPE_CHECKING:
     from firebreak.approvals import ApprovalRequest
@@ -26,15 +26,6 @@ MESSAGE_LIMIT_BYTES = 250_000  # SNS refuses messages over 256 KiB; the rest is 
 LOCAL_RELEASE = "firebreak run --release EVENT_FILE..."
 _NOT_SUBJECT_SAFE = re.compile(r"[^\x20-\x7e]")
 _VERDICT_RANK = {"malicious": 3, "suspicious": 2, "unknown": 1, "benign": 0}
-_MARKS = {
-    "applied": "+",
-    "already_applied": "=",
-    "planned": "~",
-    "skipped": "-",
-    "failed": "!",
-    "awaiting_approval": "?",
-    "released": "<",
-}
 
 
 def _subject_safe(text: str) -> str:
@@ -155,7 +146,7 @@ def revoke_undo(action: Action) -> str | None:
 
 def _action_lines(actions: Sequence[Action]) -> list[str]:
     lines = [
-        f"  {_MARKS.get(a.outcome.value, '?')} {a.type.value} {a.target}: {a.outcome.value}"
+        f"  {OUTCOME_MARKS.get(a.outcome, '?')} {a.type.value} {a.target}: {a.outcome.value}"
         + (f" ({a.reason})" if a.reason else "")
         for a in actions
     ]
