@@ -13,7 +13,7 @@ def progress(index: int, total: int, path: str, out: IO[str]) -> None:
 
 def timeline(result: dict[str, Any], out: IO[str]) -> None:
     # The layer is importable once the engine has started, which a timeline always follows.
-    from firebreak.models import OUTCOME_MARKS
+    from firebreak.core.models import OUTCOME_MARKS
 
     out.write(f"{result['status']} ({result['duration_ms']:.0f} ms)\n")
     if not result["triggered"]:

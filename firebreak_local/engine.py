@@ -382,7 +382,7 @@ class Engine:
 
     def record(self, incident_id: str) -> dict[str, Any] | None:
         """The incident's item as plain data, or None."""
-        from firebreak.records import plain
+        from firebreak.incident.records import plain
 
         with self.api_calls.quiet():
             item = (

@@ -14,18 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from firebreak_local.events import Unusable
+
 MACHINE = "SyncThreatFeedsStateMachine"
 FEED_SETS = {"ipv4": "FeedIpv4Set", "ipv6": "FeedIpv6Set"}
 
 
-class Unusable(Exception):
-    """A feed file the command cannot use; the message is the one line printed for it."""
-
-
 def read_feed_file(path: str, engine: Any) -> str:
     """The configuration document to store, local paths uploaded; Unusable when it is not a valid configuration."""
-    from firebreak.errors import FeedConfigInvalid
-    from firebreak.feeds import parse_config
+    from firebreak.core.errors import FeedConfigInvalid
+    from firebreak.feeds.config import parse_config
 
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))

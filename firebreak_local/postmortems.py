@@ -14,8 +14,8 @@ from firebreak_local.engine import Engine
 
 def write_reports(engine: Engine, incident_ids: Iterable[str], directory: Path) -> list[Path]:
     """One <incident id>.md per incident with a record; returns the files written, in the order given."""
-    from firebreak.postmortem import render
-    from firebreak.records import IncidentRecord
+    from firebreak.incident.postmortem import render
+    from firebreak.incident.records import IncidentRecord
 
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

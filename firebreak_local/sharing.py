@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from firebreak_local.events import Unusable, read_event
+
 
 def find_record(engine: Any, wanted: str) -> dict[str, Any] | None:
     """The incident record whose incident id or finding id is `wanted`."""
@@ -29,7 +31,6 @@ def find_record(engine: Any, wanted: str) -> dict[str, Any] | None:
 
 def report_stix(incident: str, event_files: Sequence[str], template: Path, out: IO[str]) -> int:
     """Exit 0 with the bundle on stdout; 1 when the incident or its bundle does not exist; 2 for an unusable file."""
-    from firebreak_local.cli import Unusable, read_event
     from firebreak_local.engine import Engine
 
     unusable = False

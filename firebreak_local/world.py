@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
     from mypy_boto3_iam import IAMClient
 
-    from firebreak.models import Incident, NetworkInterface
+    from firebreak.core.models import Incident, NetworkInterface
 
 # An Amazon Linux 2 image moto bundles, so run_instances accepts it even with MOTO_ENABLE_AMI_VALIDATION on;
 # describe_images would find one too, but loading moto's image list costs over a second.
@@ -50,8 +50,8 @@ class World:
     def seed(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create what the event's findings name and do not exist yet; the event with their ids made the emulator's."""
         # Imported here: the firebreak package is importable only once the engine has put the layer on sys.path.
-        from firebreak.errors import FindingRejected
-        from firebreak.findings import normalise_all
+        from firebreak.core.errors import FindingRejected
+        from firebreak.triage.findings import normalise_all
 
         try:
             incidents = normalise_all(event)
@@ -98,7 +98,7 @@ class World:
         self._to_finding[emulator_id] = finding_id
 
     def _seed_instance(self, incident: Incident) -> None:
-        from firebreak.models import NetworkInterface
+        from firebreak.core.models import NetworkInterface
 
         finding_instance = incident.instance_id
         if finding_instance is None or finding_instance in self._to_emulator:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firebreak.remote_config import forget
+from firebreak.intel.remote_config import forget
 from firebreak_local.template import load_template
 
 if TYPE_CHECKING:

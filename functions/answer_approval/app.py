@@ -14,11 +14,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from firebreak import aws
-from firebreak.approvals import Answer, AnswerStatus, signing_key, take_pending, verify
-from firebreak.errors import ApprovalAnswerInvalid, ApprovalDenied, ApprovalTokenExpired, ApprovalTokenInvalid
-from firebreak.models import Decision
-from firebreak.settings import Settings
+from firebreak.core import aws
+from firebreak.core.errors import ApprovalAnswerInvalid, ApprovalDenied, ApprovalTokenExpired, ApprovalTokenInvalid
+from firebreak.core.models import Decision
+from firebreak.core.settings import Settings
+from firebreak.triage.approvals import Answer, AnswerStatus, signing_key, take_pending, verify
 
 logger = Logger()
 # The execution already ended (timed out, stopped) or the token is stale: the answer has nothing left to resume.

@@ -10,12 +10,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from firebreak import aws
-from firebreak.blocklist import Blocklist
-from firebreak.errors import NetworkAclBusy
-from firebreak.models import Action, ActionType, Incident, Mode, Outcome
-from firebreak.nacl import RuleRange, deny, network_acls_of
-from firebreak.settings import Settings
+from firebreak.blocking.blocklist import Blocklist
+from firebreak.blocking.nacl import RuleRange, deny, network_acls_of
+from firebreak.core import aws
+from firebreak.core.errors import NetworkAclBusy
+from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
+from firebreak.core.settings import Settings
 
 logger = Logger()
 # Refusals of one ACL's writes that must show as failed blocks; anything else (throttling) goes to the ASL Retry.

@@ -9,14 +9,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.account import own_public_addresses
-from firebreak.blocking import WRITE_RESERVE_SECONDS, block
-from firebreak.blocklist import Blocklist
-from firebreak.incident_events import METRICS_NAMESPACE
-from firebreak.models import Mode, Outcome, Verdict
-from firebreak.settings import Settings
-from firebreak.waf import client_for
+from firebreak.blocking.block import WRITE_RESERVE_SECONDS, block
+from firebreak.blocking.blocklist import Blocklist
+from firebreak.core import aws
+from firebreak.core.account import own_public_addresses
+from firebreak.core.models import Mode, Outcome, Verdict
+from firebreak.core.settings import Settings
+from firebreak.core.waf import client_for
+from firebreak.incident.events import METRICS_NAMESPACE
 
 logger = Logger()
 # Named here, not only by the environment: the module may be imported before the environment is set.

@@ -12,13 +12,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.enrichment import Assessment, assess_all
-from firebreak.intel_cache import CachedProvider, ResultCache
-from firebreak.models import Action, ActionType, Incident, Outcome
-from firebreak.providers import Provider, ReverseDns, configured
-from firebreak.remote_config import address_lists, provider_keys
-from firebreak.settings import EnrichmentSettings, Settings
+from firebreak.core import aws
+from firebreak.core.models import Action, ActionType, Incident, Outcome
+from firebreak.core.settings import EnrichmentSettings, Settings
+from firebreak.intel.cache import CachedProvider, ResultCache
+from firebreak.intel.enrichment import Assessment, assess_all
+from firebreak.intel.providers import Provider, ReverseDns, configured
+from firebreak.intel.remote_config import address_lists, provider_keys
 
 logger = Logger()
 

@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.models import Incident, actions_from
-from firebreak.settings import Settings
-from firebreak.sharing import incident_bundle, seen_times
+from firebreak.core import aws
+from firebreak.core.models import Incident, actions_from
+from firebreak.core.settings import Settings
+from firebreak.intel.sharing import incident_bundle, seen_times
 
 logger = Logger()
 

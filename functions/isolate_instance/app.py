@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.isolation import Isolation, IsolationStatus, addresses_to_block, isolate_instance
-from firebreak.models import Action, ActionType, Outcome, PlaybookRequest
+from firebreak.containment.isolation import Isolation, IsolationStatus, addresses_to_block, isolate_instance
+from firebreak.core import aws
+from firebreak.core.models import Action, ActionType, Outcome, PlaybookRequest
 
 logger = Logger()
 

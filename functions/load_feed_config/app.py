@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.feeds import FeedSettings, parse_config
+from firebreak.core import aws
+from firebreak.feeds.config import FeedSettings, parse_config
 
 logger = Logger()
 

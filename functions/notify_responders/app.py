@@ -8,13 +8,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.approvals import denial_reason, planned_actions
-from firebreak.incidents import final_status
-from firebreak.models import Action, ActionType, Decision, IncidentStatus, Mode, Outcome, Triage, actions_from
-from firebreak.notifications import sns_message, subject
-from firebreak.settings import Settings
-from firebreak.writeback import finding_identifier, planned, write_back
+from firebreak.core import aws
+from firebreak.core.models import Action, ActionType, Decision, IncidentStatus, Mode, Outcome, Triage, actions_from
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import sns_message, subject
+from firebreak.incident.writeback import finding_identifier, planned, write_back
+from firebreak.triage.approvals import denial_reason, planned_actions
+from firebreak.triage.incidents import final_status
 
 logger = Logger()
 

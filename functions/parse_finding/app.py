@@ -9,15 +9,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.approvals import decide_mode
-from firebreak.breaker import alert_once, open_message, take_slot
-from firebreak.credentials import manual_steps
-from firebreak.findings import normalise
-from firebreak.incidents import incident_id_for
-from firebreak.models import Approval, Incident, Mode, Playbook, Triage
-from firebreak.routing import route
-from firebreak.settings import Settings
+from firebreak.containment.credentials import manual_steps
+from firebreak.core import aws
+from firebreak.core.models import Approval, Incident, Mode, Playbook, Triage
+from firebreak.core.settings import Settings
+from firebreak.triage.approvals import decide_mode
+from firebreak.triage.breaker import alert_once, open_message, take_slot
+from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
+from firebreak.triage.routing import route
 
 logger = Logger()
 

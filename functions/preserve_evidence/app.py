@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.evidence import Clients, EvidenceRequest, preserve
-from firebreak.models import PlaybookRequest
-from firebreak.settings import Settings
+from firebreak.containment.evidence import Clients, EvidenceRequest, preserve
+from firebreak.core import aws
+from firebreak.core.models import PlaybookRequest
+from firebreak.core.settings import Settings
 
 logger = Logger()
 

@@ -10,14 +10,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.errors import EventNotPublished
-from firebreak.incident_events import content_changed, emit_time_to_contain, put_events_entry, status_changed
-from firebreak.models import IncidentStatus, utc_now
-from firebreak.notifications import started_subject, started_summary
-from firebreak.postmortem import render
-from firebreak.records import IncidentRecord, plain
-from firebreak.settings import Settings
+from firebreak.core import aws
+from firebreak.core.errors import EventNotPublished
+from firebreak.core.models import IncidentStatus, utc_now
+from firebreak.core.settings import Settings
+from firebreak.incident.events import content_changed, emit_time_to_contain, put_events_entry, status_changed
+from firebreak.incident.notifications import started_subject, started_summary
+from firebreak.incident.postmortem import render
+from firebreak.incident.records import IncidentRecord, plain
 
 logger = Logger()
 # Failed records are reported, never raised: Lambda retries from the first failed sequence number either way.

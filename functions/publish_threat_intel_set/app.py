@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.feeds import FeedSettings
-from firebreak.threat_intel import Publication, publish
-from firebreak.waf import IpSetRef
+from firebreak.core import aws
+from firebreak.core.waf import IpSetRef
+from firebreak.feeds.config import FeedSettings
+from firebreak.feeds.threat_intel import Publication, publish
 
 logger = Logger()
 

@@ -1,5 +1,5 @@
 """Release Actions: {incident_id} -> {incident_id, previous_status, status, actions, blocked_addresses, history,
-notification}; undoes, from the incident record, what the playbook changed (firebreak.release)."""
+notification}; undoes, from the incident record, what the playbook changed (firebreak.incident.release)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.blocklist import Blocklist
-from firebreak.errors import IncidentNotFound
-from firebreak.models import ActionType, IncidentStatus, utc_now
-from firebreak.notifications import release_message, release_subject
-from firebreak.records import IncidentRecord, block_holders, plain
-from firebreak.release import ReleasePlan, release
-from firebreak.settings import Settings
-from firebreak.undo import ReleaseContext
+from firebreak.blocking.blocklist import Blocklist
+from firebreak.core import aws
+from firebreak.core.errors import IncidentNotFound
+from firebreak.core.models import ActionType, IncidentStatus, utc_now
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import release_message, release_subject
+from firebreak.incident.records import IncidentRecord, block_holders, plain
+from firebreak.incident.release import ReleasePlan, release
+from firebreak.incident.undo import ReleaseContext
 
 logger = Logger()
 

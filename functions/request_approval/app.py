@@ -12,11 +12,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.approvals import ApprovalRequest, new_request, planned_actions, signing_key, store_pending
-from firebreak.models import IncidentStatus, Outcome, Triage
-from firebreak.notifications import sns_message, subject
-from firebreak.settings import Settings
+from firebreak.core import aws
+from firebreak.core.models import IncidentStatus, Outcome, Triage
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import sns_message, subject
+from firebreak.triage.approvals import ApprovalRequest, new_request, planned_actions, signing_key, store_pending
 
 logger = Logger()
 

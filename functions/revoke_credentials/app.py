@@ -11,8 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.credentials import RevocationRequest, RevocationSettings, revoke
+from firebreak.containment.credentials import RevocationRequest, RevocationSettings, revoke
+from firebreak.core import aws
 
 logger = Logger()
 

@@ -9,12 +9,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.blocklist import Blocklist
-from firebreak.incident_events import METRICS_NAMESPACE
-from firebreak.settings import Settings
-from firebreak.sweeping import SweepReport, sweep
-from firebreak.waf import client_for
+from firebreak.blocking.blocklist import Blocklist
+from firebreak.blocking.sweeping import SweepReport, sweep
+from firebreak.core import aws
+from firebreak.core.settings import Settings
+from firebreak.core.waf import client_for
+from firebreak.incident.events import METRICS_NAMESPACE
 
 logger = Logger()
 # Named here, not only by the environment: the module may be imported before the environment is set.

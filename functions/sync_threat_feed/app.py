@@ -13,14 +13,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak import aws
-from firebreak.errors import FeedParseFailed
-from firebreak.feed_formats import parse_document
-from firebreak.feed_sources import fetch
-from firebreak.feed_sync import FeedReport, sync_feed
-from firebreak.feeds import Feed, FeedSettings, screen
-from firebreak.models import Mode
-from firebreak.settings import Settings
+from firebreak.core import aws
+from firebreak.core.errors import FeedParseFailed
+from firebreak.core.models import Mode
+from firebreak.core.settings import Settings
+from firebreak.feeds.config import Feed, FeedSettings, screen
+from firebreak.feeds.formats import parse_document
+from firebreak.feeds.sources import fetch
+from firebreak.feeds.sync import FeedReport, sync_feed
 
 logger = Logger()
 metrics = Metrics()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from firebreak.remote_config import forget
+from firebreak.intel.remote_config import forget
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.storm import attackers, findings, run_storm
 from firebreak_local.template import load_template

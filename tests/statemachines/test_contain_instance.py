@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from firebreak import aws
+from firebreak.core import aws
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.world import IMAGE_ID
 from tests.support import TEMPLATE, incident_record, load_event

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from firebreak import remote_config
+from firebreak.intel import remote_config
 from firebreak_local.engine import Engine, Execution
 from tests.fake_intel import FakeIntel, documented, fake_intel
 from tests.support import TEMPLATE, load_event

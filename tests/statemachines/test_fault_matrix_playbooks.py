@@ -7,8 +7,8 @@ status, a record and a notification, with the error in a failed action and nothi
 
 The deliberate exception to "retried by the ASL Retry" is a step that has already changed something: a whole-step
 retry would find the change done and record it already_applied, losing the before-state the release needs. So an
-evidence step that AWS still throttles after the client's retries is a failed action (firebreak.evidence), and so is
-a revocation write throttled after the key was deactivated (firebreak.credentials): PARTIALLY_CONTAINED, truthfully.
+evidence step that AWS still throttles after the client's retries is a failed action (containment.evidence), and so is
+a revocation write throttled after the key was deactivated (containment.credentials): PARTIALLY_CONTAINED, truthfully.
 """
 
 from __future__ import annotations

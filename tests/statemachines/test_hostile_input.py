@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from firebreak.errors import FindingRejected
-from firebreak.findings import normalise
-from firebreak.models import IncidentStatus
-from firebreak.notifications import sns_message, subject
-from firebreak.settings import Settings
+from firebreak.core.errors import FindingRejected
+from firebreak.core.models import IncidentStatus
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import sns_message, subject
+from firebreak.triage.findings import normalise
 from firebreak_local.cli import main
 from functions.parse_finding import app as parse_finding
 from tests.support import ROOT, load_event

@@ -123,7 +123,7 @@ def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contain
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN crypto mining on an instance, which routes to contain-instance, in a stack that does not run that playbook
-    from firebreak.models import Playbook
+    from firebreak.core.models import Playbook
     from functions.parse_finding import app as parse_finding
 
     monkeypatch.setattr(parse_finding, "DEPLOYED_PLAYBOOKS", frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY}))

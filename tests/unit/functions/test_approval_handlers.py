@@ -12,12 +12,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from firebreak import aws as firebreak_aws
-from firebreak.approvals import DIRECT_CALLER, Answer, new_request, planned_actions, sign
-from firebreak.findings import normalise
-from firebreak.incidents import incident_id_for
-from firebreak.models import Approval, Decision, IncidentStatus, Mode, Outcome, Playbook, Triage
-from firebreak.notifications import sns_message
+from firebreak.core import aws as firebreak_aws
+from firebreak.core.models import Approval, Decision, IncidentStatus, Mode, Outcome, Playbook, Triage
+from firebreak.incident.notifications import sns_message
+from firebreak.triage.approvals import DIRECT_CALLER, Answer, new_request, planned_actions, sign
+from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
 from functions.answer_approval.app import lambda_handler as answer_approval
 from functions.answer_approval.app import resume

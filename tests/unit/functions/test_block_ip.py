@@ -1,6 +1,6 @@
 """Block Addresses handler on moto: {incident_id, mode, verdicts} -> block_ip actions, one per address.
 
-The blocklist table is the truth the IPSets are brought up to (firebreak.blocking); these tests see both."""
+The blocklist table is the truth the IPSets are brought up to (firebreak.blocking.block); these tests see both."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from firebreak import aws as firebreak_aws
-from firebreak.waf import IPSET_CAPACITY, IpSetRef
+from firebreak.core import aws as firebreak_aws
+from firebreak.core.waf import IPSET_CAPACITY, IpSetRef
 from firebreak_local.runtime import LambdaContext
 from functions.block_ip.app import lambda_handler
 

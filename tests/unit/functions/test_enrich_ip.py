@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from firebreak import remote_config
-from firebreak.findings import normalise
+from firebreak.intel import remote_config
+from firebreak.triage.findings import normalise
 from firebreak_local.runtime import LambdaContext
 from functions.enrich_ip import app
 from tests.fake_intel import FakeIntel, documented, fake_intel

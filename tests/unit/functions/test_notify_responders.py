@@ -10,10 +10,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from firebreak import aws
-from firebreak.findings import normalise
-from firebreak.incidents import incident_id_for
-from firebreak.models import Mode, Playbook, Triage
+from firebreak.core import aws
+from firebreak.core.models import Mode, Playbook, Triage
+from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
 from functions.notify_responders import app
 from tests.support import load_event

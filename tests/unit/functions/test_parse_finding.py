@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from firebreak.errors import FindingRejected
-from firebreak.findings import normalise
-from firebreak.incidents import incident_id_for
-from firebreak.models import Triage
+from firebreak.core.errors import FindingRejected
+from firebreak.core.models import Triage
+from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
 from functions.parse_finding.app import lambda_handler
 from tests.support import load_event

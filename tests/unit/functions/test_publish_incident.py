@@ -10,9 +10,9 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from firebreak import aws as clients
-from firebreak.findings import normalise
-from firebreak.incidents import incident_id_for
+from firebreak.core import aws as clients
+from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
 from functions.publish_incident import app
 from tests.support import load_event

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from firebreak.threat_intel import LIST_KEY, SET_NAME, publish
+from firebreak.feeds.threat_intel import LIST_KEY, SET_NAME, publish
 from functions.publish_threat_intel_set.app import lambda_handler
 
 BUCKET = "feed-bucket"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from firebreak.errors import FindingRejected
-from firebreak.models import Incident
-from firebreak.routing import route
+from firebreak.core.errors import FindingRejected
+from firebreak.core.models import Incident
+from firebreak.triage.routing import route
 from firebreak_local.runtime import LambdaContext
 from functions.parse_finding.app import DEPLOYED_PLAYBOOKS, lambda_handler
 from tests.support import ROOT

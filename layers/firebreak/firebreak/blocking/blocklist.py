@@ -1,0 +1,280 @@
+"""The block list's truth: one DynamoDB item per blocked CIDR, with its expiry, sightings and network ACL wishes.
+
+The WAF IPSets and network ACLs are made to match this table, never the other way round: a block step records its
+addresses here first (atomic updates, so concurrent incidents lose nothing), then brings the sets up to date; the
+sweep deletes expired items and reconciles the sets, repairing whatever was changed by hand.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from firebreak.core.aws import conditional
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_DESERIALIZER = TypeDeserializer()
+_LEASE_PREFIX = "lease#"
+# Every attribute name goes through ExpressionAttributeNames: several of them are DynamoDB reserved words.
+_NAMES = {
+    "#cidr": "cidr",
+    "#family": "family",
+    "#expires": "expires_at",
+    "#first": "first_blocked",
+    "#last": "last_seen",
+    "#incidents": "incidents",
+    "#sightings": "sightings",
+    "#seen": "nacl_seen",
+    "#rules": "nacl_rules",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One blocked CIDR. Times are epoch seconds; expires_at 0 means never. nacl_seen: ACL id -> last wish (ms)."""
+
+    cidr: str
+    family: int
+    expires_at: int
+    first_blocked: int = 0
+    last_seen: int = 0
+    incidents: tuple[str, ...] = ()
+    nacl_seen: tuple[tuple[str, int], ...] = ()
+    nacl_rules: tuple[tuple[str, int], ...] = ()
+
+    def active(self, now: int) -> bool:
+        return self.expires_at == 0 or self.expires_at > now
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Entry:
+        data = {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
+        return cls(
+            cidr=str(data["cidr"]),
+            family=int(data.get("family", 0)),
+            expires_at=int(data.get("expires_at", 0)),
+            first_blocked=int(data.get("first_blocked", 0)),
+            last_seen=int(data.get("last_seen", 0)),
+            incidents=tuple(sorted(data.get("incidents") or ())),
+            nacl_seen=_int_pairs(data.get("nacl_seen")),
+            nacl_rules=_int_pairs(data.get("nacl_rules")),
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one sighting did to the table: `new` when no active block existed before it."""
+
+    cidr: str
+    new: bool
+    expires_at: int
+    first_blocked: int
+
+
+def _int_pairs(value: Any) -> tuple[tuple[str, int], ...]:
+    mapping: dict[str, Decimal] = value or {}
+    return tuple(sorted((key, int(number)) for key, number in mapping.items()))
+
+
+@dataclass(frozen=True)
+class Blocklist:
+    dynamodb: DynamoDBClient
+    table: str
+
+    def record(self, cidr: str, family: int, incident_id: str, now: int, ttl_seconds: int) -> Recorded:
+        """Block or re-sight a CIDR: a fresh expiry from now (0 = never), one more sighting, the incident noted."""
+        expires_at = now + ttl_seconds if ttl_seconds else 0
+        response = self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"cidr": {"S": cidr}},
+            UpdateExpression=(
+                "SET #family = :family, #expires = :expires, #last = :now, #first = if_not_exists(#first, :now),"
+                " #seen = if_not_exists(#seen, :empty), #rules = if_not_exists(#rules, :empty)"
+                " ADD #incidents :incident, #sightings :one"
+            ),
+            ExpressionAttributeNames={key: name for key, name in _NAMES.items() if key != "#cidr"},
+            ExpressionAttributeValues={
+                ":family": {"N": str(family)},
+                ":expires": {"N": str(expires_at)},
+                ":now": {"N": str(now)},
+                ":empty": {"M": {}},
+                ":incident": {"SS": [incident_id]},
+                ":one": {"N": "1"},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        old = Entry.from_item(response["Attributes"]) if response.get("Attributes") else None
+        return Recorded(
+            cidr=cidr,
+            new=old is None or not old.active(now),
+            expires_at=expires_at,
+            first_blocked=old.first_blocked if old else now,
+        )
+
+    def entries(self, projection: str | None = None) -> Iterator[Entry]:
+        """Every blocked CIDR (leases left out), read consistently: a writer must see every record made before it."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "FilterExpression": "attribute_exists(#family)",
+            "ExpressionAttributeNames": {"#family": "family"},
+        }
+        if projection:
+            names = {f"#p{index}": name for index, name in enumerate(projection.split(","))}
+            arguments["ProjectionExpression"] = ", ".join(names)
+            arguments["ExpressionAttributeNames"] = {**arguments["ExpressionAttributeNames"], **names}
+        for page in self.dynamodb.get_paginator("scan").paginate(**arguments):
+            yield from (Entry.from_item(item) for item in page["Items"])
+
+    def active(self, now: int) -> dict[int, set[str]]:
+        """IP version -> the CIDRs that must be blocked now: what that version's IPSets must hold."""
+        by_family: dict[int, set[str]] = {4: set(), 6: set()}
+        for entry in self.entries("cidr,family,expires_at"):
+            if entry.active(now):
+                by_family.setdefault(entry.family, set()).add(entry.cidr)
+        return by_family
+
+    def delete_expired(self, entry: Entry, now: int) -> bool:
+        """Delete an expired entry, unless a re-sighting extended it since it was read."""
+        deleted = conditional(
+            self.dynamodb.delete_item,
+            TableName=self.table,
+            Key={"cidr": {"S": entry.cidr}},
+            ConditionExpression="#expires > :zero AND #expires <= :now",
+            ExpressionAttributeNames={"#expires": "expires_at"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":now": {"N": str(now)}},
+        )
+        return deleted is not None
+
+    def entry(self, cidr: str) -> Entry | None:
+        """The CIDR's item, read consistently; None when the table holds no block for it."""
+        item = self.dynamodb.get_item(TableName=self.table, Key={"cidr": {"S": cidr}}, ConsistentRead=True).get("Item")
+        return Entry.from_item(item) if item else None
+
+    def forget(self, cidr: str) -> None:
+        """Lift the CIDR's block for good (a release): the next writer or sweep takes it out of every list."""
+        self.dynamodb.delete_item(TableName=self.table, Key={"cidr": {"S": cidr}})
+
+    def want_network_acl(self, cidr: str, nacl_id: str, at_ms: int) -> bool:
+        """Note that the CIDR was just seen attacking behind this network ACL; False if it is no longer blocked."""
+        return self._update_if_blocked(cidr, "SET #seen.#acl = :at", nacl_id, {":at": {"N": str(at_ms)}})
+
+    def set_network_acl_rule(self, cidr: str, nacl_id: str, rule: int | None) -> bool:
+        """Record which rule of the ACL holds the CIDR's deny entries (None: it holds none)."""
+        if rule is None:
+            return self._update_if_blocked(cidr, "REMOVE #rules.#acl", nacl_id, {})
+        return self._update_if_blocked(cidr, "SET #rules.#acl = :rule", nacl_id, {":rule": {"N": str(rule)}})
+
+    def _update_if_blocked(self, cidr: str, expression: str, nacl_id: str, values: dict[str, Any]) -> bool:
+        names = {"#cidr": "cidr", "#acl": nacl_id, "#seen": "nacl_seen", "#rules": "nacl_rules"}
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"cidr": {"S": cidr}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(#cidr)",
+            # DynamoDB refuses names the expressions do not use.
+            "ExpressionAttributeNames": {
+                key: name for key, name in names.items() if key in expression or key == "#cidr"
+            },
+        }
+        if values:
+            arguments["ExpressionAttributeValues"] = values
+        return conditional(self.dynamodb.update_item, **arguments) is not None
+
+    @contextmanager
+    def lease(self, name: str, seconds: float = 20.0) -> Iterator[Lease]:
+        """Try once to hold the named lease (one writer at a time); yields it, held or not, and releases it on exit.
+
+        A lease outlives a crashed holder only until it expires, so a Lambda timeout cannot wedge the other writers.
+        A holder may ask it to linger after release, which spaces the writes of successive holders; it lingers only
+        when another writer was turned away meanwhile, so a writer with nobody queued behind it holds up nobody.
+        """
+        owner = str(uuid.uuid4())
+        lease = Lease(held=self._take_lease(name, owner, seconds), owner=owner)
+        try:
+            yield lease
+        finally:
+            if lease.held:
+                self._release(name, lease)
+
+    def _take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        now = _ms(time.time())
+        taken = conditional(
+            self.dynamodb.put_item,
+            TableName=self.table,
+            Item={
+                "cidr": {"S": _LEASE_PREFIX + name},
+                "owner": {"S": owner},
+                "lease_until": {"N": str(now + _ms(seconds))},
+            },
+            ConditionExpression="attribute_not_exists(#cidr) OR #until < :now",
+            ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
+            ExpressionAttributeValues={":now": {"N": str(now)}},
+        )
+        if taken is None:
+            # Tells the holder a writer is queued behind it (see Lease.linger_seconds); a lease gone since is fine.
+            conditional(
+                self.dynamodb.update_item,
+                TableName=self.table,
+                Key={"cidr": {"S": _LEASE_PREFIX + name}},
+                UpdateExpression="SET #waiting = :true",
+                ConditionExpression="attribute_exists(#cidr)",
+                ExpressionAttributeNames={"#cidr": "cidr", "#waiting": "waiting"},
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
+        return taken is not None
+
+    def _release(self, name: str, lease: Lease) -> None:
+        # Every write is conditional on still owning the lease: one that outlived its time is the next writer's.
+        key = {"cidr": {"S": _LEASE_PREFIX + name}}
+        owner = {":owner": {"S": lease.owner}}
+        # Gone at once when nobody was turned away (the lone incident's case, one call); else it stays for the spacing.
+        condition, names = "#owner = :owner", {"#owner": "owner"}
+        if lease.linger_seconds:
+            condition, names = f"{condition} AND attribute_not_exists(#waiting)", {**names, "#waiting": "waiting"}
+        gone = conditional(
+            self.dynamodb.delete_item,
+            TableName=self.table,
+            Key=key,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=owner,
+        )
+        if gone is not None or not lease.linger_seconds:
+            return
+        conditional(
+            self.dynamodb.update_item,
+            TableName=self.table,
+            Key=key,
+            UpdateExpression="SET #until = :until REMOVE #waiting",
+            ConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={**names, "#until": "lease_until"},
+            ExpressionAttributeValues={**owner, ":until": {"N": str(_ms(time.time() + lease.linger_seconds))}},
+        )
+
+
+@dataclass
+class Lease:
+    """A try at a lease: truthy when held.
+
+    Set linger_seconds to keep others out for that long after release, if any writer was turned away meanwhile.
+    """
+
+    held: bool
+    owner: str
+    linger_seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.held
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)

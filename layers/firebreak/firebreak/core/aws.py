@@ -1,0 +1,121 @@
+"""The one boto3 client factory: cached per service, region and role, standard retry mode."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from firebreak.core.errors import TransientAwsError
+
+_CONFIG = Config(retries={"mode": "standard"})
+# Assumed-role credentials last an hour; a client older than this is replaced so a warm Lambda never holds stale ones.
+_ROLE_CLIENT_LIFETIME_SECONDS = 45 * 60
+# Codes AWS uses for "slow down" across services; botocore's standard mode misses some (SNS's Throttled).
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "Throttled",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "KMSThrottlingException",
+    }
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient(error: ClientError) -> bool:
+    """Throttling or a server-side (5xx) failure: worth trying again later, unlike a refusal or a missing resource."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code in _THROTTLING_CODES or code in _TRANSIENT_CODES or status >= 500
+
+
+def retryable(handler: Callable[P, R]) -> Callable[P, R]:
+    """Turn a transient ClientError into TransientAwsError, the name the ASL Retry matches.
+
+    Lambda reports an unmodelled ClientError as plain "ClientError", which no Retry can tell from AccessDenied.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return handler(*args, **kwargs)
+        except ClientError as error:
+            if is_transient(error):
+                raise TransientAwsError(str(error)) from error
+            raise
+
+    return wrapper
+
+
+def client(service: str, region: str | None = None, role_arn: str | None = None) -> Any:
+    """A boto3 client; with role_arn, one acting in a member account through an assumed role."""
+    if role_arn is None:
+        return _client(service, region)
+    return _role_client(service, region, role_arn, int(time.time() // _ROLE_CLIENT_LIFETIME_SECONDS))
+
+
+@functools.cache
+def _client(service: str, region: str | None) -> Any:
+    return boto3.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _role_client(service: str, region: str | None, role_arn: str, _generation: int) -> Any:
+    credentials = _client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName="firebreak")["Credentials"]
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=region,
+        config=_CONFIG,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+# Error codes AWS answers when the call may succeed if repeated; everything else is a decision AWS made.
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+    }
+)
+
+
+def conditional(write: Callable[..., R], **request: Any) -> R | None:
+    """Make a conditional DynamoDB write: its response, or None when its condition did not hold. Other errors raise."""
+    try:
+        return write(**request)
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return None
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def describe_error(error: ClientError) -> str:
+    """`Code: message`, for an action's reason."""
+    message = str(error.response.get("Error", {}).get("Message") or "").strip()
+    return f"{error_code(error)}: {message}" if message else error_code(error)

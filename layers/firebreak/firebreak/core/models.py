@@ -1,0 +1,333 @@
+"""Payloads passed between states: frozen dataclasses with explicit from_dict/to_dict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Source(StrEnum):
+    GUARDDUTY = "guardduty"
+    SECURITYHUB = "securityhub"
+
+
+class Playbook(StrEnum):
+    CONTAIN_INSTANCE = "contain-instance"
+    REVOKE_CREDENTIALS = "revoke-credentials"
+    BLOCK_IP = "block-ip"
+    NOTIFY_ONLY = "notify-only"
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    APPROVAL = "approval"
+    DRY_RUN = "dry-run"
+
+
+class TimeoutAction(StrEnum):
+    """What an unanswered approval request becomes when its window closes."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "OPEN"
+    REJECTED = "REJECTED"
+    DUPLICATE = "DUPLICATE"
+    SUPPRESSED = "SUPPRESSED"
+    DRY_RUN = "DRY_RUN"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    CONTAINED = "CONTAINED"
+    PARTIALLY_CONTAINED = "PARTIALLY_CONTAINED"
+    NOTIFIED = "NOTIFIED"
+    FAILED = "FAILED"
+    RELEASED = "RELEASED"
+
+
+class ActionType(StrEnum):
+    ENRICH_IP = "enrich_ip"
+    ISOLATE_INSTANCE = "isolate_instance"
+    REVOKE_CREDENTIALS = "revoke_credentials"
+    BLOCK_IP = "block_ip"
+    NOTIFY = "notify"
+    RECORD = "record"
+    RELEASE = "release"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"
+    PLANNED = "planned"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RELEASED = "released"
+
+
+# One character per outcome, for the action lines of notifications and of `firebreak run`.
+OUTCOME_MARKS = {
+    Outcome.APPLIED: "+",
+    Outcome.ALREADY_APPLIED: "=",
+    Outcome.PLANNED: "~",
+    Outcome.SKIPPED: "-",
+    Outcome.FAILED: "!",
+    Outcome.AWAITING_APPROVAL: "?",
+    Outcome.RELEASED: "<",
+}
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    """One ENI of the affected instance, as the finding names it."""
+
+    interface_id: str
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    private_ip: str | None = None
+    public_ip: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkInterface:
+        return cls(
+            interface_id=data["interface_id"],
+            subnet_id=data.get("subnet_id"),
+            vpc_id=data.get("vpc_id"),
+            security_group_ids=tuple(data.get("security_group_ids", ())),
+            private_ip=data.get("private_ip"),
+            public_ip=data.get("public_ip"),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteIpDetails:
+    """What the finding itself says about one remote address (GuardDuty's own enrichment)."""
+
+    address: str
+    organization: str | None = None
+    asn: str | None = None
+    isp: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RemoteIpDetails:
+        return cls(
+            **{key: data.get(key) for key in ("organization", "asn", "isp", "country", "city")}, address=data["address"]
+        )
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One normalised finding, whichever source and casing it came in."""
+
+    source: Source
+    finding_id: str
+    account_id: str
+    region: str
+    finding_type: str
+    severity: float
+    severity_label: str
+    title: str = ""
+    product_name: str = ""
+    product_arn: str | None = None
+    resource_type: str = "Unknown"
+    resource_role: str | None = None
+    instance_id: str | None = None
+    vpc_id: str | None = None
+    network_interfaces: tuple[NetworkInterface, ...] = ()
+    resource_tags: tuple[tuple[str, str], ...] = ()
+    access_key_id: str | None = None
+    principal_type: str | None = None
+    principal_name: str | None = None
+    # The caller's unique id; for an assumed role AROA…:<session name>, which EC2 sets to the instance id.
+    principal_id: str | None = None
+    action_type: str | None = None
+    direction: str | None = None
+    remote_ips: tuple[str, ...] = ()
+    remote_ip_details: tuple[RemoteIpDetails, ...] = ()
+    invalid_remote_ips: tuple[str, ...] = ()
+    threat_lists: tuple[str, ...] = ()
+    sample: bool = False
+    count: int = 1
+    updated_at: str | None = None
+    first_seen_at: str | None = None
+    finding_arn: str | None = None
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.resource_tags).get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["resource_tags"] = dict(self.resource_tags)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Incident:
+        return cls(
+            **{
+                **data,
+                "source": Source(data["source"]),
+                "severity": float(data["severity"]),
+                "network_interfaces": tuple(NetworkInterface.from_dict(n) for n in data.get("network_interfaces", ())),
+                "resource_tags": tuple(sorted(dict(data.get("resource_tags") or {}).items())),
+                "remote_ips": tuple(data.get("remote_ips", ())),
+                "remote_ip_details": tuple(RemoteIpDetails.from_dict(d) for d in data.get("remote_ip_details", ())),
+                "invalid_remote_ips": tuple(data.get("invalid_remote_ips", ())),
+                "threat_lists": tuple(data.get("threat_lists", ())),
+            }
+        )
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds and a Z, the form Step Functions and GuardDuty use for timestamps."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a playbook did, planned, skipped or failed to do: the unit of the report and the record.
+
+    `before` and `after` are the target's state around the change (the release contract in incident.release says
+    what each action type records); `at` is when the outcome was reached, stamped where the action is created.
+    """
+
+    type: ActionType
+    target: str
+    outcome: Outcome
+    reason: str = ""
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    at: str = field(default_factory=utc_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "type": self.type.value, "outcome": self.outcome.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Action:
+        return cls(
+            type=ActionType(data["type"]),
+            target=data["target"],
+            outcome=Outcome(data["outcome"]),
+            reason=data.get("reason", ""),
+            before=dict(data.get("before") or {}),
+            after=dict(data.get("after") or {}),
+            at=data.get("at") or utc_now(),
+        )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Why an incident waits for a person, how long, what silence means, and the answer once there is one."""
+
+    reason: str
+    window_seconds: int
+    on_timeout: TimeoutAction = TimeoutAction.DENY
+    decision: Decision | None = None
+    decided_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "on_timeout": self.on_timeout.value,
+            "decision": None if self.decision is None else self.decision.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Approval:
+        return cls(
+            reason=data["reason"],
+            window_seconds=int(data["window_seconds"]),
+            on_timeout=TimeoutAction(data.get("on_timeout") or TimeoutAction.DENY),
+            decision=Decision(data["decision"]) if data.get("decision") else None,
+            decided_by=data.get("decided_by"),
+        )
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What Parse Finding decides: the incident, its id, its playbook and the mode to run it in."""
+
+    incident_id: str
+    incident: Incident
+    playbook: Playbook
+    mode: Mode
+    suppressed_reason: str | None = None
+    escalation: str | None = None
+    approval: Approval | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "incident": self.incident.to_dict(),
+            "playbook": self.playbook.value,
+            "mode": self.mode.value,
+            "suppressed_reason": self.suppressed_reason,
+            "escalation": self.escalation,
+            "approval": None if self.approval is None else self.approval.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Triage:
+        return cls(
+            incident_id=data["incident_id"],
+            incident=Incident.from_dict(data["incident"]),
+            playbook=Playbook(data["playbook"]),
+            mode=Mode(data["mode"]),
+            suppressed_reason=data.get("suppressed_reason"),
+            escalation=data.get("escalation"),
+            approval=Approval.from_dict(data["approval"]) if data.get("approval") else None,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Enrichment's judgement of one remote address, with the evidence behind it."""
+
+    address: str
+    verdict: str
+    score: int
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def blocks(self) -> bool:
+        return self.verdict != "benign"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "verdict": self.verdict, "score": self.score, "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(data["address"], data["verdict"], int(data["score"]), tuple(data.get("evidence", ())))
+
+
+def actions_from(items: Any) -> tuple[Action, ...]:
+    """Actions as a state passes them on: a list, or nothing at all when a step had none."""
+    return tuple(Action.from_dict(item) for item in items or ())
+
+
+@dataclass(frozen=True)
+class PlaybookRequest:
+    """What the entry machine starts a playbook machine with, and what its steps receive as `input`."""
+
+    incident_id: str
+    incident: Incident
+    mode: Mode
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode is Mode.DRY_RUN
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlaybookRequest:
+        return cls(
+            incident_id=data["incident_id"], incident=Incident.from_dict(data["incident"]), mode=Mode(data["mode"])
+        )

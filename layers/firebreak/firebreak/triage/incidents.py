@@ -1,0 +1,40 @@
+"""Incident identity and the one rule that turns a playbook's actions into the incident's final status."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, Mode, Outcome, Playbook
+
+# Actions that change the account; enrichment, notification and records do not contain anything.
+CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
+_DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
+# A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
+# incident, whatever else it blocked.
+_MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
+
+
+def incident_id_for(incident: Incident) -> str:
+    """Stable per account, region and finding id, so every redelivery of a finding maps to one record."""
+    key = f"{incident.account_id}|{incident.region}|{incident.finding_id}"
+    return "fb-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def final_status(playbook: Playbook, mode: Mode, actions: Iterable[Action], suppressed: bool) -> IncidentStatus:
+    """CONTAINED only when every containment action took effect; never claims what did not happen."""
+    if suppressed:
+        return IncidentStatus.SUPPRESSED
+    containment = [action for action in actions if action.type in CONTAINMENT_ACTIONS]
+    done = [action for action in containment if action.outcome in _DONE]
+    failed = [action for action in containment if action.outcome is Outcome.FAILED]
+    if failed:
+        return IncidentStatus.PARTIALLY_CONTAINED if done else IncidentStatus.FAILED
+    if any(action.outcome is Outcome.AWAITING_APPROVAL for action in containment):
+        return IncidentStatus.AWAITING_APPROVAL
+    if mode is Mode.DRY_RUN and playbook is not Playbook.NOTIFY_ONLY:
+        return IncidentStatus.DRY_RUN
+    main = _MAIN_ACTION.get(playbook)
+    if done and main is not None and not any(action.type is main for action in done):
+        return IncidentStatus.PARTIALLY_CONTAINED
+    return IncidentStatus.CONTAINED if done else IncidentStatus.NOTIFIED
