@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import time
+import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -14,8 +14,6 @@ from botocore.exceptions import ClientError
 from firebreak.core.errors import TransientAwsError
 
 _CONFIG = Config(retries={"mode": "standard"})
-# Assumed-role credentials last an hour; a client older than this is replaced so a warm Lambda never holds stale ones.
-_ROLE_CLIENT_LIFETIME_SECONDS = 45 * 60
 # Codes AWS uses for "slow down" across services; botocore's standard mode misses some (SNS's Throttled).
 _THROTTLING_CODES = frozenset(
     {
@@ -60,22 +58,21 @@ def retryable(handler: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def client(service: str, region: str | None = None, role_arn: str | None = None) -> Any:
-    """A boto3 client; with role_arn, one acting in a member account through an assumed role."""
+def client(service: str, region: str | None = None, role_arn: str | None = None, session: str = "firebreak") -> Any:
+    """A boto3 client; with role_arn, one acting in a member account through an assumed role named `session`.
+
+    Assumed-role clients live until the invocation ends (`member_sessions`): a warm Lambda never acts for one
+    incident with the session it opened for another, so the member's CloudTrail names the right incident.
+    """
     if role_arn is None:
         return _client(service, region)
-    return _role_client(service, region, role_arn, int(time.time() // _ROLE_CLIENT_LIFETIME_SECONDS))
-
-
-@functools.cache
-def _client(service: str, region: str | None) -> Any:
-    return boto3.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
-
-
-@functools.cache
-def _role_client(service: str, region: str | None, role_arn: str, _generation: int) -> Any:
-    credentials = _client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName="firebreak")["Credentials"]
-    return boto3.client(  # type: ignore[call-overload]
+    key = (service, region, role_arn, session)
+    with _role_clients_lock:
+        cached = _role_clients.get(key)
+    if cached is not None:
+        return cached
+    credentials = _client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+    built = boto3.client(  # type: ignore[call-overload]
         service,
         region_name=region,
         config=_CONFIG,
@@ -83,6 +80,32 @@ def _role_client(service: str, region: str | None, role_arn: str, _generation: i
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
+    with _role_clients_lock:
+        _role_clients[key] = built
+    return built
+
+
+def member_sessions(handler: Callable[P, R]) -> Callable[P, R]:
+    """Forget the invocation's assumed-role clients when it ends, whatever its outcome."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            with _role_clients_lock:
+                _role_clients.clear()
+
+    return wrapper
+
+
+@functools.cache
+def _client(service: str, region: str | None) -> Any:
+    return boto3.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+
+
+_role_clients: dict[tuple[str, str | None, str, str], Any] = {}
+_role_clients_lock = threading.Lock()
 
 
 # Error codes AWS answers when the call may succeed if repeated; everything else is a decision AWS made.

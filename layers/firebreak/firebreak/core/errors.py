@@ -67,3 +67,7 @@ class ApprovalTokenExpired(ApprovalTokenInvalid):
 
 class ApprovalAnswerInvalid(FirebreakError):
     """An answer to an approval request that is not {token, decision}; the message says what is expected."""
+
+
+class MemberRoleUnavailable(FirebreakError):
+    """The member role of the finding's account could not be assumed; the message names the account and the role."""
