@@ -28,7 +28,7 @@ def account_refusal(account_id: str, organization: Organization, organizations: 
             " AllowedAccountIds; deploy for an organization (OrganizationUnitIds) or list it to answer its findings"
         )
     try:
-        status = organizations.describe_account(AccountId=account_id)["Account"].get("Status", "ACTIVE")
+        account = organizations.describe_account(AccountId=account_id)["Account"]
     except ClientError as error:
         if error_code(error) != "AccountNotFoundException":
             raise
@@ -36,6 +36,8 @@ def account_refusal(account_id: str, organization: Organization, organizations: 
             f"account {account_id} is not a member of organization {organization.organization_id} and not in"
             " AllowedAccountIds: its finding is not acted on"
         )
+    # Organizations retired `Status` for `State` (2026-09-09); read the new field and fall back to the old one.
+    status = str(account.get("State") or account.get("Status") or "ACTIVE")
     if status != "ACTIVE":
         return f"account {account_id} is {status} in organization {organization.organization_id}: nothing can act there"
     return None
