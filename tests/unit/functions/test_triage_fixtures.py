@@ -95,6 +95,21 @@ FIXTURES = {
     "guardduty_lambda_crypto_mining": Expected(
         GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "everything-else", "enforce"
     ),
+    "guardduty_member_c2_outbound": Expected(
+        GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"
+    ),
+    "guardduty_member_c2_outbound_same_names": Expected(
+        GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"
+    ),
+    "guardduty_member_iam_user_key_compromised": Expected(
+        GD, "AccessKey", "TARGET", "AWS_API_CALL", "IAMUser", ("146.70.119.82",), "credentials-compromised", "enforce"
+    ),
+    "guardduty_member_ssh_brute_force": Expected(
+        GD, "Instance", "TARGET", "NETWORK_CONNECTION", None, ("45.155.205.233",), "instance-brute-forced", "enforce"
+    ),
+    "guardduty_outside_organization_c2_outbound": Expected(
+        GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"
+    ),
     "guardduty_port_probe_high": Expected(
         GD,
         "Instance",
