@@ -21,7 +21,12 @@ from botocore.exceptions import ClientError
 
 from firebreak.blocking import nacl
 from firebreak.blocking.blocklist import Blocklist
-from firebreak.containment.credentials import inline_policy
+from firebreak.containment.credentials import (
+    INSTANCE_SESSIONS_POLICY_PREFIX,
+    REVOKE_SESSIONS_POLICY,
+    USER_DENY_POLICY,
+    inline_policy,
+)
 from firebreak.containment.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.core.aws import error_code
 from firebreak.core.models import Action, ActionType, Outcome, utc_now
@@ -45,6 +50,8 @@ class ReleaseContext:
 
 
 Undo = Callable[[Action, ReleaseContext], Action]
+# The inline policies revoke-credentials and contain-instance write; release touches no other policy name.
+FIREBREAK_POLICIES = frozenset({USER_DENY_POLICY, REVOKE_SESSIONS_POLICY})
 
 # The key of a recorded state that says which step it is, in the order they are tested.
 _KINDS = (
@@ -320,12 +327,15 @@ def undo_inline_policy(action: Action, context: ReleaseContext) -> Action:
     iam = context.client("iam")
     kind: Literal["user", "role"] = "user" if "user" in action.after else "role"
     name, policy = str(action.after[kind]), str(action.after["policy_name"])
+    previous = action.before.get("document")
+    refusal = not_firebreaks(policy, previous)
+    if refusal is not None:
+        return conflict(action, {"document": "not read"}, [refusal])
     current = inline_policy(iam, kind, name, policy)
     found = {"document": current}
     if current != action.after["document"]:
         state = "is gone" if current is None else "is no longer the document Firebreak attached"
         return conflict(action, found, [f"{policy} on {kind} {name} {state}"])
-    previous = action.before.get("document")
     if previous is not None:
         text = json.dumps(previous, separators=(",", ":"))
         if kind == "user":
@@ -341,6 +351,24 @@ def undo_inline_policy(action: Action, context: ReleaseContext) -> Action:
     iam.delete_role_policy(RoleName=name, PolicyName=policy)
     reason = f"deleted {policy} from role {name}: sessions issued before the revocation work again until they expire"
     return released(action, found, {"document": None}, reason)
+
+
+def not_firebreaks(policy: str, document: Any) -> str | None:
+    """Why release must not write this policy back; None when it is Firebreak's own shape.
+
+    Release takes the name and the earlier document from the incident record, so whoever can write the incident
+    table could otherwise have release put any policy on any principal: only Firebreak's policy names, and only
+    documents of Deny statements, ever go back.
+    """
+    if policy not in FIREBREAK_POLICIES and not policy.startswith(INSTANCE_SESSIONS_POLICY_PREFIX):
+        return f"{policy} is not a policy Firebreak writes; release only restores Firebreak's own policies"
+    if document is None:
+        return None
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    statements = [statements] if isinstance(statements, dict) else statements
+    if not statements or not all(isinstance(s, dict) and s.get("Effect") == "Deny" for s in statements):
+        return f"the earlier document of {policy} on the record is not Deny statements only; release will not write it"
+    return None
 
 
 def undo_login_profile(action: Action, context: ReleaseContext) -> Action:
