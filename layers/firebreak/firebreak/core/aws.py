@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -56,6 +56,12 @@ def retryable(handler: Callable[P, R]) -> Callable[P, R]:
             raise
 
     return wrapper
+
+
+class ClientFactory(Protocol):
+    """What domain code that picks its own clients takes: `client` below, or a fake in tests."""
+
+    def __call__(self, service: str, region: str | None = None) -> Any: ...
 
 
 def client(service: str, region: str | None = None, role_arn: str | None = None, session: str = "firebreak") -> Any:

@@ -12,7 +12,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from firebreak.incident.records import IncidentRecord
+from firebreak.core.aws import ClientFactory
+from firebreak.core.errors import EventNotPublished
+from firebreak.core.models import IncidentStatus, utc_now
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import started_subject, started_summary
+from firebreak.incident.postmortem import render
+from firebreak.incident.records import IncidentRecord, plain
 
 SOURCE = "firebreak"
 DETAIL_TYPE = "Firebreak Incident Status Change"
@@ -94,3 +100,56 @@ def emit_time_to_contain(record: IncidentRecord) -> None:
         return
     with single_metric(TIME_TO_CONTAIN, MetricUnit.Seconds, max(seconds, 0.0), namespace=METRICS_NAMESPACE) as metric:
         metric.add_dimension(name="playbook", value=record.playbook)
+
+
+def publish_status(events: Any, record: IncidentRecord, previous: str | None, settings: Settings) -> None:
+    response = events.put_events(Entries=[put_events_entry(record, previous, settings.event_bus_name)])
+    if response.get("FailedEntryCount"):
+        raise EventNotPublished(str(response["Entries"][0].get("ErrorMessage") or response["Entries"][0]))
+
+
+def store_report(dynamodb: Any, table: str, record: IncidentRecord, settings: Settings) -> None:
+    dynamodb.update_item(
+        TableName=table,
+        Key={"incident_id": {"S": record.incident_id}},
+        UpdateExpression="SET #report = :report, report_rendered_at = :now",
+        ConditionExpression="attribute_exists(incident_id)",
+        ExpressionAttributeNames={"#report": "report"},
+        ExpressionAttributeValues={
+            ":report": {"S": render(record, settings.release_state_machine_arn)},
+            ":now": {"S": utc_now()},
+        },
+    )
+
+
+def tell_started(sns: Any, record: IncidentRecord, settings: Settings) -> None:
+    triage = record.triage()
+    if triage is None:
+        return
+    sns.publish(
+        TopicArn=settings.responder_topic_arn,
+        Subject=started_subject(triage),
+        Message=started_summary(triage, record.execution_arn or ""),
+        MessageAttributes={"status": {"DataType": "String", "StringValue": "STARTED"}},
+    )
+
+
+def publish_change(client: ClientFactory, settings: Settings, images: Mapping[str, Any]) -> IncidentRecord | None:
+    """One stream record's images: a status change told (event, metric, started message), the report refreshed.
+
+    Returns the record when its status changed and was published, None otherwise.
+    """
+    old = plain(images["OldImage"]) if "OldImage" in images else None
+    new = plain(images["NewImage"]) if "NewImage" in images else None
+    if new is None or not content_changed(old, new):
+        return None
+    incident = IncidentRecord.from_item(new)
+    published = status_changed(old, new)
+    if published:
+        publish_status(client("events"), incident, old.get("status") if old else None, settings)
+        if incident.status == IncidentStatus.CONTAINED:
+            emit_time_to_contain(incident)
+        if incident.status == IncidentStatus.OPEN and settings.notify_on_start:
+            tell_started(client("sns"), incident, settings)
+    store_report(client("dynamodb"), settings.incident_table, incident, settings)
+    return incident if published else None

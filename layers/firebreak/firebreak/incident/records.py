@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from firebreak.core.models import Action, Incident, Mode, Playbook, Triage, actions_from
+from firebreak.core.errors import IncidentNotFound
+from firebreak.core.models import Action, Incident, IncidentStatus, Mode, Playbook, Triage, actions_from
+
+if TYPE_CHECKING:
+    from firebreak.triage.approvals import ApprovalRequest
 
 _DESERIALIZER = TypeDeserializer()
 SCAN_CHUNK = 20  # CIDRs per scan filter, well inside DynamoDB's expression size limit
@@ -122,6 +126,35 @@ class IncidentRecord:
         if self.incident is None or self.playbook is None or self.mode is None:
             return None
         return Triage(self.incident_id, self.incident, Playbook(self.playbook), Mode(self.mode))
+
+
+def read_record(dynamodb: Any, table: str, incident_id: str) -> IncidentRecord:
+    """The incident's record, read consistently; IncidentNotFound when the table holds none."""
+    item = dynamodb.get_item(TableName=table, Key={"incident_id": {"S": incident_id}}, ConsistentRead=True).get("Item")
+    if not item:
+        raise IncidentNotFound(f"no incident {incident_id} in {table}")
+    return IncidentRecord.from_item(plain(item))
+
+
+def mark_awaiting(dynamodb: Any, table: str, incident_id: str, request: ApprovalRequest) -> None:
+    """The record says AWAITING_APPROVAL, in its status history too, while the request is open."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    dynamodb.update_item(
+        TableName=table,
+        Key={"incident_id": {"S": incident_id}},
+        UpdateExpression=(
+            "SET #status = :awaiting, approval_id = :id, approval_expires_at = :expires,"
+            " status_history = list_append(if_not_exists(status_history, :none), :change)"
+        ),
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":awaiting": {"S": IncidentStatus.AWAITING_APPROVAL.value},
+            ":id": {"S": request.approval_id},
+            ":expires": {"S": request.expires},
+            ":none": {"L": []},
+            ":change": {"L": [{"M": {"status": {"S": IncidentStatus.AWAITING_APPROVAL.value}, "at": {"S": now}}}]},
+        },
+    )
 
 
 def block_holders(

@@ -70,9 +70,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from firebreak.blocking.blocklist import Blocklist
+from firebreak.core.aws import ClientFactory
 from firebreak.core.errors import FirebreakError
 from firebreak.core.models import Action, ActionType, IncidentStatus, Outcome, utc_now
-from firebreak.incident.records import IncidentRecord
+from firebreak.core.settings import Settings
+from firebreak.incident.notifications import release_message, release_subject
+from firebreak.incident.records import IncidentRecord, block_holders, read_record
 from firebreak.incident.undo import ReleaseContext, step_ids, step_key, step_kind, undo
 from firebreak.incident.undo import kept as kept_reason
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
@@ -170,6 +174,53 @@ def release(plan: ReleasePlan, context: ReleaseContext, blocked: Sequence[str] =
         _summary(entries, plan.kept),
     )
     return ReleaseResult(plan.incident_id, plan.status, status, (*entries, summary), still_blocked)
+
+
+def release_incident(client: ClientFactory, settings: Settings, incident_id: str, execution_arn: str) -> dict[str, Any]:
+    """Release Actions: read the record, undo what is pending, and say what the record and the responders get."""
+    dynamodb = client("dynamodb")
+    record = read_record(dynamodb, settings.incident_table, incident_id)
+    plan = ReleasePlan.from_record(record)
+    cidrs = [action.target for action in plan.pending if action.type is ActionType.BLOCK_IP]
+    held, added = block_holders(dynamodb, settings.incident_table, record.incident_id, cidrs)
+    region = record.incident.region if record.incident else None
+    blocklist = Blocklist(client("dynamodb"), settings.blocklist_table) if settings.blocklist_table else None
+    undo_context = ReleaseContext(
+        record.incident_id,
+        lambda service: client(service, region),
+        held,
+        added,
+        blocklist=blocklist,
+        network_acl_rules=settings.nacl_rules,
+    )
+    result = release(plan, undo_context, record.blocked_addresses)
+    return release_output(record, result, execution_arn, settings.chat_format)
+
+
+def release_output(
+    record: IncidentRecord, result: ReleaseResult, execution_arn: str, chat_format: str
+) -> dict[str, Any]:
+    """The result with what the state machine writes to the record (history, released_at) and publishes."""
+    now, triage = utc_now(), record.triage()
+    return {
+        **result.to_dict(),
+        "history": [{"status": result.status, "at": now}] if result.changed else [],
+        "released_at": now if result.status == IncidentStatus.RELEASED else record.released_at or "",
+        "playbook": record.playbook,
+        "mode": record.mode,
+        "notification": {
+            "subject": release_subject(result.status, result.previous_status, triage, record.incident_id),
+            "message": release_message(
+                result.status,
+                result.previous_status,
+                triage,
+                record.incident_id,
+                result.entries,
+                execution_arn,
+                chat_format,
+            ),
+        },
+    }
 
 
 def release_status(previous: str, entries: Sequence[Action], released_before: bool = False) -> str:
