@@ -16,6 +16,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@aws.member_sessions
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     execution_arn = str(event.get("executionId", ""))
     logger.append_keys(execution_id=execution_arn)

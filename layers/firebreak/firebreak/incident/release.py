@@ -73,6 +73,7 @@ from botocore.exceptions import ClientError
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.core.aws import ClientFactory
 from firebreak.core.errors import FirebreakError
+from firebreak.core.members import workload_client
 from firebreak.core.models import Action, ActionType, IncidentStatus, Outcome, utc_now
 from firebreak.core.settings import Settings
 from firebreak.incident.notifications import release_message, release_subject
@@ -183,11 +184,13 @@ def release_incident(client: ClientFactory, settings: Settings, incident_id: str
     plan = ReleasePlan.from_record(record)
     cidrs = [action.target for action in plan.pending if action.type is ActionType.BLOCK_IP]
     held, added = block_holders(dynamodb, settings.incident_table, record.incident_id, cidrs)
+    account = record.incident.account_id if record.incident else ""
     region = record.incident.region if record.incident else None
     blocklist = Blocklist(client("dynamodb"), settings.blocklist_table) if settings.blocklist_table else None
     undo_context = ReleaseContext(
         record.incident_id,
-        lambda service: client(service, region),
+        # The workload's account and Region, through the release function's member role outside the stack's own.
+        lambda service: workload_client(service, account, region, "release_incident", record.incident_id),
         held,
         added,
         blocklist=blocklist,

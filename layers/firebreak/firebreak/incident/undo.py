@@ -141,7 +141,8 @@ def undo_block_ip(action: Action, context: ReleaseContext) -> Action:
     arns = list(action.after.get("ipsets") or [action.after["ipset"]])
     ipsets = [IpSetRef.from_arn(arn) for arn in arns]
     cidr = ipaddress.ip_network(action.target, strict=False).compressed
-    wafs = {ipset.arn: _waf(ipset, context) for ipset in ipsets}
+    # The block lists live in the security account and the stack's Region, wherever the incident happened.
+    wafs = {ipset.arn: client_for(ipset) for ipset in ipsets}
     present = all(cidr in present_addresses(wafs[ipset.arn], ipset) for ipset in ipsets)
     found = {"ipset": arns[0], "present": present}
     names = ", ".join(ipset.name for ipset in ipsets)
@@ -164,11 +165,6 @@ def undo_block_ip(action: Action, context: ReleaseContext) -> Action:
     if not all(removed):
         return conflict(action, {**found, "present": False}, [f"removed from {names} while releasing"])
     return released(action, found, {**found, "present": False}, f"removed from WAF IPSet {names}")
-
-
-def _waf(ipset: IpSetRef, context: ReleaseContext) -> Any:
-    # CLOUDFRONT-scope sets are managed from us-east-1 wherever the incident happened.
-    return client_for(ipset) if ipset.scope == "CLOUDFRONT" else context.client("wafv2")
 
 
 def _still_listed(blocklist: Blocklist, cidr: str, now: float) -> bool:
