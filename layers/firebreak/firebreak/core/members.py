@@ -15,6 +15,7 @@ from firebreak.core.errors import MemberRoleUnavailable
 
 # Function folder -> the member role that function assumes. member.yaml creates exactly these names, and a
 # definition test holds the two together, so the security account can compute a role's ARN without asking.
+# Security Hub write-back needs none: the administrator account updates its members' findings (BatchUpdateFindings).
 MEMBER_ROLES = {
     "isolate_instance": "firebreak-member-isolate-instance",
     "preserve_evidence": "firebreak-member-preserve-evidence",
@@ -23,7 +24,6 @@ MEMBER_ROLES = {
     "block_ip": "firebreak-member-block-ip",
     "sweep_blocklist": "firebreak-member-sweep-blocklist",
     "release_incident": "firebreak-member-release-incident",
-    "notify_responders": "firebreak-member-notify-responders",
 }
 _SESSION_NAME_LIMIT = 64
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
