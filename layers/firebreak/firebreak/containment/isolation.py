@@ -17,13 +17,12 @@ from botocore.exceptions import ClientError
 
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import InstanceNotFound, QuarantineGroupUnavailable
-from firebreak.core.models import Action, ActionType, Incident, Outcome
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import IpPermissionTypeDef, TagTypeDef
 
-EXEMPT_TAG = "firebreak:exempt"
 PURPOSE_TAG = "firebreak:purpose"
 ORIGINAL_GROUPS_TAG = "firebreak:original-groups"
 # Up to 16 groups of 20 characters do not fit one 256-character tag value; two always do.
