@@ -12,26 +12,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak.containment.isolation import Isolation, IsolationStatus, addresses_to_block, isolate_instance
+from firebreak.containment.isolation import isolate
 from firebreak.core import aws
-from firebreak.core.models import Action, ActionType, Outcome, PlaybookRequest
+from firebreak.core.models import PlaybookRequest
 
 logger = Logger()
-
-# Outcomes after which the playbook stops: nothing of the instance may be touched, so neither are its addresses.
-STOPPED = frozenset({IsolationStatus.NOT_FOUND, IsolationStatus.EXEMPT})
-
-
-def isolate(request: PlaybookRequest) -> tuple[Isolation, tuple[str, ...]]:
-    instance_id = request.incident.instance_id
-    if instance_id is None:
-        skipped = Action(ActionType.ISOLATE_INSTANCE, "unknown", Outcome.SKIPPED, "the finding names no instance")
-        return Isolation(IsolationStatus.NOT_FOUND, (skipped,)), ()
-    isolation = isolate_instance(aws.client("ec2"), instance_id, request.dry_run)
-    if isolation.status in STOPPED:
-        return isolation, ()
-    addresses, not_blocked = addresses_to_block(request.incident)
-    return Isolation(isolation.status, isolation.actions + not_blocked, isolation.suppressed_reason), addresses
 
 
 @logger.inject_lambda_context

@@ -28,9 +28,9 @@ from firebreak.core.errors import FindingRejected
 from firebreak.core.models import IncidentStatus
 from firebreak.core.settings import Settings
 from firebreak.incident.notifications import sns_message, subject
+from firebreak.triage import decision
 from firebreak.triage.findings import normalise
 from firebreak_local.cli import main
-from functions.parse_finding import app as parse_finding
 from tests.support import ROOT, load_event
 
 Event = dict[str, Any]
@@ -273,7 +273,7 @@ def test_readable_summary_carries_no_control_characters_and_is_plain_text(name: 
         incident = normalise(event)
     except FindingRejected:
         return
-    triage = parse_finding.triage(incident, Settings.from_env())
+    triage = decision.triage(incident, Settings.from_env())
 
     # WHEN the responders' message is built
     message = json.loads(sns_message(IncidentStatus.NOTIFIED, triage, (), "arn:aws:states:::execution:x"))

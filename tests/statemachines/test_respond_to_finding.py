@@ -124,9 +124,9 @@ def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contain
 ) -> None:
     # GIVEN crypto mining on an instance, which routes to contain-instance, in a stack that does not run that playbook
     from firebreak.core.models import Playbook
-    from functions.parse_finding import app as parse_finding
+    from firebreak.triage import decision
 
-    monkeypatch.setattr(parse_finding, "DEPLOYED_PLAYBOOKS", frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY}))
+    monkeypatch.setattr(decision, "DEPLOYED_PLAYBOOKS", frozenset({Playbook.BLOCK_IP, Playbook.NOTIFY_ONLY}))
     execution = run(engine, "guardduty_crypto_mining")
 
     # THEN responders are told to act by hand and the status claims nothing was contained

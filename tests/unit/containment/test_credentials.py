@@ -18,7 +18,6 @@ from firebreak.containment.credentials import (
     RevocationSettings,
     compromised_instance,
     covers,
-    manual_steps,
     protection_reason,
     revoke,
     session_revocation_policy,
@@ -27,9 +26,9 @@ from firebreak.core.errors import IamUnavailable
 from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, Mode, Outcome, Playbook
 from firebreak.core.settings import Settings
 from firebreak.incident.notifications import summary, undo_hint
+from firebreak.triage.decision import manual_steps, triage
 from firebreak.triage.findings import normalise
 from firebreak.triage.incidents import final_status
-from functions.parse_finding.app import triage
 from functions.revoke_credentials import app
 from tests.support import load_event
 

@@ -10,17 +10,15 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from firebreak.core import aws as firebreak_aws
-from firebreak.core.models import Approval, Decision, IncidentStatus, Mode, Outcome, Playbook, Triage
+from firebreak.core.models import Approval, IncidentStatus, Mode, Outcome, Playbook, Triage
 from firebreak.incident.notifications import sns_message
-from firebreak.triage.approvals import DIRECT_CALLER, Answer, new_request, planned_actions, sign
+from firebreak.triage.approvals import DIRECT_CALLER, new_request, planned_actions, sign
 from firebreak.triage.findings import normalise
 from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
 from functions.answer_approval.app import lambda_handler as answer_approval
-from functions.answer_approval.app import resume
 from functions.request_approval.app import lambda_handler as request_approval
 from tests.support import load_event
 
@@ -217,26 +215,3 @@ def test_direct_invocation_answers_without_the_http_wrapper(stack: Stack, lambda
     # THEN the plain answer says so and the record names the direct caller
     assert body["status"] == "DENIED"
     assert stack.incident(triage().incident_id)["approval_decided_by"] == DIRECT_CALLER
-
-
-@pytest.mark.parametrize("code", ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"])
-def test_resume_reports_an_execution_that_no_longer_waits(code: str) -> None:
-    # GIVEN Step Functions says the task is gone (timed out, ended, stale token)
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    with Stubber(sfn) as stubbed:
-        stubbed.add_client_error("send_task_success", service_error_code=code)
-        # WHEN an approval resumes it
-        # THEN resume says nothing waits, rather than failing
-        assert resume(sfn, TASK_TOKEN, Answer("t", Decision.APPROVED, ALICE)) is False
-
-
-def test_denial_sends_approval_denied_with_the_caller_as_cause() -> None:
-    # GIVEN a responder denies
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    with Stubber(sfn) as stubbed:
-        stubbed.add_response(
-            "send_task_failure", {}, {"taskToken": TASK_TOKEN, "error": "ApprovalDenied", "cause": ALICE}
-        )
-        # WHEN the answer resumes the task
-        # THEN it fails the task with the error the ASL Catch matches, naming who denied
-        assert resume(sfn, TASK_TOKEN, Answer("t", Decision.DENIED, ALICE)) is True

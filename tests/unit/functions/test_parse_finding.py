@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from firebreak.core.errors import FindingRejected
-from firebreak.core.models import Triage
+from firebreak.core.models import Playbook, Triage
 from firebreak.triage.findings import normalise
 from firebreak.triage.incidents import incident_id_for
 from firebreak_local.runtime import LambdaContext
@@ -162,9 +162,9 @@ def test_finding_for_an_undeployed_playbook_is_escalated_to_people(
     lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a crypto-mining finding, which calls for containing the instance, on a stack without that playbook
-    from functions.parse_finding import app
+    from firebreak.triage import decision
 
-    monkeypatch.setattr(app, "DEPLOYED_PLAYBOOKS", app.DEPLOYED_PLAYBOOKS - {app.Playbook.CONTAIN_INSTANCE})
+    monkeypatch.setattr(decision, "DEPLOYED_PLAYBOOKS", decision.DEPLOYED_PLAYBOOKS - {Playbook.CONTAIN_INSTANCE})
 
     # WHEN it is triaged
     result = invoke(detail("guardduty_crypto_mining"), lambda_context)

@@ -10,9 +10,10 @@ import pytest
 
 from firebreak.core.errors import FindingRejected
 from firebreak.core.models import Incident
+from firebreak.triage.decision import DEPLOYED_PLAYBOOKS
 from firebreak.triage.routing import route
 from firebreak_local.runtime import LambdaContext
-from functions.parse_finding.app import DEPLOYED_PLAYBOOKS, lambda_handler
+from functions.parse_finding.app import lambda_handler
 from tests.support import ROOT
 
 EVENTS = ROOT / "events" / "eventbridge"

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core.errors import IamUnavailable
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
+from firebreak.triage.decision import manual_steps
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -38,24 +39,6 @@ _IAM_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 # EC2 names an instance role's session after the instance: the principal id is AROA…:i-0123456789abcdef0.
 _INSTANCE_SESSION = re.compile(r":(i-[0-9a-f]{8,17})$")
 _TRANSIENT_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceFailure"})
-
-# What a person must do for principals that no policy in this account can restrict.
-MANUAL_STEPS = {
-    "Root": (
-        "root credentials cannot be restricted by any IAM policy: sign in as root, change the password, delete every "
-        "root access key, check the MFA device, and review CloudTrail for what the caller did; only an SCP from the "
-        "management account can fence root programmatically"
-    ),
-    "AWSService": (
-        "an AWS service acted, so there is no key to disable: find the resource or integration acting through the "
-        "service (CloudTrail invokedBy), and fix its configuration or the role it uses"
-    ),
-    "Federated": (
-        "federated sessions are not revoked by Firebreak: for GetFederationToken sessions deny the IAM user who "
-        "issued them (an aws:TokenIssueTime deny policy), for an identity provider disable the user there or in "
-        "IAM Identity Center, then review CloudTrail for what the sessions did"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -109,12 +92,6 @@ class PolicyChange:
     policy: str
     document: dict[str, Any]
     effect: str
-
-
-def manual_steps(incident: Incident) -> str | None:
-    """What a person must do about the finding's principal, when Firebreak cannot act on it; else None."""
-    steps = MANUAL_STEPS.get(incident.principal_type or "")
-    return f"{incident.principal_type} principal: {steps}" if steps else None
 
 
 def session_revocation_policy(token_issue_time: str, instance_arn: str | None = None) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from firebreak.containment.isolation import EXEMPT_TAG, TAG_VALUE_LIMIT, Instance, describe_instance
+from firebreak.containment.isolation import TAG_VALUE_LIMIT, Instance, describe_instance
 from firebreak.core.aws import describe_error, error_code
 from firebreak.core.errors import InstanceNotFound
-from firebreak.core.models import Action, ActionType, Outcome
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from firebreak.core import aws
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import InstanceNotFound, QuarantineGroupUnavailable
-from firebreak.core.models import Action, ActionType, Incident, Outcome
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import IpPermissionTypeDef, TagTypeDef
 
-EXEMPT_TAG = "firebreak:exempt"
 PURPOSE_TAG = "firebreak:purpose"
 ORIGINAL_GROUPS_TAG = "firebreak:original-groups"
 # Up to 16 groups of 20 characters do not fit one 256-character tag value; two always do.
@@ -46,6 +46,10 @@ class IsolationStatus(StrEnum):
     FAILED = "FAILED"
     NOT_FOUND = "NOT_FOUND"
     EXEMPT = "EXEMPT"
+
+
+# Outcomes after which the playbook stops: nothing of the instance may be touched, so neither are its addresses.
+STOPPED = frozenset({IsolationStatus.NOT_FOUND, IsolationStatus.EXEMPT})
 
 
 @dataclass(frozen=True)
@@ -498,3 +502,19 @@ def addresses_to_block(incident: Incident) -> tuple[tuple[str, ...], tuple[Actio
         return incident.remote_ips, ()
     reason = f"the instance reached out to it ({incident.finding_type}): a destination, not the attacker"
     return (), tuple(Action(ActionType.BLOCK_IP, ip, Outcome.SKIPPED, reason) for ip in incident.remote_ips)
+
+
+# --- the playbook step ----------------------------------------------------------------------------------------------
+
+
+def isolate(request: PlaybookRequest) -> tuple[Isolation, tuple[str, ...]]:
+    """Isolate Instance: the isolation, and the addresses to block unless the instance was not found or is exempt."""
+    instance_id = request.incident.instance_id
+    if instance_id is None:
+        skipped = Action(ActionType.ISOLATE_INSTANCE, "unknown", Outcome.SKIPPED, "the finding names no instance")
+        return Isolation(IsolationStatus.NOT_FOUND, (skipped,)), ()
+    isolation = isolate_instance(aws.client("ec2"), instance_id, request.dry_run)
+    if isolation.status in STOPPED:
+        return isolation, ()
+    addresses, not_blocked = addresses_to_block(request.incident)
+    return Isolation(isolation.status, isolation.actions + not_blocked, isolation.suppressed_reason), addresses

@@ -84,6 +84,10 @@ OUTCOME_MARKS = {
 }
 
 
+# A resource tagged with it =true is never touched: triage only notifies, and containment skips the instance.
+EXEMPT_TAG = "firebreak:exempt"
+
+
 @dataclass(frozen=True)
 class NetworkInterface:
     """One ENI of the affected instance, as the finding names it."""
