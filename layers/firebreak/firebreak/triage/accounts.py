@@ -6,6 +6,7 @@ belong to the organization; acting on such a finding would act, or fail to act, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,11 +15,11 @@ from firebreak.core.aws import error_code
 from firebreak.core.members import Organization
 
 
-def account_refusal(account_id: str, organization: Organization, organizations: Any) -> str | None:
+def account_refusal(account_id: str, organization: Organization, organizations: Callable[[], Any]) -> str | None:
     """Why a finding about `account_id` is not this stack's to answer; None when it is.
 
-    `organizations` is asked only for an account that is neither the stack's own nor allowed by name; a delegated
-    administrator of any service may call DescribeAccount.
+    `organizations` builds the client, asked only about an account that is neither the stack's own nor allowed by
+    name; a delegated administrator of any service may call DescribeAccount.
     """
     if organization.is_own(account_id) or account_id in organization.allowed_account_ids:
         return None
@@ -28,7 +29,7 @@ def account_refusal(account_id: str, organization: Organization, organizations: 
             " AllowedAccountIds; deploy for an organization (OrganizationUnitIds) or list it to answer its findings"
         )
     try:
-        account = organizations.describe_account(AccountId=account_id)["Account"]
+        account = organizations().describe_account(AccountId=account_id)["Account"]
     except ClientError as error:
         if error_code(error) != "AccountNotFoundException":
             raise

@@ -10,8 +10,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from firebreak.core import aws
+from firebreak.core.errors import FindingRejected
+from firebreak.core.members import Organization
 from firebreak.core.models import EXEMPT_TAG, Approval, Incident, Mode, Playbook, Triage
 from firebreak.core.settings import Settings
+from firebreak.triage.accounts import account_refusal
 from firebreak.triage.approvals import decide_mode
 from firebreak.triage.breaker import alert_once, open_message, take_slot
 from firebreak.triage.findings import normalise
@@ -100,5 +103,10 @@ def through_breaker(result: Triage, settings: Settings) -> Triage:
 
 
 def triage_finding(finding: Mapping[str, Any], settings: Settings) -> Triage:
-    """The finding normalised (FindingRejected when it is not one), triaged, then past the circuit breaker."""
-    return through_breaker(triage(normalise(finding), settings), settings)
+    """The finding normalised, its account vouched for (FindingRejected otherwise), triaged, then past the circuit
+    breaker."""
+    incident = normalise(finding)
+    refusal = account_refusal(incident.account_id, Organization.from_env(), lambda: aws.client("organizations"))
+    if refusal is not None:
+        raise FindingRejected(f"finding {incident.finding_id}: {refusal}")
+    return through_breaker(triage(incident, settings), settings)
