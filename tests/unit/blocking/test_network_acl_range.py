@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
 import pytest
 
 from firebreak.blocking.blocklist import Blocklist
-from firebreak.blocking.nacl import AclEntry, RuleRange, Slot, assign, deny, network_acl_of, reconcile
-from tests.support import create_blocklist_table
+from firebreak.blocking.nacl import (
+    AclEntry,
+    RuleRange,
+    Slot,
+    assign,
+    block_in_network_acls,
+    deny,
+    network_acl_of,
+    reconcile,
+)
+from firebreak.core.models import Incident, Mode, NetworkInterface
+from firebreak.triage.findings import normalise
+from tests.support import create_blocklist_table, load_event
 
 NOW = 1_800_000_000
 RULES = RuleRange(71, 73)
@@ -37,6 +48,12 @@ class Account:
             if entry["RuleNumber"] in RULES:
                 rules.setdefault(entry["RuleNumber"], set()).add(entry.get("CidrBlock") or entry["Ipv6CidrBlock"])
         return rules
+
+    def incident(self) -> Incident:
+        """The brute force, its instance in the subnet this ACL guards."""
+        subnet = self.ec2.describe_network_acls(NetworkAclIds=[self.acl])["NetworkAcls"][0]["Associations"][0]
+        incident = normalise(load_event("eventbridge/guardduty_ssh_brute_force"))
+        return replace(incident, network_interfaces=(NetworkInterface("eni-1", subnet["SubnetId"]),))
 
     def block(self, cidr: str, at: int) -> tuple[dict[str, int], dict[str, int]]:
         self.blocklist.record(cidr, 6 if ":" in cidr else 4, "fb-test", at, 86_400)
@@ -167,3 +184,46 @@ def test_assign_keeps_placed_rules_and_fills_free_ones_first() -> None:
 
     # THEN the placed one stays at 72, the first new one takes the free 71, the second evicts 73
     assert target == {72: "10.9.9.9/32", 71: "10.1.1.1/32", 73: "10.2.2.2/32"}
+
+
+def test_block_in_network_acls_denies_in_the_acl_of_the_incident_subnet(account: Account) -> None:
+    # GIVEN an incident whose instance sits in the subnet the ACL guards, its attacker on the block list
+    incident = account.incident()
+    account.blocklist.record("45.155.205.233/32", 4, "fb-test", NOW, 86_400)
+
+    # WHEN the attacker is denied in network ACLs, then denied again
+    cidrs, clock = ["45.155.205.233/32"], lambda: float(NOW)
+    [first] = block_in_network_acls(account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
+    [again] = block_in_network_acls(account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
+
+    # THEN the first took rule 71 and the second found it there
+    assert (first.outcome.value, first.after) == ("applied", {"network_acl": account.acl, "rule": 71})
+    assert again.outcome.value == "already_applied"
+    assert account.denied() == {71: {"45.155.205.233/32"}}
+
+
+def test_block_in_network_acls_only_plans_in_dry_run(account: Account) -> None:
+    # GIVEN an incident whose instance sits in the subnet the ACL guards
+    # WHEN its attacker is blocked in dry run
+    [action] = block_in_network_acls(
+        account.ec2, account.blocklist, account.incident(), ["45.155.205.233/32"], RULES, Mode.DRY_RUN
+    )
+
+    # THEN the block is planned and the range left empty
+    assert action.outcome.value == "planned"
+    assert action.reason.startswith(f"would deny inbound and outbound within rules 71-73 of {account.acl}")
+    assert account.denied() == {}
+
+
+def test_block_in_network_acls_skips_when_the_finding_names_no_subnet(account: Account) -> None:
+    # GIVEN an incident with no network interface
+    incident = replace(account.incident(), network_interfaces=())
+
+    # WHEN its attacker is blocked
+    [action] = block_in_network_acls(
+        account.ec2, account.blocklist, incident, ["45.155.205.233/32"], RULES, Mode.ENFORCE
+    )
+
+    # THEN nothing is denied anywhere, and the action says why
+    assert (action.target, action.outcome.value) == ("45.155.205.233/32 in network ACL", "skipped")
+    assert account.denied() == {}

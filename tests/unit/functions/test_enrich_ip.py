@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from firebreak.intel import remote_config
+from firebreak.intel.enrichment import WITHHELD
 from firebreak.triage.findings import normalise
 from firebreak_local.runtime import LambdaContext
 from functions.enrich_ip import app
@@ -96,7 +97,7 @@ def test_switch_off_sends_no_address_anywhere(
     assert intel.count() == 0
     assert resolved == []
     [action] = result["actions"]
-    assert action["after"]["notes"] == [app.WITHHELD]
+    assert action["after"]["notes"] == [WITHHELD]
     assert set(action["after"]["sources"]) == {"guards", "finding"}
     assert result["verdicts"][0]["verdict"] == "suspicious"
 

@@ -1,4 +1,4 @@
-"""Verdict logic and the bounded, concurrent asking of providers (assess_all)."""
+"""Verdict logic, the bounded, concurrent asking of providers (assess_all) and the evidence it returns."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from firebreak.core.models import Incident
-from firebreak.intel.enrichment import assess_all
+from firebreak.intel.enrichment import Enrichment, assess_all
 from firebreak.intel.providers import (
     AbuseIpDb,
     GreyNoise,
@@ -272,3 +272,21 @@ def test_providers_are_asked_about_at_most_the_cap_of_addresses(intel: FakeIntel
     assert intel.count() == 2
     assert "over the cap of 2 addresses" in assessments[2].after()["notes"][0]
     assert "otx" not in assessments[2].after()["sources"]
+
+
+def test_evidence_is_kept_for_the_cap_of_addresses_and_one_line_stands_for_the_rest() -> None:
+    # GIVEN three attackers assessed and a cap of two addresses per incident
+    incident = brute_force(remote_ips=(ATTACKER, "194.26.29.102", "185.220.101.47"))
+    enrichment = Enrichment(tuple(assess_all(incident, NO_LISTS, [], time.monotonic() + 1, 2)), (), 2)
+
+    # WHEN the step's answer is built
+    answer = enrichment.to_dict()
+
+    # THEN every address has a verdict, two carry their evidence and one line says why the third does not
+    assert [verdict["address"] for verdict in answer["verdicts"]] == [ATTACKER, "194.26.29.102", "185.220.101.47"]
+    assert [(action["target"], action["outcome"]) for action in answer["actions"]] == [
+        (ATTACKER, "applied"),
+        ("194.26.29.102", "applied"),
+        ("1 more addresses", "skipped"),
+    ]
+    assert answer["actions"][2]["reason"].startswith("evidence not kept: over the cap of 2 addresses per incident")

@@ -16,13 +16,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.core.errors import NetworkAclBusy
+from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 LEASE_WAIT_SECONDS = 20.0
+# Refusals of one ACL's writes that must show as failed blocks; anything else (throttling) goes to the ASL Retry.
+ACL_REFUSALS = {"NetworkAclEntryLimitExceeded", "NetworkAclEntryAlreadyExists", "InvalidNetworkAclID.NotFound"}
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,60 @@ def deny(
         if time.monotonic() >= deadline:
             raise NetworkAclBusy(f"network ACL {acl_id} stayed leased by another Firebreak writer")
         sleep(random.uniform(0.05, 0.25))
+
+
+def block_in_network_acls(
+    ec2: EC2Client,
+    blocklist: Blocklist,
+    incident: Incident,
+    cidrs: Sequence[str],
+    rules: RuleRange,
+    mode: Mode,
+    clock: Callable[[], float] = time.time,
+) -> list[Action]:
+    """One action per CIDR and network ACL of the incident's subnets: denied, planned, skipped or failed."""
+    acls = network_acls_of(ec2, [eni.subnet_id for eni in incident.network_interfaces if eni.subnet_id])
+    if not acls:
+        reason = "the finding names no subnet, so no network ACL to deny in"
+        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
+    actions: list[Action] = []
+    for acl, subnet in acls.items():
+        if mode is Mode.DRY_RUN:
+            plan = (
+                f"would deny inbound and outbound within rules {rules} of {acl} (oldest Firebreak rule evicted if full)"
+            )
+            actions += [_action(cidr, subnet, Outcome.PLANNED, plan) for cidr in cidrs]
+        else:
+            actions += deny_in(ec2, blocklist, acl, subnet, cidrs, rules, clock())
+    return actions
+
+
+def deny_in(
+    ec2: EC2Client, blocklist: Blocklist, acl: str, subnet: str, cidrs: Sequence[str], rules: RuleRange, now: float
+) -> list[Action]:
+    """The CIDRs denied in one ACL, as actions; its refusals (full, gone) fail these blocks, not the step."""
+    try:
+        before, after = deny(ec2, blocklist, acl, cidrs, rules, now)
+    except NetworkAclBusy as error:
+        return [_action(cidr, subnet, Outcome.FAILED, str(error)) for cidr in cidrs]
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ACL_REFUSALS:
+            raise
+        return [_action(cidr, subnet, Outcome.FAILED, f"{acl}: {error.response['Error']['Message']}") for cidr in cidrs]
+    actions = []
+    for cidr in cidrs:
+        if cidr not in after:
+            reason = f"rules {rules} of {acl} hold newer attackers; the range keeps the newest, this one was evicted"
+            actions.append(_action(cidr, subnet, Outcome.SKIPPED, reason))
+        else:
+            outcome = Outcome.ALREADY_APPLIED if cidr in before else Outcome.APPLIED
+            reason = f"denied inbound and outbound by rule {after[cidr]} of {acl}"
+            actions.append(_action(cidr, subnet, outcome, reason, network_acl=acl, rule=after[cidr]))
+    return actions
+
+
+def _action(cidr: str, subnet: str, outcome: Outcome, reason: str, **after: Any) -> Action:
+    return Action(ActionType.BLOCK_IP, f"{cidr} in network ACL of {subnet}", outcome, reason, {}, after)
 
 
 def _ms(seconds: float) -> int:

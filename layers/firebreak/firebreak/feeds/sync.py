@@ -2,19 +2,23 @@
 
 Every feed's entries are kept in the feed indicator table (feed, cidr), and each IPSet holds the union over the
 configured feeds. So removing an entry from one feed never removes it while another feed still lists it, a feed
-that failed keeps its entries, and a feed dropped from the configuration loses its entries at the next sync.
+that failed keeps its entries, and a feed dropped from the configuration loses its entries at the next sync. A feed
+that cannot be fetched or parsed raises FeedFetchFailed or FeedParseFailed before anything is written.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from firebreak.core.errors import BlockFailed
+from firebreak.core.errors import BlockFailed, FeedParseFailed
 from firebreak.core.waf import IpSetRef, sync_addresses
-from firebreak.feeds.config import MAX_LISTED_REJECTIONS, Feed, FeedSettings, Rejection, reason_counts
+from firebreak.feeds.config import MAX_LISTED_REJECTIONS, Feed, FeedSettings, Rejection, reason_counts, screen
+from firebreak.feeds.formats import parse_document
+from firebreak.feeds.sources import fetch
 
 _BATCH = 25
 _BATCH_ATTEMPTS = 5
@@ -137,3 +141,24 @@ def sync_feed(
         result = sync_addresses(waf, IpSetRef.from_arn(arn), [c for c in union if family(c) == version])
         calls += result.update_calls
     return FeedReport(feed.name, "SYNCED", added, removed, len(kept) - len(added), tuple(refused), calls, sizes)
+
+
+def fetch_and_sync(
+    feed: Feed,
+    configured: Sequence[str],
+    settings: FeedSettings,
+    client: Callable[[str], Any],
+    dry_run: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FeedReport:
+    """Fetch the feed, validate every entry and sync the feed IPSets with what passed."""
+    document = fetch(feed, client("secretsmanager"), client("s3"))
+    parsed = parse_document(feed, document, clock())
+    if not parsed.candidates and not feed.allow_empty:
+        # An error page or an emptied file must not read as "the feed now lists nothing" and empty the set.
+        raise FeedParseFailed(f"feed {feed.name} has no entries ({len(parsed.rejections)} refused); set allow_empty")
+    screened = screen(parsed.candidates, settings, settings.cap_for(feed))
+    rejections = parsed.rejections + screened.rejections
+    return sync_feed(
+        feed, screened.accepted, rejections, configured, settings, client("dynamodb"), client("wafv2"), dry_run
+    )

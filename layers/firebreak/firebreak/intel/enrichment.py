@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from firebreak.core.addresses import refusal_reason
-from firebreak.core.models import Incident, Verdict
-from firebreak.core.settings import IpNetwork
-from firebreak.intel.providers import LookupStatus, Provider, ProviderResult
-from firebreak.intel.remote_config import AddressLists
+from firebreak.core.models import Action, ActionType, Incident, Outcome, Verdict
+from firebreak.core.settings import EnrichmentSettings, IpNetwork, Settings
+from firebreak.intel.cache import CachedProvider, ResultCache
+from firebreak.intel.providers import LookupStatus, Provider, ProviderResult, ReverseDns, configured
+from firebreak.intel.remote_config import AddressLists, address_lists, provider_keys
 
 GUARDS = "guards"
 FINDING = "finding"
 MAX_WORKERS = 16
+WITHHELD = "third parties not asked: ShareAddressesWithThirdParties is false"
+# Room left after the deadline for the answer to get back to Step Functions before the Lambda timeout.
+RETURN_MARGIN_SECONDS = 2.0
 # GuardDuty found these on a threat list, or saw them command a compromised host.
 _MALICIOUS_MARKERS = ("MaliciousIPCaller", "TorIPCaller", "C&CActivity", "BlackholeTraffic", "DropPoint")
 # The address was seen attacking this account: enough to block, not proof of a known-bad actor.
@@ -54,6 +58,62 @@ class Assessment:
             "sources": {result.provider: result.to_dict() for result in self.sources},
             "notes": list(self.notes),
         }
+
+    def to_action(self) -> Action:
+        return Action(ActionType.ENRICH_IP, self.verdict.address, Outcome.APPLIED, self.reason(), after=self.after())
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """What Enrich Addresses returns: every address assessed, and what degraded the sources (for the log)."""
+
+    assessments: tuple[Assessment, ...]
+    problems: tuple[str, ...]
+    limit: int
+
+    def actions(self) -> list[Action]:
+        """Evidence for the first `limit` addresses, one line for the rest: a thousand would burst 256 KiB."""
+        actions = [assessment.to_action() for assessment in self.assessments[: self.limit]]
+        rest = len(self.assessments) - self.limit
+        if rest > 0:
+            reason = f"evidence not kept: over the cap of {self.limit} addresses per incident (verdicts still given)"
+            actions.append(Action(ActionType.ENRICH_IP, f"{rest} more addresses", Outcome.SKIPPED, reason))
+        return actions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdicts": [assessment.verdict.to_dict() for assessment in self.assessments],
+            "actions": [action.to_dict() for action in self.actions()],
+        }
+
+
+def enrich(
+    incident: Incident,
+    settings: Settings,
+    config: EnrichmentSettings,
+    client: Callable[[str], Any],
+    remaining_seconds: float,
+) -> Enrichment:
+    """Every remote address of the incident assessed by the configured deadline and within the time left."""
+    deadline = time.monotonic() + min(config.deadline_seconds, remaining_seconds - RETURN_MARGIN_SECONDS)
+    lists = address_lists(client("ssm"), config.allow_list_parameter, config.deny_list_parameter, settings.allow_list)
+    providers, key_problems = sources(config, client)
+    problems = (*lists.problems, *key_problems)
+    notes = problems if config.share_with_third_parties else (*problems, WITHHELD)
+    limit = settings.max_addresses_per_incident
+    return Enrichment(tuple(assess_all(incident, lists, providers, deadline, limit, notes)), problems, limit)
+
+
+def sources(config: EnrichmentSettings, client: Callable[[str], Any]) -> tuple[list[Provider], list[str]]:
+    """Reverse DNS and every provider with a key, behind the cache, and what kept any off; none unless sharing is on."""
+    if not config.share_with_third_parties:
+        return [], []
+    keys = provider_keys(client("secretsmanager"), config.provider_keys_secret)
+    providers: list[Provider] = [ReverseDns(), *configured(keys.configs)]
+    if config.cache_table:
+        cache = ResultCache(client("dynamodb"), config.cache_table, config.cache_seconds)
+        providers = [CachedProvider(provider, cache) for provider in providers]
+    return providers, list(keys.problems)
 
 
 def guard_result(address: str, lists: AddressLists) -> ProviderResult:

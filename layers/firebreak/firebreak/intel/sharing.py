@@ -7,14 +7,19 @@ and the address, so exporting the same incident again yields the same objects, n
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firebreak.core.addresses import host_cidr, refusal_reason
 from firebreak.core.models import Action, ActionType, Incident
 from firebreak.core.settings import IpNetwork
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 NAMESPACE = uuid.UUID("5b1f3f0e-6a8e-4b53-9d3c-2f7f1c0f4e11")
 # The producing identity is the same object in every bundle, so its timestamps are fixed.
@@ -161,3 +166,43 @@ def incident_bundle(
         }
     )
     return {"type": "bundle", "id": stix_id("bundle", incident_id), "objects": objects}
+
+
+@dataclass(frozen=True)
+class Export:
+    """What Export Stix Bundle returns: whether a bundle was stored on the record, and its indicator count."""
+
+    exported: bool
+    indicators: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exported": self.exported, "indicators": self.indicators}
+
+
+def export_bundle(
+    dynamodb: DynamoDBClient,
+    table: str,
+    incident_id: str,
+    incident: Incident,
+    status: str,
+    actions: Sequence[Action],
+    finding: Any,
+    allow_list: Sequence[IpNetwork] = (),
+) -> Export:
+    """The incident's bundle stored on its record (attribute stix_bundle); nothing stored when nothing is shareable."""
+    first_seen, last_seen = seen_times(finding)
+    bundle = incident_bundle(incident_id, incident, status, actions, first_seen, last_seen, allow_list)
+    if bundle is None:
+        return Export(False)
+    store(dynamodb, table, incident_id, bundle)
+    return Export(True, sum(1 for item in bundle["objects"] if item["type"] == "indicator"))
+
+
+def store(dynamodb: DynamoDBClient, table: str, incident_id: str, bundle: dict[str, Any]) -> None:
+    dynamodb.update_item(
+        TableName=table,
+        Key={"incident_id": {"S": incident_id}},
+        UpdateExpression="SET stix_bundle = :bundle",
+        ConditionExpression="attribute_exists(incident_id)",
+        ExpressionAttributeValues={":bundle": {"S": json.dumps(bundle, separators=(",", ":"))}},
+    )
