@@ -1,4 +1,4 @@
-"""The house's shape: firebreak's subpackages import only downwards and nothing imports in a circle."""
+"""The house's shape: firebreak's subpackages import only downwards, nothing imports in a circle, handlers only wire."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ LOCAL = ROOT / "firebreak_local"
 # Rank of each capability: a module may import its own subpackage or one of a strictly lower rank.
 LAYERS = {"core": 0, "triage": 1, "intel": 1, "feeds": 1, "blocking": 2, "containment": 2, "incident": 3}
 MAX_MODULES_PER_FOLDER = 10
+MAX_HANDLER_LINES = 50
 
 
 def module_name(path: Path, root: Path, package: str) -> str:
@@ -110,3 +111,8 @@ def test_the_check_sees_a_circle_and_an_upward_import() -> None:
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert capability("firebreak.core.models") == "core"
     assert LAYERS[capability("firebreak.incident.records") or ""] > LAYERS["blocking"]
+
+
+@pytest.mark.parametrize("handler", sorted(ROOT.glob("functions/*/app.py")), ids=lambda path: path.parent.name)
+def test_handlers_only_wire(handler: Path) -> None:
+    assert len(handler.read_text().splitlines()) <= MAX_HANDLER_LINES
