@@ -48,8 +48,9 @@ lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov and statelint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml member.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(CHECKOV) --file member.yaml --framework cloudformation --compact --quiet --skip-download
 	@# statelint 3.1.0 wants integers where JSONata allows {% %} timeouts; the test applies the documented filter.
 	$(BIN)/pytest -q tests/definitions/test_state_machine_definitions.py -k statelint
 

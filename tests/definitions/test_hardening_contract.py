@@ -40,9 +40,11 @@ def test_every_checkov_skip_carries_its_reason() -> None:
     assert all(str(skip["id"]).startswith("CKV_") for _, skip in skips)
 
 
-def test_parse_finding_may_only_count_on_the_breaker_table_and_alert_the_responders() -> None:
-    # GIVEN the parse function's policies
+def test_parse_finding_may_only_count_on_the_breaker_table_alert_the_responders_and_look_up_members() -> None:
+    # GIVEN the parse function's policies, the organization-only one apart
     policies = resources()["ParseFindingFunction"]["Properties"]["Policies"]
+    organization_only = [policy["Fn::If"] for policy in policies if "Fn::If" in policy]
+    policies = [policy for policy in policies if "Fn::If" not in policy]
     statements = [statement for policy in policies for statement in policy.get("Statement", [])]
     templates = [policy for policy in policies if "Statement" not in policy]
     # THEN it may update the circuit breaker table, and publish (encrypted) to the responder topic, nothing else
@@ -59,6 +61,23 @@ def test_parse_finding_may_only_count_on_the_breaker_table_and_alert_the_respond
         },
     ]
     assert templates == [{"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["ResponderTopic", "TopicName"]}}}]
+    # AND in an organization it may also ask whether the finding's account is a member, nothing more
+    assert organization_only == [
+        [
+            "HasOrganization",
+            {
+                "Statement": [
+                    {
+                        "Sid": "DescribeTheOrganizationsAccounts",
+                        "Effect": "Allow",
+                        "Action": "organizations:DescribeAccount",
+                        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:organizations::*:account/${OrganizationId}/*"},
+                    }
+                ]
+            },
+            {"Ref": "AWS::NoValue"},
+        ]
+    ]
 
 
 def test_log_groups_are_encrypted_with_the_stack_key() -> None:
