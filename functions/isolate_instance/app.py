@@ -20,6 +20,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@aws.member_sessions
 @aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak.containment.evidence import Clients, EvidenceRequest, preserve
+from firebreak.containment.evidence import preserve_evidence
 from firebreak.core import aws
 from firebreak.core.models import PlaybookRequest
 from firebreak.core.settings import Settings
@@ -20,23 +20,13 @@ from firebreak.core.settings import Settings
 logger = Logger()
 
 
-def evidence_request(request: PlaybookRequest, settings: Settings, now: datetime) -> EvidenceRequest:
-    return EvidenceRequest(
-        instance_id=request.incident.instance_id or "",
-        incident_id=request.incident_id,
-        finding_type=request.incident.finding_type,
-        now=now,
-        dry_run=request.dry_run,
-        revoke_role_sessions=settings.revoke_instance_role_sessions,
-    )
-
-
 @logger.inject_lambda_context
+@aws.member_sessions
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])
-    clients = Clients(aws.client("ec2"), aws.client("autoscaling"), aws.client("elbv2"), aws.client("iam"))
-    actions = preserve(clients, evidence_request(request, Settings.from_env(), datetime.now(UTC)))
+    settings = Settings.from_env()
+    actions = preserve_evidence(request, settings.revoke_instance_role_sessions, datetime.now(UTC))
     logger.info(
         "Preserved evidence",
         extra={"incident_id": request.incident_id, "outcomes": [action.outcome.value for action in actions]},

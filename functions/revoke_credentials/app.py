@@ -11,17 +11,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firebreak.containment.credentials import RevocationRequest, RevocationSettings, revoke
+from firebreak.containment.credentials import RevocationRequest, RevocationSettings, revoke_where_held
 from firebreak.core import aws
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
+@aws.member_sessions
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = RevocationRequest.from_event(event["input"])
-    actions = revoke(aws.client("iam"), request, RevocationSettings.from_env())
+    actions = revoke_where_held(request, RevocationSettings.from_env())
     logger.info(
         "Revoked credentials",
         extra={

@@ -291,7 +291,8 @@ def test_a_refused_step_makes_the_incident_partially_contained(engine: Engine, m
         error = {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: autoscaling:DetachInstances"}}
         raise ClientError(error, "DetachInstances")  # type: ignore[arg-type]
 
-    monkeypatch.setattr(aws.client("autoscaling"), "detach_instances", refuse)
+    # The step acts in the finding's Region, so its client is the one for that Region.
+    monkeypatch.setattr(aws.client("autoscaling", region="us-east-1"), "detach_instances", refuse)
 
     # WHEN the finding runs
     execution = run(engine, event)

@@ -20,6 +20,7 @@ from firebreak.blocking.nacl import (
     network_acl_of,
     reconcile,
 )
+from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.models import Incident, Mode, NetworkInterface
 from firebreak.triage.findings import normalise
 from tests.support import create_blocklist_table, load_event
@@ -193,8 +194,8 @@ def test_block_in_network_acls_denies_in_the_acl_of_the_incident_subnet(account:
 
     # WHEN the attacker is denied in network ACLs, then denied again
     cidrs, clock = ["45.155.205.233/32"], lambda: float(NOW)
-    [first] = block_in_network_acls(account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
-    [again] = block_in_network_acls(account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
+    [first] = block_in_network_acls(lambda: account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
+    [again] = block_in_network_acls(lambda: account.ec2, account.blocklist, incident, cidrs, RULES, Mode.ENFORCE, clock)
 
     # THEN the first took rule 71 and the second found it there
     assert (first.outcome.value, first.after) == ("applied", {"network_acl": account.acl, "rule": 71})
@@ -206,7 +207,7 @@ def test_block_in_network_acls_only_plans_in_dry_run(account: Account) -> None:
     # GIVEN an incident whose instance sits in the subnet the ACL guards
     # WHEN its attacker is blocked in dry run
     [action] = block_in_network_acls(
-        account.ec2, account.blocklist, account.incident(), ["45.155.205.233/32"], RULES, Mode.DRY_RUN
+        lambda: account.ec2, account.blocklist, account.incident(), ["45.155.205.233/32"], RULES, Mode.DRY_RUN
     )
 
     # THEN the block is planned and the range left empty
@@ -221,9 +222,24 @@ def test_block_in_network_acls_skips_when_the_finding_names_no_subnet(account: A
 
     # WHEN its attacker is blocked
     [action] = block_in_network_acls(
-        account.ec2, account.blocklist, incident, ["45.155.205.233/32"], RULES, Mode.ENFORCE
+        lambda: account.ec2, account.blocklist, incident, ["45.155.205.233/32"], RULES, Mode.ENFORCE
     )
 
     # THEN nothing is denied anywhere, and the action says why
     assert (action.target, action.outcome.value) == ("45.155.205.233/32 in network ACL", "skipped")
+    assert account.denied() == {}
+
+
+def test_block_in_network_acls_fails_the_blocks_when_the_member_role_is_refused(account: Account) -> None:
+    # GIVEN an incident in a member account whose role cannot be assumed
+    def refused() -> Any:
+        raise MemberRoleUnavailable("account 111122223333: cannot assume arn:aws:iam::111122223333:role/x")
+
+    # WHEN its attacker is blocked in network ACLs
+    [action] = block_in_network_acls(
+        refused, account.blocklist, account.incident(), ["45.155.205.233/32"], RULES, Mode.ENFORCE
+    )
+
+    # THEN that block failed, naming the account, and nothing was denied
+    assert action.outcome.value == "failed" and "111122223333" in action.reason
     assert account.denied() == {}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from firebreak.blocking.blocklist import Blocklist
-from firebreak.core.errors import NetworkAclBusy
+from firebreak.core.errors import MemberRoleUnavailable, NetworkAclBusy
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def deny(
 
 
 def block_in_network_acls(
-    ec2: EC2Client,
+    ec2_client: Callable[[], EC2Client],
     blocklist: Blocklist,
     incident: Incident,
     cidrs: Sequence[str],
@@ -256,8 +256,20 @@ def block_in_network_acls(
     mode: Mode,
     clock: Callable[[], float] = time.time,
 ) -> list[Action]:
-    """One action per CIDR and network ACL of the incident's subnets: denied, planned, skipped or failed."""
-    acls = network_acls_of(ec2, [eni.subnet_id for eni in incident.network_interfaces if eni.subnet_id])
+    """One action per CIDR and network ACL of the incident's subnets: denied, planned, skipped or failed.
+
+    `ec2_client` acts in the incident's account; a member role that cannot be assumed fails these blocks only.
+    """
+    subnets = [eni.subnet_id for eni in incident.network_interfaces if eni.subnet_id]
+    if not subnets:
+        reason = "the finding names no subnet, so no network ACL to deny in"
+        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
+    try:
+        ec2 = ec2_client()
+    except MemberRoleUnavailable as error:
+        reason = f"not denied in the network ACL: {error}"
+        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.FAILED, reason) for cidr in cidrs]
+    acls = network_acls_of(ec2, subnets)
     if not acls:
         reason = "the finding names no subnet, so no network ACL to deny in"
         return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 from botocore.exceptions import ClientError
 
-from firebreak.core.errors import IamUnavailable
+from firebreak.core.errors import IamUnavailable, MemberRoleUnavailable
+from firebreak.core.members import MEMBER_ROLES, workload_client
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
 from firebreak.triage.decision import manual_steps
+from firebreak.triage.incidents import incident_id_for
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -60,6 +62,10 @@ class RevocationSettings:
             delete_login_profile=env.get("DELETE_LOGIN_PROFILE", "false").lower() == "true",
             scope_to_instance=env.get("REVOKE_INSTANCE_SESSIONS_ONLY", "false").lower() == "true",
         )
+
+
+# Principal types Firebreak revokes itself; the others are escalated to a person.
+_REVOCABLE = frozenset({"IAMUser", "AssumedRole"})
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,9 @@ def protection_reason(kind: Literal["user", "role"], name: str, settings: Revoca
         return f"{kind} {name} is on the break-glass list (ProtectedPrincipals): never touched; act by hand if needed"
     if kind != "role":
         return None
+    # The member roles member.yaml deploys in every member account are Firebreak's hands there.
+    if name.casefold() in {role.casefold() for role in MEMBER_ROLES.values()}:
+        return f"role {name} is Firebreak's member role: never touched"
     # CloudFormation names the stack's roles <stack>-<LogicalId>-<suffix>, which the template's Deny matches too.
     if name.casefold().startswith(f"{settings.stack_name}-".casefold()):
         return f"role {name} belongs to the Firebreak stack {settings.stack_name}: never touched"
@@ -154,6 +163,21 @@ def compromised_instance(incident: Incident) -> str | None:
     return match.group(1) if match else incident.instance_id
 
 
+def revoke_where_held(request: RevocationRequest, settings: RevocationSettings) -> list[Action]:
+    """Revoke Credentials in the account and Region of the incident, through its member role outside the stack's."""
+    incident = request.incident
+    if incident.principal_type not in _REVOCABLE:
+        return _not_revocable(incident)
+    try:
+        iam = workload_client(
+            "iam", incident.account_id, incident.region, "revoke_credentials", incident_id_for(incident)
+        )
+    except MemberRoleUnavailable as error:
+        target = incident.access_key_id or incident.principal_name or "credentials"
+        return [_action(target, Outcome.FAILED, f"not revoked: {error}")]
+    return revoke(iam, request, settings)
+
+
 def revoke(iam: IAMClient, request: RevocationRequest, settings: RevocationSettings) -> list[Action]:
     """Revoke what the finding's principal holds; principals Firebreak cannot revoke are skipped with the reason."""
     incident = request.incident
@@ -161,6 +185,10 @@ def revoke(iam: IAMClient, request: RevocationRequest, settings: RevocationSetti
         return revoke_user(iam, request, settings)
     if incident.principal_type == "AssumedRole":
         return revoke_role(iam, request, settings)
+    return _not_revocable(incident)
+
+
+def _not_revocable(incident: Incident) -> list[Action]:
     target = incident.access_key_id or incident.principal_name or "credentials"
     reason = manual_steps(incident) or f"principal type {incident.principal_type} is not revoked automatically"
     return [_action(target, Outcome.SKIPPED, reason)]

@@ -18,8 +18,9 @@ from botocore.exceptions import ClientError
 
 from firebreak.containment.isolation import TAG_VALUE_LIMIT, Instance, describe_instance
 from firebreak.core.aws import describe_error, error_code
-from firebreak.core.errors import InstanceNotFound
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Outcome
+from firebreak.core.errors import InstanceNotFound, MemberRoleUnavailable
+from firebreak.core.members import playbook_client
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Outcome, PlaybookRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -47,6 +48,9 @@ class Clients:
     iam: IAMClient
 
 
+_SERVICES = ("ec2", "autoscaling", "elbv2", "iam")
+
+
 @dataclass(frozen=True)
 class EvidenceRequest:
     instance_id: str
@@ -67,6 +71,23 @@ Step = Callable[[Clients, Instance, EvidenceRequest], list[Action]]
 def tag_value(text: str) -> str:
     """text as an EC2 tag value: characters tags refuse become "_", at most 256 characters."""
     return _TAG_UNSAFE.sub("_", text)[:TAG_VALUE_LIMIT]
+
+
+def preserve_evidence(request: PlaybookRequest, revoke_role_sessions: bool, now: datetime) -> list[Action]:
+    """Preserve Evidence for a playbook request, in the incident's account and Region."""
+    evidence = EvidenceRequest(
+        instance_id=request.incident.instance_id or "",
+        incident_id=request.incident_id,
+        finding_type=request.incident.finding_type,
+        now=now,
+        dry_run=request.dry_run,
+        revoke_role_sessions=revoke_role_sessions,
+    )
+    try:
+        clients = Clients(*(playbook_client(name, request, "preserve_evidence") for name in _SERVICES))
+    except MemberRoleUnavailable as error:
+        return [_action(evidence, Outcome.FAILED, f"evidence not preserved: {error}")]
+    return preserve(clients, evidence)
 
 
 def preserve(clients: Clients, request: EvidenceRequest) -> list[Action]:

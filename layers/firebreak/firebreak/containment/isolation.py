@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from firebreak.core import aws
 from firebreak.core.aws import describe_error, error_code, is_transient
-from firebreak.core.errors import InstanceNotFound, QuarantineGroupUnavailable
+from firebreak.core.errors import InstanceNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
+from firebreak.core.members import playbook_client
 from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
 
 if TYPE_CHECKING:
@@ -513,7 +513,14 @@ def isolate(request: PlaybookRequest) -> tuple[Isolation, tuple[str, ...]]:
     if instance_id is None:
         skipped = Action(ActionType.ISOLATE_INSTANCE, "unknown", Outcome.SKIPPED, "the finding names no instance")
         return Isolation(IsolationStatus.NOT_FOUND, (skipped,)), ()
-    isolation = isolate_instance(aws.client("ec2"), instance_id, request.dry_run)
+    try:
+        ec2 = playbook_client("ec2", request, "isolate_instance")
+    except MemberRoleUnavailable as error:
+        # The shared block lists need no member role: the addresses are still blocked below.
+        failed = Action(ActionType.ISOLATE_INSTANCE, instance_id, Outcome.FAILED, f"not isolated: {error}")
+        isolation = Isolation(IsolationStatus.FAILED, (failed,))
+    else:
+        isolation = isolate_instance(ec2, instance_id, request.dry_run)
     if isolation.status in STOPPED:
         return isolation, ()
     addresses, not_blocked = addresses_to_block(request.incident)

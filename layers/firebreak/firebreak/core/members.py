@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core import aws
 from firebreak.core.errors import MemberRoleUnavailable
+from firebreak.core.models import PlaybookRequest
 
 # Function folder -> the member role that function assumes. member.yaml creates exactly these names, and a
 # definition test holds the two together, so the security account can compute a role's ARN without asking.
@@ -21,8 +22,6 @@ MEMBER_ROLES = {
     "preserve_evidence": "firebreak-member-preserve-evidence",
     "revoke_credentials": "firebreak-member-revoke-credentials",
     "block_in_network_acl": "firebreak-member-block-in-network-acl",
-    "block_ip": "firebreak-member-block-ip",
-    "sweep_blocklist": "firebreak-member-sweep-blocklist",
     "release_incident": "firebreak-member-release-incident",
 }
 _SESSION_NAME_LIMIT = 64
@@ -61,6 +60,12 @@ def member_role_arn(account_id: str, function: str, partition: str = "aws") -> s
 def session_name(incident_id: str) -> str:
     """A role session name that names the incident, so the member account's CloudTrail says who acted and why."""
     return _NOT_IN_SESSION_NAME.sub("-", f"firebreak-{incident_id}")[:_SESSION_NAME_LIMIT]
+
+
+def playbook_client(service: str, request: PlaybookRequest, function: str) -> Any:
+    """workload_client for a playbook step: the account and Region of the request's incident."""
+    incident = request.incident
+    return workload_client(service, incident.account_id, incident.region, function, request.incident_id)
 
 
 def workload_client(
