@@ -159,19 +159,23 @@ def test_member_roles_have_the_fixed_names_of_core_members(member: Template) -> 
 
 @pytest.mark.parametrize("folder", sorted(MEMBER_ROLES))
 def test_every_member_role_trusts_only_its_functions_role_within_the_organization(
-    member: Template, folder: str
+    template: Template, member: Template, folder: str
 ) -> None:
-    # GIVEN the member role of one function, as written
-    (role,) = [
-        r["Properties"] for r in member.resources.values() if r["Properties"].get("RoleName") == MEMBER_ROLES[folder]
-    ]
-    # THEN one statement lets exactly that function's role (by its ARN parameter) assume it, from the organization
+    # GIVEN the member role of one function, as the StackSet deploys it into a member account
+    security = security_stack(template, ORGANIZATION)
+    role = member_roles(member_stack(member, security))[MEMBER_ROLES[folder]]
+
+    # THEN one statement lets the security account assume it, only as that function's role, only from the
+    # organization: a condition on the role's ARN, not a role-ARN principal, which breaks when the role is recreated
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Effect": "Allow",
-            "Principal": {"AWS": {"Ref": f"{function_id(folder)}RoleArn"}},
+            "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}},
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": get_att(f"{function_id(folder)}Role", "Arn")},
+                "StringEquals": {"aws:PrincipalOrgID": ORGANIZATION["OrganizationId"]},
+            },
         }
     ]
     assert member.raw["Parameters"][f"{function_id(folder)}RoleArn"]["Type"] == "String"
