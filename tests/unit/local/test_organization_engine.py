@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -393,3 +394,106 @@ def test_trust_policy_evaluation(document: dict[str, Any], context: dict[str, An
 def test_trust_policy_the_engine_cannot_evaluate_raises(document: Any) -> None:
     with pytest.raises(Unevaluable):
         trust_allows(document, CALLER, IN_ORG)
+
+
+# --- the stack in organization mode, with a template that declares it ------------------------------------------
+
+ORGANIZATION_TEMPLATE = """
+Parameters:
+  OrganizationId: {Type: String, Default: ""}
+  OrganizationUnitIds: {Type: CommaDelimitedList, Default: ""}
+  ResponseRegions: {Type: CommaDelimitedList, Default: "eu-west-1,us-east-1"}
+Conditions:
+  HasUnits: !Not [!Equals [!Join [",", !Ref OrganizationUnitIds], ""]]
+Resources:
+  IsolateInstanceFunction:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: functions/isolate_instance/, Handler: app.lambda_handler}
+  OrganizationParameter:
+    Type: AWS::SSM::Parameter
+    Properties: {Type: String, Value: !Join ["|", [!Ref OrganizationId, !Join [",", !Ref OrganizationUnitIds]]]}
+  MemberRoles:
+    Type: AWS::CloudFormation::StackSet
+    Condition: HasUnits
+    Properties:
+      StackSetName: firebreak-members
+      PermissionModel: SERVICE_MANAGED
+      Parameters:
+        - {ParameterKey: OrganizationId, ParameterValue: !Ref OrganizationId}
+        - {ParameterKey: ResponseRegions, ParameterValue: !Join [",", !Ref ResponseRegions]}
+        - {ParameterKey: IsolateInstanceFunctionRoleArn, ParameterValue: !GetAtt IsolateInstanceFunctionRole.Arn}
+"""
+
+
+@pytest.fixture
+def organization_template(tmp_path: Any) -> Any:
+    (tmp_path / "template.yaml").write_text(ORGANIZATION_TEMPLATE)
+    (tmp_path / "member.yaml").write_text((ROOT / "member.yaml").read_text())
+    return tmp_path / "template.yaml"
+
+
+def test_stack_runs_in_the_emulated_organization_and_its_stack_set_passes_the_member_parameters(
+    organization_template: Any,
+) -> None:
+    with Engine(organization_template) as engine:
+        # THEN the stack's organization parameters name the emulated organization and its member unit
+        value = engine.resources["OrganizationParameter"].attributes["Value"]
+        assert value == f"{engine.organization.id}|{engine.organization.unit_id}"
+
+        # WHEN a member account is prepared
+        engine.prepare_account(MEMBER, MEMBER_REGION)
+
+        # THEN its roles trust what the StackSet passed: Fn::GetAtt of the function's SAM role
+        iam = engine.client("iam", account=MEMBER)
+        trust = iam.get_role(RoleName="firebreak-member-isolate-instance")["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Principal"] == {"AWS": ISOLATE_CALLER}
+        assert trust["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == engine.organization.id
+        policy = iam.get_role_policy(RoleName="firebreak-member-isolate-instance", PolicyName="isolate-instance")
+        condition = policy["PolicyDocument"]["Statement"][0]["Condition"]
+        assert condition == {"StringEquals": {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}}
+
+
+def test_overridden_organization_parameters_are_kept_and_an_inactive_stack_set_deploys_nothing(
+    organization_template: Any,
+) -> None:
+    # GIVEN the caller turns the organization off: no units, so no StackSet
+    with Engine(organization_template, {"OrganizationUnitIds": ""}) as engine:
+        # THEN the stack keeps the caller's value, and its id still the emulated organization's
+        value = engine.resources["OrganizationParameter"].attributes["Value"]
+        assert value == f"{engine.organization.id}|"
+
+        # AND a member account joins the organization with no member roles, as no StackSet reaches it
+        engine.prepare_account(MEMBER, MEMBER_REGION)
+        assert roles_in(engine, MEMBER) == []
+        assert engine.client("organizations").describe_account(AccountId=MEMBER)["Account"]["Id"] == MEMBER
+
+
+def test_concurrent_handlers_each_assume_as_their_own_function(engine: Engine) -> None:
+    # GIVEN two functions' handlers that assume the isolate role at the same moment, on two threads
+    barrier = threading.Barrier(2, timeout=10)
+    answers: dict[str, Any] = {}
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        barrier.wait()
+        try:
+            boto3.client("sts", region_name=REGION).assume_role(RoleArn=ISOLATE_ROLE, RoleSessionName="storm")
+        except ClientError as error:
+            return {"code": error.response["Error"]["Code"]}
+        return {"code": "OK"}
+
+    functions = ("IsolateInstanceFunction", "BlockIpFunction")
+    for function in functions:
+        engine.dispatcher.override(engine.resources[function].ref, handler)
+
+    def run(function: str) -> None:
+        answers[function] = engine.invoke(function, {})["code"]
+
+    # WHEN both run together
+    threads = [threading.Thread(target=run, args=(function,)) for function in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # THEN each was judged as its own function: the trusted one in, the other refused
+    assert answers == {"IsolateInstanceFunction": "OK", "BlockIpFunction": "AccessDenied"}
