@@ -202,8 +202,8 @@ class Engine:
     def client(self, service: str, account: str | None = None, region: str | None = None) -> Any:
         """A boto3 client acting in account (default: the security account) and region (default: the stack's).
 
-        A member account's client is the engine's own way in: it passes no trust policy, as a test's setup or the
-        emulator's bookkeeping must not.
+        A member account's client is the engine's own way in (a test's setup, the world's seeding): it assumes no
+        role, so no trust policy stands in its way.
         """
         return _client(service, account or ACCOUNT_ID, region or REGION)
 
@@ -217,9 +217,9 @@ class Engine:
         return {name: value for name, value in wanted.items() if name in declared and name not in self.overrides}
 
     def _leave_organization(self) -> None:
+        # Both idempotent; the refusals stay readable after the run.
         if self._assume_role_check is not None:
             runtime.remove_guard(self._assume_role_check)
-            self._assume_role_check = None
             self.organization.close()
 
     def prepare(self, event: Mapping[str, Any]) -> None:

@@ -188,6 +188,18 @@ def test_missing_role_is_refused(engine: Engine) -> None:
     assert engine.assume_role_refusals()[-1].reason == "no such role"
 
 
+def test_role_in_a_suspended_account_is_refused(engine: Engine) -> None:
+    # GIVEN the member account is closed (suspended), its roles still in place
+    engine.client("organizations").close_account(AccountId=MEMBER)
+
+    # WHEN the trusted function assumes its member role there
+    answer = assume_as(engine, "IsolateInstanceFunction", ISOLATE_ROLE)
+
+    # THEN it is refused, although moto would hand out credentials
+    assert answer["code"] == "AccessDenied"
+    assert engine.assume_role_refusals()[-1].reason == "the account is suspended"
+
+
 def trusting(engine: Engine, name: str, principal: str, condition: dict[str, Any] | None = None) -> str:
     statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
     if condition is not None:
