@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredent
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.
 UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE", "AWAITING_APPROVAL"})
+ACCOUNT_ID = re.compile(r"\d{12}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--approve", action="store_true", help="approve every approval request at once")
     run.add_argument("--template", default="template.yaml", help="the SAM template (default: ./template.yaml)")
     run.add_argument("--report-dir", metavar="DIR", help="write each incident's post-incident report to DIR/<id>.md")
+    run.add_argument(
+        "--without-member-role",
+        action="append",
+        default=[],
+        metavar="ACCOUNT",
+        help="leave this member account without the member stack (repeatable)",
+    )
     demo = commands.add_parser("demo", help="run the bundled scenarios")
     demo.add_argument("--template", default="template.yaml")
     feeds = commands.add_parser("feeds", help="threat feeds on the embedded local AWS")
@@ -71,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = [str(root / name) for name in DEMO_EVENTS]
         return run(files, template=Path(args.template), as_json=False, mode=None)
     report_dir = Path(args.report_dir) if args.report_dir else None
+    malformed = [account for account in args.without_member_role if not ACCOUNT_ID.fullmatch(account)]
+    if malformed:
+        print(f"firebreak: --without-member-role {malformed[0]}: not a 12-digit account id", file=sys.stderr)
+        return 2
     return run(
         args.event_files,
         Path(args.template),
@@ -79,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         release=args.release,
         report_dir=report_dir,
         approve=args.approve,
+        without_member_role=args.without_member_role,
     )
 
 
@@ -125,12 +139,13 @@ def run(
     release: bool = False,
     report_dir: Path | None = None,
     approve: bool = False,
+    without_member_role: Sequence[str] = (),
 ) -> int:
     """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
     if not _template_exists(template):
         return 2
     with _stdout_for_the_command() as out:
-        return _run(files, template, as_json, mode, out, release, report_dir, approve)
+        return _run(files, template, as_json, mode, out, release, report_dir, approve, without_member_role)
 
 
 def _run(
@@ -142,15 +157,17 @@ def _run(
     release: bool = False,
     report_dir: Path | None = None,
     approve: bool = False,
+    without_member_role: Sequence[str] = (),
 ) -> int:
     from firebreak_local import console, report
     from firebreak_local.engine import Approvals, Engine
+    from firebreak_local.world import finding_places
 
     overrides = {"ResponseMode": mode, **dict.fromkeys(PLAYBOOK_MODE_PARAMETERS, "inherit")} if mode else {}
     approvals = Approvals.APPROVE if approve else Approvals.REPORT
     unusable = False
     results: list[dict[str, Any]] = []
-    with Engine(template, overrides) as engine:
+    with Engine(template, overrides, without_member_role) as engine:
         # Handler logs at their configured level would drown the timeline; the engine keeps warnings and errors.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("FIREBREAK_LOG_LEVEL", "WARNING")
         # Metrics are CloudWatch's to read (EMF lines); locally they would only interleave with the timeline.
@@ -165,10 +182,13 @@ def _run(
             if not as_json:
                 console.progress(index, len(files), path, out)
             rule = engine.matching_rule(event)
+            # The finding's account joins the organization with the member stack before its first event runs.
+            engine.prepare(event)
+            place = next(iter(finding_places(event)), report.NOWHERE)
             if rule is None:
-                outcome = report.ignored(path)
+                outcome = report.ignored(path, place)
             else:
-                outcome = report.result(path, rule, engine.start(rule, event, approvals))
+                outcome = report.result(path, rule, engine.start(rule, event, approvals), place)
             results.append(outcome)
             if not as_json:
                 console.timeline(outcome, out)

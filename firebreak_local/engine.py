@@ -1,17 +1,23 @@
-"""The embedded local AWS: provisions template.yaml on moto in-process and runs events through its rules."""
+"""The embedded local AWS: provisions template.yaml on moto in-process and runs events through its rules.
+
+The stack runs in the security account of an emulated organization; every other account an event names joins it,
+with the member stack (member.yaml's roles), before its first event.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import secrets
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -21,11 +27,15 @@ import boto3
 from moto import mock_aws
 
 from firebreak_local import patterns, runtime
-from firebreak_local.template import Stack, TemplateError, load_template
-from firebreak_local.world import World
+from firebreak_local.organization import AssumeRoleCheck, Organization, Refusal, deploy_member_stack
+from firebreak_local.template import Stack, Template, TemplateError, load_template
+from firebreak_local.world import World, finding_places
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+# What the stack's StackSet deploys to every member account, beside template.yaml.
+MEMBER_TEMPLATE = "member.yaml"
+_ACCOUNT_ID = re.compile(r"\d{12}")
 EXECUTION_DEADLINE_SECONDS = 60.0
 # The SigV4 identity `firebreak run --approve` answers as, the way the Function URL would pass it to the function.
 LOCAL_APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:user/firebreak-run-approve"
@@ -101,12 +111,28 @@ class StreamConsumer:
 
 
 class Engine:
-    """One emulated account with the stack deployed; use as a context manager."""
+    """One emulated organization with the stack deployed in its security account; use as a context manager.
 
-    def __init__(self, template_path: Path, overrides: Mapping[str, str] | None = None) -> None:
+    Accounts in without_member_role join the organization without the member stack, as accounts the StackSet has
+    not reached yet.
+    """
+
+    def __init__(
+        self,
+        template_path: Path,
+        overrides: Mapping[str, str] | None = None,
+        without_member_role: Iterable[str] = (),
+    ) -> None:
         self.template_path = template_path.resolve()
         self.root = self.template_path.parent
         self.overrides = dict(overrides or {})
+        self.without_member_role = frozenset(without_member_role)
+        malformed = sorted(account for account in self.without_member_role if not _ACCOUNT_ID.fullmatch(account))
+        if malformed:
+            raise EngineError(f"without_member_role: {', '.join(malformed)} is not a 12-digit account id")
+        self.organization: Organization
+        self._members: dict[str, list[str]] = {}
+        self._assume_role_check: AssumeRoleCheck | None = None
         self.resources: dict[str, Resource] = {}
         self.rules: list[Rule] = []
         self.state_machines: dict[str, str] = {}
@@ -136,16 +162,29 @@ class Engine:
 
     def __enter__(self) -> Engine:
         os.environ.update(_FAKE_CREDENTIALS)
+        # moto would act in this account whatever credentials or account a request names.
+        os.environ.pop("MOTO_ACCOUNT_ID", None)
         self._mock = mock_aws(
             config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         )
         self._mock.start()
         try:
+            self.organization = Organization(ACCOUNT_ID, REGION)
+            self._stack = replace(self._stack, overrides={**self._organization_parameters(), **self.overrides})
+            self._assume_role_check = AssumeRoleCheck(self.organization)
+            runtime.add_guard(self._assume_role_check)
             with self.api_calls.quiet():
                 self._provision()
                 self._observe_incident_events()
-            self.world = World(self.client("ec2"), self.client("iam"))
+            self.world = World(
+                self.client("ec2"),
+                self.client("iam"),
+                account=ACCOUNT_ID,
+                region=REGION,
+                clients=lambda service, account, region: self.client(service, account=account, region=region),
+            )
         except BaseException:
+            self._leave_organization()
             self._mock.stop()
             raise
         return self
@@ -157,20 +196,154 @@ class Engine:
         with self.api_calls.quiet():
             for arn in self._left_waiting:
                 self.client("stepfunctions").stop_execution(executionArn=arn, cause="local run ended")
+        self._leave_organization()
         self._mock.stop()
 
-    def client(self, service: str) -> Any:
-        return _client(service)
+    def client(self, service: str, account: str | None = None, region: str | None = None) -> Any:
+        """A boto3 client acting in account (default: the security account) and region (default: the stack's).
+
+        A member account's client is the engine's own way in (a test's setup, the world's seeding): it assumes no
+        role, so no trust policy stands in its way.
+        """
+        return _client(service, account or ACCOUNT_ID, region or REGION)
+
+    # --- the organization ---------------------------------------------------------------------------------------
+
+    def _organization_parameters(self) -> dict[str, str]:
+        """OrganizationId and OrganizationUnitIds of the emulated organization, where the template declares them and
+        the caller has not set them: the stack runs in organization mode unless told otherwise."""
+        declared = self._stack.template.body.get("Parameters") or {}
+        wanted = {"OrganizationId": self.organization.id, "OrganizationUnitIds": self.organization.unit_id}
+        return {name: value for name, value in wanted.items() if name in declared and name not in self.overrides}
+
+    def _leave_organization(self) -> None:
+        # Both idempotent; the refusals stay readable after the run.
+        if self._assume_role_check is not None:
+            runtime.remove_guard(self._assume_role_check)
+            self.organization.close()
+
+    def prepare(self, event: Mapping[str, Any]) -> None:
+        """Prepare every account the event's findings are about (prepare_account), before the event runs."""
+        for account, region in finding_places(event):
+            self.prepare_account(account, region)
+
+    def prepare_account(self, account_id: str, region: str | None = None) -> None:
+        """Before the first event about it: account_id joins the organization and gets the member stack (unless it is
+        in without_member_role), and the world holds it and the finding's Region from now on.
+
+        Nothing more for the security account or an account prepared before.
+        """
+        with self.api_calls.quiet():
+            self.world.include(account_id, region)
+            if account_id == ACCOUNT_ID or account_id in self._members:
+                return
+            self.organization.join(account_id)
+            if account_id in self.without_member_role:
+                self._members[account_id] = []
+            else:
+                self._members[account_id] = self._deploy_member_stack(account_id)
+
+    def member_roles(self, account_id: str) -> list[str]:
+        """The roles the member stack created in account_id; empty for an account without it."""
+        return list(self._members.get(account_id, ()))
+
+    def member_accounts(self) -> list[str]:
+        """Every member account prepared so far, in the order the events named them."""
+        return list(self._members)
+
+    def assume_role_refusals(self) -> list[Refusal]:
+        """The AssumeRole calls of handlers the engine refused, oldest first."""
+        return list(self._assume_role_check.refusals) if self._assume_role_check else []
+
+    def accounts_report(self) -> dict[str, Any]:
+        """Per member account: its member roles, the access keys and roles findings named there, and its network
+        ACLs' deny entries (the `by_account` of the run report)."""
+        accounts = dict.fromkeys([*self._members, *self.world.accounts()])
+        with self.api_calls.quiet():
+            return {
+                account: {"member_roles": self.member_roles(account), **self.world.account_report(account)}
+                for account in accounts
+                if account != ACCOUNT_ID
+            }
+
+    def _deploy_member_stack(self, account_id: str) -> list[str]:
+        template = self._member_template
+        parameters = None if template is None else self._member_parameters(template)
+        if template is None or parameters is None:
+            return []
+        iam = self.client("iam", account=account_id)
+        return deploy_member_stack(template, parameters, account_id, REGION, iam, stack_name="StackSet-firebreak")
+
+    @functools.cached_property
+    def _member_template(self) -> Template | None:
+        # Read on the first member account only: a single-account run never pays for it.
+        path = self.root / MEMBER_TEMPLATE
+        return load_template(path) if path.is_file() else None
+
+    def _member_parameters(self, member: Template) -> dict[str, str] | None:
+        """member.yaml's parameters as the StackSet passes them; None when the template's StackSet is inactive.
+
+        An active AWS::CloudFormation::StackSet's Parameters are resolved against the stack; any other parameter is
+        the stack's own of that name, the emulated organization's id, or `<Function>RoleArn` as Fn::GetAtt
+        `<Function>Role`.Arn answers it.
+        """
+        declared_sets = [
+            logical_id
+            for logical_id, resource in self._stack.template.resources.items()
+            if resource.get("Type") == "AWS::CloudFormation::StackSet"
+        ]
+        active_sets = self._stack.resources_of_type("AWS::CloudFormation::StackSet")
+        if declared_sets and not active_sets:
+            return None  # the template deploys member roles only through its StackSet, left out in this configuration
+        given: dict[str, str] = {}
+        for logical_id, resource in active_sets.items():
+            path = f"Resources.{logical_id}.Properties.Parameters"
+            entries = self._stack.resolve((resource.get("Properties") or {}).get("Parameters") or [], path)
+            for entry in entries:
+                if isinstance(entry, Mapping) and "ParameterKey" in entry:
+                    given[str(entry["ParameterKey"])] = _parameter_text(entry.get("ParameterValue", ""))
+        # A template without organization parameters still runs in the emulated organization.
+        organization = {"OrganizationId": self.organization.id, "OrganizationUnitIds": self.organization.unit_id}
+        values: dict[str, str] = {}
+        for name in member.body.get("Parameters") or {}:
+            if name in given:
+                values[name] = given[name]
+            elif name in self._stack.parameter_values:
+                values[name] = _parameter_text(self._stack.parameter_values[name])
+            elif name in organization:
+                values[name] = organization[name]
+            elif name.endswith("RoleArn"):
+                # Computed even for a function the stack lacks: the role then trusts a principal nobody holds.
+                values[name] = self._sam_role_arn(name.removesuffix("Arn"))
+        return values
+
+    def _sam_role_arn(self, role_logical_id: str) -> str:
+        """The ARN of the role SAM generates for a function (`<Function>Role`), named as the engine names resources."""
+        return f"arn:aws:iam::{ACCOUNT_ID}:role/{self._physical_name(role_logical_id)}"
+
+    def _is_sam_role(self, logical_id: str) -> bool:
+        if not logical_id.endswith("Role"):
+            return False
+        function = self._stack.resources.get(logical_id.removesuffix("Role"))
+        return (
+            function is not None
+            and function["Type"] == "AWS::Serverless::Function"
+            and not (function.get("Properties") or {}).get("Role")
+        )
 
     # --- provisioning -------------------------------------------------------------------------------------------
 
     def _ref(self, logical_id: str) -> str:
+        if logical_id not in self.resources and self._is_sam_role(logical_id):
+            return self._physical_name(logical_id)
         if logical_id not in self.resources:
             raise TemplateError(f"Ref {logical_id}: not provisioned (not emulated, or referenced before creation)")
         return self.resources[logical_id].ref
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
         resource = self.resources.get(logical_id)
+        if resource is None and attribute == "Arn" and self._is_sam_role(logical_id):
+            return self._sam_role_arn(logical_id)
         if resource is None or attribute not in resource.attributes:
             raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute}: not provided by the local engine")
         return resource.attributes[attribute]
@@ -270,8 +443,12 @@ class Engine:
         # Lambda's default timeout is 3 s; the template's Globals give every function its own.
         timeout = int(props.get("Timeout", 3))
         reserved = props.get("ReservedConcurrentExecutions")
+        role = props.get("Role")
+        role_arn = str(role) if role else self._sam_role_arn(f"{logical_id}Role")
         self.dispatcher.register(
-            runtime.FunctionSpec(name, arn, module, handler, timeout, None if reserved is None else int(reserved))
+            runtime.FunctionSpec(
+                name, arn, module, handler, timeout, None if reserved is None else int(reserved), role_arn
+            )
         )
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "DynamoDB":
@@ -473,6 +650,8 @@ class Engine:
         """
         self.api_calls.take()
         with self.api_calls.quiet():
+            for _, event in deliveries:
+                self.prepare(event)
             delivered = [rule.deliver(self.world.seed(event)) for rule, event in deliveries]
         return self._run(
             [(rule.state_machine_arn, payload) for (rule, _), payload in zip(deliveries, delivered, strict=True)],
@@ -700,30 +879,47 @@ _PROVISIONERS: dict[str, Callable[[Engine, str, dict[str, Any]], Resource]] = {
 }
 
 
+def _parameter_text(value: Any) -> str:
+    """A parameter value as CloudFormation passes it on: a list joined by commas."""
+    return ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
+
+
 @contextmanager
-def engine(template_path: Path, overrides: Mapping[str, str] | None = None) -> Iterator[Engine]:
-    with Engine(template_path, overrides) as running:
+def engine(
+    template_path: Path, overrides: Mapping[str, str] | None = None, without_member_role: Iterable[str] = ()
+) -> Iterator[Engine]:
+    with Engine(template_path, overrides, without_member_role) as running:
         yield running
 
 
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str, str], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def _client(service: str) -> Any:
-    """One client per service for every engine in the process: building one costs more than most playbook steps.
+def _client(service: str, account: str = ACCOUNT_ID, region: str = REGION) -> Any:
+    """One client per service, account and region for every engine in the process: building one costs more than
+    most playbook steps.
 
     moto intercepts below the client (a botocore handler switched on and off with each mock), and the clients carry
-    only the fixed fake credentials and region, so sharing them between engines and threads changes nothing else.
+    only the fixed fake credentials, their region and account, so sharing them between engines and threads changes
+    nothing else.
     """
+    key = (service, account, region)
     with _clients_lock:
-        client = _clients.get(service)
+        client = _clients.get(key)
         if client is None:
             if service == "dynamodbstreams":
                 # botocore addresses streams by account (<account>.streams-ddb...), a host moto does not serve.
-                endpoint = f"https://streams.dynamodb.{REGION}.amazonaws.com"
-                client = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
+                endpoint = f"https://streams.dynamodb.{region}.amazonaws.com"
+                client = boto3.client("dynamodbstreams", region_name=region, endpoint_url=endpoint)
             else:
-                client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
-            _clients[service] = client
+                client = boto3.client(service, region_name=region)  # type: ignore[call-overload]
+            if account != ACCOUNT_ID:
+                client.meta.events.register("before-sign", functools.partial(_act_in, account))
+            _clients[key] = client
         return client
+
+
+def _act_in(account: str, request: Any, **kwargs: Any) -> None:
+    """moto's switch for the account a request acts in, read before the access key: no credentials, no IAM user."""
+    request.headers["x-moto-account-id"] = account

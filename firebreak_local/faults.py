@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
+from xml.sax.saxutils import escape
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
@@ -123,8 +124,13 @@ class Faults:
             if fault is None:
                 return None
             fault.hits += 1
-        headers, body = _error_response(fault)
-        return AWSResponse(request.url, fault.status, headers, _RawBody(body))  # type: ignore[arg-type]
+        return error_answer(request, fault.protocol, fault.code, fault.status, fault.message)
+
+
+def error_answer(request: Any, protocol: str, code: str, status: int, message: str) -> AWSResponse:
+    """The response AWS sends for an error, in the service's protocol, as moto's request path returns one."""
+    headers, body = _error_response(protocol, code, status, message)
+    return AWSResponse(request.url, status, headers, _RawBody(body))  # type: ignore[arg-type]
 
 
 class _RawBody(BytesIO):
@@ -135,23 +141,24 @@ class _RawBody(BytesIO):
             contents = self.read()
 
 
-def _error_response(fault: Fault) -> tuple[dict[str, str], bytes]:
+def _error_response(protocol: str, code: str, status: int, message: str) -> tuple[dict[str, str], bytes]:
     request_id = str(uuid.uuid4())
-    if fault.protocol == "json":
-        body = {"__type": fault.code, "message": fault.message}
+    if protocol == "json":
+        body = {"__type": code, "message": message}
         return {"x-amzn-RequestId": request_id, "Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode()
-    if fault.protocol == "rest-json":
-        headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": fault.code, "Content-Type": "application/json"}
-        return headers, json.dumps({"message": fault.message, "Message": fault.message}).encode()
-    if fault.protocol in ("query", "ec2", "rest-xml"):
-        kind = "Receiver" if fault.status >= 500 else "Sender"
+    if protocol == "rest-json":
+        headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        return headers, json.dumps({"message": message, "Message": message}).encode()
+    if protocol in ("query", "ec2", "rest-xml"):
+        kind = "Receiver" if status >= 500 else "Sender"
+        message = escape(message)
         xml = (
-            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{fault.code}</Code><Message>{fault.message}</Message>"
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message>"
             f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
         )
-        if fault.protocol == "ec2":
-            xml = f"<Response><Errors><Error><Code>{fault.code}</Code><Message>{fault.message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"  # noqa: E501
-        if fault.protocol == "rest-xml":
-            xml = f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message><RequestId>{request_id}</RequestId></Error>"  # noqa: E501
+        if protocol == "ec2":
+            xml = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"  # noqa: E501
+        if protocol == "rest-xml":
+            xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"  # noqa: E501
         return {"x-amzn-RequestId": request_id, "Content-Type": "text/xml"}, xml.encode()
-    raise ValueError(f"{fault.service}: protocol {fault.protocol} is not supported by fault injection")
+    raise ValueError(f"protocol {protocol} is not supported by fault injection")

@@ -25,9 +25,12 @@ INCIDENT_FIELDS = (
     "sample",
 )
 ACTION_FIELDS = ("type", "target", "outcome", "reason")
+# The account and Region a finding is about (world.finding_places), or (None, None) when the event names none.
+Place = tuple[str | None, str | None]
+NOWHERE: Place = (None, None)
 
 
-def ignored(event_file: str) -> dict[str, Any]:
+def ignored(event_file: str, place: Place = NOWHERE) -> dict[str, Any]:
     """An event no template rule matches: nothing started."""
     return {
         "event_file": event_file,
@@ -42,13 +45,16 @@ def ignored(event_file: str) -> dict[str, Any]:
         "states": [],
         "execution_arn": None,
         "duration_ms": 0.0,
+        "account": place[0],
+        "region": place[1],
     }
 
 
-def result(event_file: str, rule: Rule, execution: Execution) -> dict[str, Any]:
+def result(event_file: str, rule: Rule, execution: Execution, place: Place = NOWHERE) -> dict[str, Any]:
     """What one execution did, read from its output or, for a failed execution, from the report in its cause.
 
     A RUNNING execution is one the engine left waiting for approval; its output is the AWAITING_APPROVAL report.
+    place is the account and Region the finding is about, where the playbook acted.
     """
     reported = execution.status in {"SUCCEEDED", "RUNNING"}
     report = execution.output if reported else _report_in_cause(execution)
@@ -71,6 +77,8 @@ def result(event_file: str, rule: Rule, execution: Execution) -> dict[str, Any]:
         "execution_arn": execution.arn,
         "duration_ms": round(execution.duration_ms, 1),
         "reason": report.get("reason") or report.get("escalation") or report.get("error") or execution.error,
+        "account": place[0],
+        "region": place[1],
     }
 
 
@@ -110,6 +118,7 @@ def world(engine: Engine) -> dict[str, Any]:
         "blocked_ips": engine.blocked_ips(),
         "notifications": engine.world.restore(engine.notifications()),
         "incidents": engine.incident_count(),
+        "by_account": engine.accounts_report(),
         # Not in the contract's required keys: what the stack told Security Hub and EventBridge.
         "finding_updates": engine.world.restore(
             [

@@ -4,11 +4,13 @@ moto's Step Functions interpreter leaves its JSONata hook empty and runs Lambda 
 plugs in jsonata-python, dispatches every invoke to the real handler in-process with Lambda's error contract (and
 its throttling past a function's reserved concurrency), shortens the `.sync` polling interval, counts the AWS API
 calls moto serves, passes SendTaskFailure's cause on, and answers Security Hub's BatchUpdateFindings (which moto
-does not implement) with success, recording each request.
+does not implement) with success, recording each request. It knows which function a handler invocation runs for, so
+the engine's guards can answer a handler's call as AWS would for that function's role (moto checks no permissions).
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime
 import functools
@@ -101,6 +103,19 @@ class FunctionSpec:
     handler: str
     timeout_seconds: int = 3
     reserved_concurrency: int | None = None
+    role_arn: str = ""  # the execution role the function's calls are made with
+
+
+# The function whose handler this thread is running: set per invocation, so concurrent executions (a storm runs
+# handlers on many threads) each see their own. Threads a handler starts itself begin without it.
+_CURRENT_FUNCTION: contextvars.ContextVar[FunctionSpec | None] = contextvars.ContextVar(
+    "firebreak_current_function", default=None
+)
+
+
+def current_function() -> FunctionSpec | None:
+    """The function whose handler makes the current call, or None outside any handler."""
+    return _CURRENT_FUNCTION.get()
 
 
 class Throttled(JsonRESTError):
@@ -168,7 +183,11 @@ class Dispatcher:
         try:
             # A handler that budgets by its remaining time gets it on the emulator's clock, stretched like timeouts.
             context = LambdaContext(name, spec.arn, timeout_seconds=spec.timeout_seconds * LOAD.factor)
-            result = handler(json.loads(body or "{}"), context)
+            running = _CURRENT_FUNCTION.set(spec)
+            try:
+                result = handler(json.loads(body or "{}"), context)
+            finally:
+                _CURRENT_FUNCTION.reset(running)
         except Exception as error:  # noqa: BLE001 - Lambda turns every unhandled exception into this payload
             return _unhandled(response_headers, type(error).__name__, error)
         return json.dumps(result).encode()
@@ -257,11 +276,13 @@ class ApiCalls:
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
+        # Re-entrant: an engine step made of quiet steps stays quiet after the first of them ends.
+        previous = self.is_quiet()
         self._quiet.on = True
         try:
             yield
         finally:
-            self._quiet.on = False
+            self._quiet.on = previous
 
     def take(self) -> Counter[str]:
         with self._lock:
@@ -540,6 +561,19 @@ def _answer_batch_update_findings(request: Any) -> AWSResponse:
 
 
 _faults: Faults | None = None
+# Checks AWS makes and moto does not (a role's trust policy): each may answer a call with AWS's error response.
+Guard = Callable[[str, Any], AWSResponse | None]
+_guards: list[Guard] = []
+
+
+def add_guard(guard: Guard) -> None:
+    """Consult guard(event_name, request) on every call moto would serve, after the injected faults."""
+    _guards.append(guard)
+
+
+def remove_guard(guard: Guard) -> None:
+    if guard in _guards:
+        _guards.remove(guard)
 
 
 def fault_injector() -> Faults:
@@ -579,6 +613,10 @@ def install() -> tuple[Dispatcher, ApiCalls]:
             injected = faults.answer(event_name, request)
             if injected is not None:
                 return injected
+            for guard in list(_guards):
+                refused = guard(event_name, request)
+                if refused is not None:
+                    return refused
         return original_call(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]

@@ -1,7 +1,8 @@
-"""The emulated account's side of a finding: seeds what the finding names, and maps the emulator's ids back to its ids.
+"""The emulated accounts' side of a finding: seeds what the finding names, and maps the emulator's ids back to its ids.
 
 moto chooses its own ids (i-…, eni-…, AKIA…), so an event is delivered with the finding's ids rewritten to the seeded
-resources' ids, and whatever the run reports is rewritten back to the finding's ids.
+resources' ids, and whatever the run reports is rewritten back to the finding's ids. Each finding's resources are
+seeded in the finding's own account and Region, so two accounts may name the same ids without meeting.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +26,15 @@ IMAGE_ID = "ami-04681a1dbd79675a5"
 QUARANTINE_GROUP_PREFIX = "firebreak-quarantine"
 REVOKE_SESSIONS_POLICY = "AWSRevokeOlderSessions"
 FINDING_ID_TAG = "firebreak:finding-id"
+HOME_ACCOUNT = "123456789012"
+HOME_REGION = "us-east-1"
+# The rule every network ACL ends with; any other deny entry is someone's block.
+_DEFAULT_DENY_RULE = 32767
 _IAM_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+# (service, account, region) -> a boto3 client acting in that account and Region.
+Clients = Callable[[str, str, str], Any]
 _EC2_TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -33,19 +43,87 @@ _EC2_TRUST_POLICY = json.dumps(
 )
 
 
-class World:
-    """What the emulated account holds for the findings run so far, and the finding id ↔ emulator id mapping."""
+def finding_places(event: Any) -> list[tuple[str, str | None]]:
+    """The account and Region each finding of the event is about, each pair once, in order; the Region may be None.
 
-    def __init__(self, ec2: EC2Client, iam: IAMClient) -> None:
+    GuardDuty names them in `detail.accountId` / `detail.region`, Security Hub in each finding's `AwsAccountId` /
+    `Region`; the envelope's `account` is the account that received the event, never the one it is about.
+    """
+    detail = event.get("detail") if isinstance(event, Mapping) else None
+    if not isinstance(detail, Mapping):
+        return []
+    envelope_region = event.get("region")
+    findings = detail.get("findings")
+    if isinstance(findings, list):
+        named = [(f.get("AwsAccountId"), f.get("Region")) for f in findings if isinstance(f, Mapping)]
+    else:
+        named = [(detail.get("accountId"), detail.get("region"))]
+    places: dict[tuple[str, str | None], None] = {}
+    for account, region in named:
+        if not (isinstance(account, str) and _ACCOUNT.fullmatch(account)):
+            continue
+        if not _is_region(region):
+            region = envelope_region if _is_region(envelope_region) else None
+        places[(account, region)] = None
+    return list(places)
+
+
+def _is_region(value: Any) -> bool:
+    return isinstance(value, str) and _REGION.fullmatch(value) is not None
+
+
+@dataclass
+class _Place:
+    """One account's Region: its EC2 client, the finding ids seeded there and the VPCs and subnets made for them."""
+
+    account: str
+    region: str
+    ec2: EC2Client
+    ids: dict[str, str] = field(default_factory=dict)
+    vpcs: dict[str, str] = field(default_factory=dict)
+    subnets: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Account:
+    """One account's IAM (global): its client, the access keys and roles findings named there."""
+
+    iam: IAMClient
+    ids: dict[str, str] = field(default_factory=dict)
+    key_users: dict[str, str] = field(default_factory=dict)
+    roles: list[str] = field(default_factory=list)
+
+
+class World:
+    """What the emulated accounts hold for the findings run so far, and the finding id ↔ emulator id mapping.
+
+    Without `clients`, every finding is seeded with the two clients given (one account, one Region); with it, in
+    the finding's own account and Region, through clients(service, account, region).
+    """
+
+    def __init__(
+        self,
+        ec2: EC2Client,
+        iam: IAMClient,
+        *,
+        account: str = HOME_ACCOUNT,
+        region: str = HOME_REGION,
+        clients: Clients | None = None,
+    ) -> None:
         self.ec2 = ec2
         self.iam = iam
-        self._to_emulator: dict[str, str] = {}
+        self.account = account
+        self.region = region
+        self._clients = clients
+        self._home = _Place(account, region, ec2)
+        self._places: dict[tuple[str, str], _Place] = {(account, region): self._home}
+        self._accounts: dict[str, _Account] = {account: _Account(iam)}
         self._to_finding: dict[str, str] = {}
-        self._vpcs: dict[str, str] = {}
-        self._subnets: dict[str, list[str]] = {}
-        self._instances: list[str] = []
-        self._key_users: dict[str, str] = {}
-        self._roles: list[str] = []
+        self._instances: list[tuple[str, _Place]] = []
+
+    def include(self, account: str, region: str | None = None) -> None:
+        """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
+        self._place(account, region or self.region)
 
     def seed(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create what the event's findings name and do not exist yet; the event with their ids made the emulator's."""
@@ -57,15 +135,22 @@ class World:
             incidents = normalise_all(event)
         except FindingRejected:
             return event
-        for incident in incidents:
+        mapping: dict[str, str] = {}
+        for incident in incidents or ():
+            place = self._place(incident.account_id, incident.region)
+            holder = self._account(place.account)
             if incident.resource_type == "Instance":
-                self._seed_instance(incident)
+                self._seed_instance(place, incident)
             if incident.principal_type == "IAMUser":
-                self._seed_user(incident.principal_name, incident.access_key_id)
+                self._seed_user(holder, incident.principal_name, incident.access_key_id)
             elif incident.principal_type == "AssumedRole":
-                self._seed_role(incident.principal_name)
+                self._seed_role(holder, incident.principal_name)
+            mapping.update(holder.ids)
+            mapping.update(place.ids)
+        if not incidents:
+            mapping = {**self._accounts[self.account].ids, **self._home.ids}
         # _rewrite builds new containers, never mutates: the caller's event stays as read, for rule matching.
-        rewritten: Mapping[str, Any] = _rewrite(event, self._to_emulator)
+        rewritten: Mapping[str, Any] = _rewrite(event, mapping)
         return rewritten
 
     def finding_id(self, emulator_id: str) -> str:
@@ -77,39 +162,95 @@ class World:
         return _rewrite(value, self._to_finding)
 
     def report(self) -> dict[str, Any]:
-        """The seeded instances, access keys and revoked roles as they are now, keyed by the findings' ids."""
+        """The seeded instances, access keys and revoked roles of every account as they are now, by the findings' ids.
+
+        An id that findings name in two accounts or Regions is reported as `<account>/<region>/<id>` (instances) or
+        `<account>/<id>` (access keys) for each of them, so neither hides the other.
+        """
+        instance_labels = _labels([(finding, (place.account, place.region)) for finding, place in self._instances])
+        key_labels = _labels(
+            [(key, (account,)) for account, holder in self._accounts.items() for key in holder.key_users]
+        )
         return {
-            "instances": {finding: self._instance_report(self._to_emulator[finding]) for finding in self._instances},
-            "access_keys": {key: self._key_status(key, user) for key, user in self._key_users.items()},
+            "instances": {
+                instance_labels[(finding, (place.account, place.region))]: {
+                    **self._instance_report(place, place.ids[finding]),
+                    "account": place.account,
+                    "region": place.region,
+                }
+                for finding, place in self._instances
+            },
+            "access_keys": {
+                key_labels[(key, (account,))]: self._key_status(holder, key, user)
+                for account, holder in self._accounts.items()
+                for key, user in holder.key_users.items()
+            },
             "revoked_roles": sorted(
-                role
-                for role in self._roles
-                if REVOKE_SESSIONS_POLICY in self.iam.list_role_policies(RoleName=role)["PolicyNames"]
+                {role for holder in self._accounts.values() for role in holder.roles if self._revoked(holder, role)}
             ),
+        }
+
+    def accounts(self) -> list[str]:
+        """Every account other than the world's own that it holds, in the order it met them."""
+        return [account for account in self._accounts if account != self.account]
+
+    def account_report(self, account: str) -> dict[str, Any]:
+        """One account as it is now: its access keys, its roles (revoked or not), and its network ACLs' blocks."""
+        holder = self._accounts.get(account)
+        if holder is None:
+            return {"access_keys": {}, "roles": {}, "network_acl_blocked": []}
+        blocked = {
+            entry.get("CidrBlock") or entry.get("Ipv6CidrBlock") or ""
+            for place in self._places.values()
+            if place.account == account
+            for acl in place.ec2.describe_network_acls()["NetworkAcls"]
+            for entry in acl.get("Entries", [])
+            if entry.get("RuleAction") == "deny" and entry.get("RuleNumber") != _DEFAULT_DENY_RULE
+        }
+        return {
+            "access_keys": {key: self._key_status(holder, key, user) for key, user in holder.key_users.items()},
+            "roles": {role: {"revoked": self._revoked(holder, role)} for role in holder.roles},
+            "network_acl_blocked": sorted(blocked - {""}),
         }
 
     # --- seeding ------------------------------------------------------------------------------------------------
 
-    def _map(self, finding_id: str | None, emulator_id: str) -> None:
+    def _place(self, account: str, region: str) -> _Place:
+        if self._clients is None:
+            return self._home
+        place = self._places.get((account, region))
+        if place is None:
+            place = self._places[(account, region)] = _Place(account, region, self._clients("ec2", account, region))
+            self._account(account)
+        return place
+
+    def _account(self, account: str) -> _Account:
+        holder = self._accounts.get(account)
+        if holder is None:
+            assert self._clients is not None, "only a world with clients holds other accounts"
+            holder = self._accounts[account] = _Account(self._clients("iam", account, self.region))
+        return holder
+
+    def _map(self, ids: dict[str, str], finding_id: str | None, emulator_id: str) -> None:
         # An empty id would match between any two characters of every string _rewrite reads.
         if not finding_id:
             return
-        self._to_emulator[finding_id] = emulator_id
+        ids[finding_id] = emulator_id
         self._to_finding[emulator_id] = finding_id
 
-    def _seed_instance(self, incident: Incident) -> None:
+    def _seed_instance(self, place: _Place, incident: Incident) -> None:
         from firebreak.core.models import NetworkInterface
 
         finding_instance = incident.instance_id
-        if finding_instance is None or finding_instance in self._to_emulator:
+        if finding_instance is None or finding_instance in place.ids:
             return
-        self._instances.append(finding_instance)
-        existing = self.ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [finding_instance]}])
+        self._instances.append((finding_instance, place))
+        existing = place.ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [finding_instance]}])
         if existing["Reservations"]:
-            self._map(finding_instance, finding_instance)
+            self._map(place.ids, finding_instance, finding_instance)
             return
         first, *others = incident.network_interfaces or (NetworkInterface(""),)
-        subnet, groups = self._placement(first, incident.vpc_id)
+        subnet, groups = self._placement(place, first, incident.vpc_id)
         pairs = (*incident.resource_tags, (FINDING_ID_TAG, finding_instance))
         tags: TagSpecificationTypeDef = {
             "ResourceType": "instance",
@@ -117,93 +258,94 @@ class World:
         }
         # Groups on the primary interface rather than the instance: moto adds an instance's own groups to every
         # interface attached to it, which would give each further interface the first one's groups too.
-        instance = self.ec2.run_instances(
+        instance = place.ec2.run_instances(
             ImageId=IMAGE_ID,
             MinCount=1,
             MaxCount=1,
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": groups}],
             TagSpecifications=[tags],
         )["Instances"][0]
-        self._map(finding_instance, instance["InstanceId"])
-        self._map(first.interface_id, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
+        self._map(place.ids, finding_instance, instance["InstanceId"])
+        self._map(place.ids, first.interface_id, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
         for device_index, interface in enumerate(others, 1):
-            subnet, groups = self._placement(interface, incident.vpc_id)
-            eni_id = self.ec2.create_network_interface(SubnetId=subnet, Groups=groups)["NetworkInterface"][
+            subnet, groups = self._placement(place, interface, incident.vpc_id)
+            eni_id = place.ec2.create_network_interface(SubnetId=subnet, Groups=groups)["NetworkInterface"][
                 "NetworkInterfaceId"
             ]
-            self.ec2.attach_network_interface(
+            place.ec2.attach_network_interface(
                 NetworkInterfaceId=eni_id, InstanceId=instance["InstanceId"], DeviceIndex=device_index
             )
-            self._map(interface.interface_id, eni_id)
+            self._map(place.ids, interface.interface_id, eni_id)
 
-    def _placement(self, interface: NetworkInterface, instance_vpc: str | None) -> tuple[str, list[str]]:
+    def _placement(self, place: _Place, interface: NetworkInterface, instance_vpc: str | None) -> tuple[str, list[str]]:
         """The subnet and security groups to give an interface like the finding's, created on first use."""
         finding_vpc = interface.vpc_id or instance_vpc or ""
-        if finding_vpc not in self._vpcs:
-            vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-            self._vpcs[finding_vpc] = vpc
-            self._subnets[vpc] = []
-            self._map(finding_vpc, vpc)
-        vpc = self._vpcs[finding_vpc]
-        subnets = self._subnets[vpc]
-        if interface.subnet_id and interface.subnet_id in self._to_emulator:
-            subnet = self._to_emulator[interface.subnet_id]
+        if finding_vpc not in place.vpcs:
+            vpc = place.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+            place.vpcs[finding_vpc] = vpc
+            place.subnets[vpc] = []
+            self._map(place.ids, finding_vpc, vpc)
+        vpc = place.vpcs[finding_vpc]
+        subnets = place.subnets[vpc]
+        if interface.subnet_id and interface.subnet_id in place.ids:
+            subnet = place.ids[interface.subnet_id]
         elif not interface.subnet_id and subnets:
             # ASFF names the subnet only for a single-interface instance; the others share the VPC's first subnet.
             subnet = subnets[0]
         else:
             cidr = f"10.0.{len(subnets)}.0/24"
-            subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+            subnet = place.ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
             subnets.append(subnet)
-            self._map(interface.subnet_id, subnet)
+            self._map(place.ids, interface.subnet_id, subnet)
         for group in interface.security_group_ids:
-            if group not in self._to_emulator:
-                created = self.ec2.create_security_group(
+            if group not in place.ids:
+                created = place.ec2.create_security_group(
                     GroupName=f"seeded-{group}", Description=f"Seeded for finding group {group}", VpcId=vpc
                 )
-                self._map(group, created["GroupId"])
-        return subnet, [self._to_emulator[group] for group in interface.security_group_ids]
+                self._map(place.ids, group, created["GroupId"])
+        return subnet, [place.ids[group] for group in interface.security_group_ids]
 
-    def _seed_user(self, user: str | None, finding_key: str | None) -> None:
+    def _seed_user(self, holder: _Account, user: str | None, finding_key: str | None) -> None:
         if user is None or not _IAM_NAME.fullmatch(user):
             return
         try:
-            keys = self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
-        except self.iam.exceptions.NoSuchEntityException:
-            self.iam.create_user(UserName=user)
+            keys = holder.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+        except holder.iam.exceptions.NoSuchEntityException:
+            holder.iam.create_user(UserName=user)
             keys = []
-        if finding_key is None or finding_key in self._to_emulator:
+        if finding_key is None or finding_key in holder.ids:
             return
-        self._key_users[finding_key] = user
+        holder.key_users[finding_key] = user
         if any(key["AccessKeyId"] == finding_key for key in keys):
-            self._map(finding_key, finding_key)
+            self._map(holder.ids, finding_key, finding_key)
         else:
-            self._map(finding_key, self.iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
+            self._map(holder.ids, finding_key, holder.iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
 
-    def _seed_role(self, role: str | None) -> None:
-        if role is None or not _IAM_NAME.fullmatch(role) or role in self._roles:
+    def _seed_role(self, holder: _Account, role: str | None) -> None:
+        if role is None or not _IAM_NAME.fullmatch(role) or role in holder.roles:
             return
-        self._roles.append(role)
+        holder.roles.append(role)
         try:
-            self.iam.get_role(RoleName=role)
-        except self.iam.exceptions.NoSuchEntityException:
-            self.iam.create_role(RoleName=role, AssumeRolePolicyDocument=_EC2_TRUST_POLICY)
+            holder.iam.get_role(RoleName=role)
+        except holder.iam.exceptions.NoSuchEntityException:
+            holder.iam.create_role(RoleName=role, AssumeRolePolicyDocument=_EC2_TRUST_POLICY)
 
     # --- observing ----------------------------------------------------------------------------------------------
 
-    def _instance_report(self, instance_id: str) -> dict[str, Any]:
-        interfaces = self.ec2.describe_network_interfaces(
+    def _instance_report(self, place: _Place, instance_id: str) -> dict[str, Any]:
+        ec2 = place.ec2
+        interfaces = ec2.describe_network_interfaces(
             Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
         )["NetworkInterfaces"]
         interfaces.sort(key=lambda eni: eni.get("Attachment", {}).get("DeviceIndex", 0))
         groups = [eni.get("Groups", []) for eni in interfaces]
-        instance = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-        protection = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
+        instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        protection = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
         # One value per call: moto's tag-value filter with two values wants all of a snapshot's tag values among them.
         snapshots = {
             snapshot["SnapshotId"]
             for name in {instance_id, self.finding_id(instance_id)}
-            for snapshot in self.ec2.describe_snapshots(Filters=[{"Name": "tag-value", "Values": [name]}])["Snapshots"]
+            for snapshot in ec2.describe_snapshots(Filters=[{"Name": "tag-value", "Values": [name]}])["Snapshots"]
         }
         return {
             "security_groups": [sorted(self.finding_id(group["GroupId"]) for group in eni) for eni in groups],
@@ -214,11 +356,25 @@ class World:
             "tags": {tag["Key"]: self.restore(tag["Value"]) for tag in instance.get("Tags", [])},
         }
 
-    def _key_status(self, finding_key: str, user: str) -> str:
-        keys = self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
-        status = next((key["Status"] for key in keys if key["AccessKeyId"] == self._to_emulator[finding_key]), None)
+    def _key_status(self, holder: _Account, finding_key: str, user: str) -> str:
+        keys = holder.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+        status = next((key["Status"] for key in keys if key["AccessKeyId"] == holder.ids[finding_key]), None)
         # A deleted key can no longer be used, which is what Inactive tells the reader.
         return "Active" if status == "Active" else "Inactive"
+
+    def _revoked(self, holder: _Account, role: str) -> bool:
+        return REVOKE_SESSIONS_POLICY in holder.iam.list_role_policies(RoleName=role)["PolicyNames"]
+
+
+def _labels(entries: list[tuple[str, tuple[str, ...]]]) -> dict[tuple[str, tuple[str, ...]], str]:
+    """Each (finding id, scope) its report key: the id alone, or qualified by its scope when two scopes share it."""
+    scopes: dict[str, set[tuple[str, ...]]] = {}
+    for finding, scope in entries:
+        scopes.setdefault(finding, set()).add(scope)
+    return {
+        (finding, scope): finding if len(scopes[finding]) == 1 else "/".join((*scope, finding))
+        for finding, scope in entries
+    }
 
 
 def _rewrite(value: Any, mapping: Mapping[str, str]) -> Any:

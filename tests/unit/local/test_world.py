@@ -183,7 +183,7 @@ def test_report_keys_instances_by_the_finding_ids_and_reads_their_state(world: W
     # GIVEN a seeded instance
     instance_id = emulator_instance(world.seed(three_eni_event()))
 
-    # THEN the report shows it under the finding's id, groups per interface as the finding's ids
+    # THEN the report shows it under the finding's id, groups per interface as the finding's ids, where it lives
     report = world.report()["instances"]
     assert list(report) == [INSTANCE]
     assert report[INSTANCE] == {
@@ -192,6 +192,8 @@ def test_report_keys_instances_by_the_finding_ids_and_reads_their_state(world: W
         "termination_protection": False,
         "snapshots": 0,
         "tags": {"Name": "batch-worker-7", "Environment": "production", "firebreak:finding-id": INSTANCE},
+        "account": "123456789012",
+        "region": "us-east-1",
     }
 
     # WHEN every interface is moved to a quarantine group, the instance protected and a snapshot tagged with it
