@@ -28,6 +28,9 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_ssh_brute_force_approval_required.json",
     "events/eventbridge/securityhub_untrusted_product_brute_force.json",
     "events/eventbridge/guardduty_malformed.json",
+    # An organization: findings of two member accounts in other Regions, answered there through the member roles.
+    "events/eventbridge/guardduty_member_c2_outbound.json",
+    "events/eventbridge/guardduty_member_iam_user_key_compromised.json",
 )
 # --mode sets the stack's mode and lets every playbook inherit it.
 PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode")

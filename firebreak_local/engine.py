@@ -114,7 +114,8 @@ class Engine:
     """One emulated organization with the stack deployed in its security account; use as a context manager.
 
     Accounts in without_member_role join the organization without the member stack, as accounts the StackSet has
-    not reached yet.
+    not reached yet; accounts in outside_organization never join it (GuardDuty's invited members, or a finding
+    naming any account it likes).
     """
 
     def __init__(
@@ -122,12 +123,15 @@ class Engine:
         template_path: Path,
         overrides: Mapping[str, str] | None = None,
         without_member_role: Iterable[str] = (),
+        outside_organization: Iterable[str] = (),
     ) -> None:
         self.template_path = template_path.resolve()
         self.root = self.template_path.parent
         self.overrides = dict(overrides or {})
         self.without_member_role = frozenset(without_member_role)
-        malformed = sorted(account for account in self.without_member_role if not _ACCOUNT_ID.fullmatch(account))
+        self.outside_organization = frozenset(outside_organization)
+        named = self.without_member_role | self.outside_organization
+        malformed = sorted(account for account in named if not _ACCOUNT_ID.fullmatch(account))
         if malformed:
             raise EngineError(f"without_member_role: {', '.join(malformed)} is not a 12-digit account id")
         self.organization: Organization
@@ -235,7 +239,7 @@ class Engine:
         """
         with self.api_calls.quiet():
             self.world.include(account_id, region)
-            if account_id == ACCOUNT_ID or account_id in self._members:
+            if account_id in (ACCOUNT_ID, *self.outside_organization) or account_id in self._members:
                 return
             self.organization.join(account_id)
             if account_id in self.without_member_role:

@@ -30,7 +30,7 @@ def security_account(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     monkeypatch.setenv("STACK_NAME", "firebreak")
     # Member-credential clients must not outlive their mock (they would act in the default account after it).
     yield
-    clients._role_clients.clear()
+    clients.forget_member_sessions()
 
 
 def member_client(service: str, region: str, account: str = MEMBER) -> Any:

@@ -108,9 +108,6 @@ FIXTURES = {
     "guardduty_member_ssh_brute_force": Expected(
         GD, "Instance", "TARGET", "NETWORK_CONNECTION", None, ("45.155.205.233",), "instance-brute-forced", "enforce"
     ),
-    "guardduty_outside_organization_c2_outbound": Expected(
-        GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"
-    ),
     "guardduty_port_probe_high": Expected(
         GD,
         "Instance",

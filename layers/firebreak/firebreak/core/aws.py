@@ -75,9 +75,12 @@ def client(service: str, region: str | None = None, role_arn: str | None = None,
     key = (service, region, role_arn, session)
     with _role_clients_lock:
         cached = _role_clients.get(key)
+        credentials = _role_sessions.get((role_arn, session))
     if cached is not None:
         return cached
-    credentials = _client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+    if credentials is None:
+        # One AssumeRole per role and session: a step that needs EC2, IAM and Auto Scaling clients opens one session.
+        credentials = _client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
     built = boto3.client(  # type: ignore[call-overload]
         service,
         region_name=region,
@@ -88,6 +91,7 @@ def client(service: str, region: str | None = None, role_arn: str | None = None,
     )
     with _role_clients_lock:
         _role_clients[key] = built
+        _role_sessions[(role_arn, session)] = credentials
     return built
 
 
@@ -99,10 +103,16 @@ def member_sessions(handler: Callable[P, R]) -> Callable[P, R]:
         try:
             return handler(*args, **kwargs)
         finally:
-            with _role_clients_lock:
-                _role_clients.clear()
+            forget_member_sessions()
 
     return wrapper
+
+
+def forget_member_sessions() -> None:
+    """Drop every assumed-role session and its clients."""
+    with _role_clients_lock:
+        _role_clients.clear()
+        _role_sessions.clear()
 
 
 @functools.cache
@@ -111,6 +121,7 @@ def _client(service: str, region: str | None) -> Any:
 
 
 _role_clients: dict[tuple[str, str | None, str, str], Any] = {}
+_role_sessions: dict[tuple[str, str], Any] = {}
 _role_clients_lock = threading.Lock()
 
 
