@@ -20,6 +20,8 @@ SCENARIOS = {
     "contain-instance + block C&C": "guardduty_c2_outbound",
     "revoke-credentials (user)": "guardduty_iam_user_key_compromised",
     "revoke-credentials (role)": "guardduty_access_key_malicious_ip",
+    "contain-instance (member)": "guardduty_member_c2_outbound",
+    "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
@@ -51,7 +53,7 @@ def _row(out: Any, label: str, runs: list[Execution]) -> None:
     calls = ", ".join(f"{op} {n}" for op, n in sorted(last.api_calls.items()))
     out.write(
         f"{label:<28} {statistics.median(times):>9.1f} {min(times):>7.1f} {last.transitions:>11} "
-        f"{sum(last.api_calls.values()):>9}  {calls}\n"
+        f"{sum(last.api_calls.values()):>9} {last.api_calls.get('sts.AssumeRole', 0):>10}  {calls}\n"
     )
 
 
@@ -67,7 +69,9 @@ def main() -> int:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
         provisioned_ms = (time.perf_counter() - started) * 1000
         out.write(f"engine start (provision template.yaml on moto): {provisioned_ms:.0f} ms\n\n")
-        columns = f"{'scenario':<28} {'median ms':>9} {'min ms':>7} {'transitions':>11} {'API calls':>9}"
+        columns = (
+            f"{'scenario':<28} {'median ms':>9} {'min ms':>7} {'transitions':>11} {'API calls':>9} {'AssumeRole':>10}"
+        )
         out.write(columns + "  calls by operation\n")
         for label, name in SCENARIOS.items():
             event = json.loads((root / "events" / "eventbridge" / f"{name}.json").read_text())
@@ -84,6 +88,7 @@ def main() -> int:
     out.write(
         f"\n{RUNS} runs per scenario after one warm-up; API calls include Step Functions' own service calls and those\n"
         "of the incident stream consumer (events, report), which runs after the execution, as Lambda polls a stream.\n"
+        "AssumeRole: member-role sessions opened (one per acting step and role in a member account, none at home).\n"
     )
     return 0
 
