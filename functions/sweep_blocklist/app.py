@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firebreak.blocking.blocklist import Blocklist
-from firebreak.blocking.sweeping import SweepReport, sweep
+from firebreak.blocking.sweeping import SweepReport, network_acl_client, sweep
 from firebreak.core import aws
 from firebreak.core.settings import Settings
 from firebreak.core.waf import client_for
@@ -32,10 +32,11 @@ def tell_responders(sns: Any, topic_arn: str, report: SweepReport) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
+@aws.member_sessions
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
     blocklist = Blocklist(aws.client("dynamodb"), settings.blocklist_table)
-    report = sweep(blocklist, client_for, aws.client("ec2"), settings, int(time.time()))
+    report = sweep(blocklist, client_for, network_acl_client(blocklist), settings, int(time.time()))
     if report.drift:
         logger.warning("Repaired drift", extra={"removed": report.drift_removed, "restored": report.drift_restored})
         tell_responders(aws.client("sns"), settings.responder_topic_arn, report)

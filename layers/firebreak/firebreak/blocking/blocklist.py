@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _DESERIALIZER = TypeDeserializer()
+# Items that are no block: where a member account's network ACL lives (no `family`, so entries() skips them).
+_PLACE_PREFIX = "place#network-acl#"
 _LEASE_PREFIX = "lease#"
 # Every attribute name goes through ExpressionAttributeNames: several of them are DynamoDB reserved words.
 _NAMES = {
@@ -158,6 +160,19 @@ class Blocklist:
         """The CIDR's item, read consistently; None when the table holds no block for it."""
         item = self.dynamodb.get_item(TableName=self.table, Key={"cidr": {"S": cidr}}, ConsistentRead=True).get("Item")
         return Entry.from_item(item) if item else None
+
+    def place_network_acl(self, acl_id: str, account_id: str, region: str) -> None:
+        """Note the member account and Region a network ACL lives in, so the sweep can reach it there."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={"cidr": {"S": _PLACE_PREFIX + acl_id}, "account": {"S": account_id}, "region": {"S": region}},
+        )
+
+    def network_acl_place(self, acl_id: str) -> tuple[str, str] | None:
+        """(account, Region) of a member account's network ACL; None for one of the stack's own account."""
+        key = {"cidr": {"S": _PLACE_PREFIX + acl_id}}
+        item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return (item["account"]["S"], item["region"]["S"]) if item else None
 
     def forget(self, cidr: str) -> None:
         """Lift the CIDR's block for good (a release): the next writer or sweep takes it out of every list."""

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.core.errors import MemberRoleUnavailable, NetworkAclBusy
+from firebreak.core.members import Organization
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
 
 if TYPE_CHECKING:
@@ -273,6 +274,9 @@ def block_in_network_acls(
     if not acls:
         reason = "the finding names no subnet, so no network ACL to deny in"
         return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
+    if mode is not Mode.DRY_RUN and not Organization.from_env().is_own(incident.account_id):
+        for acl in acls:
+            blocklist.place_network_acl(acl, incident.account_id, incident.region)
     actions: list[Action] = []
     for acl, subnet in acls.items():
         if mode is Mode.DRY_RUN:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.blocking.nacl import RuleRange, lease_name, reconcile
-from firebreak.core.errors import BlockFailed
+from firebreak.core import aws
+from firebreak.core.errors import BlockFailed, MemberRoleUnavailable
+from firebreak.core.members import workload_client
 from firebreak.core.settings import Settings
 from firebreak.core.waf import IpSetRef, converge
 
@@ -59,8 +61,13 @@ class SweepReport:
 
 
 def sweep(
-    blocklist: Blocklist, waf_for: Callable[[IpSetRef], Any], ec2: EC2Client, settings: Settings, now: int
+    blocklist: Blocklist,
+    waf_for: Callable[[IpSetRef], Any],
+    ec2_for: Callable[[str], EC2Client],
+    settings: Settings,
+    now: int,
 ) -> SweepReport:
+    """Lift expired blocks and repair drift; `ec2_for(acl_id)` is the client of the account the ACL lives in."""
     report = SweepReport()
     entries = list(blocklist.entries())
     # Deleted only if still expired: a re-sighting since the scan keeps its block.
@@ -84,6 +91,11 @@ def sweep(
     rules = RuleRange(*settings.nacl_rules)
     acls = {acl for entry in entries for acl, _ in (*entry.nacl_seen, *entry.nacl_rules)}
     for acl in sorted(acls):
+        try:
+            ec2 = ec2_for(acl)
+        except MemberRoleUnavailable as error:
+            report.failures.append(f"network ACL {acl} not swept: {error}")
+            continue
         with blocklist.lease(lease_name(acl)) as held:
             if not held:
                 report.failures.append(f"network ACL {acl} was being written by a block step; the next sweep checks it")
@@ -99,3 +111,18 @@ def _sort(report: SweepReport, expired: set[str], place: str, removed: Any, adde
     for cidr in sorted(removed):
         (report.lifted if cidr in expired else report.drift_removed).append(f"{cidr} in {place}")
     report.drift_restored += [f"{cidr} in {place}" for cidr in sorted(added)]
+
+
+def network_acl_client(blocklist: Blocklist) -> Callable[[str], EC2Client]:
+    """The EC2 client of the account and Region each network ACL lives in: the member's through its sweep role."""
+
+    def ec2_for(acl_id: str) -> EC2Client:
+        place = blocklist.network_acl_place(acl_id)
+        if place is None:
+            client: EC2Client = aws.client("ec2")
+            return client
+        account, region = place
+        member: EC2Client = workload_client("ec2", account, region, "sweep_blocklist", "sweep")
+        return member
+
+    return ec2_for
