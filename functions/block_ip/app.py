@@ -1,4 +1,4 @@
-"""Block Addresses: {incident_id, mode, verdicts} -> {actions, nacl_addresses}; block list, then WAF IPSets."""
+"""Block Addresses: {incident_id, mode, verdicts, account, region} -> {actions, nacl_addresses}; list, then WAF."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from firebreak.blocking.block import WRITE_RESERVE_SECONDS, block
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.core import aws
-from firebreak.core.account import own_public_addresses
+from firebreak.core.account import guarded_addresses
 from firebreak.core.models import Mode, Outcome, Verdict
 from firebreak.core.settings import Settings
 from firebreak.core.waf import client_for
@@ -25,6 +25,7 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 @metrics.log_metrics
 @logger.inject_lambda_context
+@aws.member_sessions
 @aws.retryable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
@@ -32,12 +33,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = Settings.from_env()
     verdicts = [Verdict.from_dict(item) for item in request.get("verdicts") or ()]
     blocklist = Blocklist(aws.client("dynamodb"), settings.blocklist_table)
-    owned = own_public_addresses(aws.client("ec2")) if any(v.blocks for v in verdicts) else {}
-    mode = Mode(request["mode"])
+    incident_id, mode = request["incident_id"], Mode(request["mode"])
+    where = (request.get("account", ""), request.get("region", ""), incident_id)
+    owned = guarded_addresses(*where) if any(v.blocks for v in verdicts) else {}
     # A storm queues writers for the IPSets' lease: wait for a turn as long as this invocation can afford.
     wait = max(0.0, context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_SECONDS)
-    now = int(time.time())
-    result = block(verdicts, mode, request["incident_id"], settings, blocklist, client_for, owned, now, wait)
+    result = block(verdicts, mode, incident_id, settings, blocklist, client_for, owned, int(time.time()), wait)
     # The alarm on this metric warns the responders before a block list reaches its limit.
     metrics.add_metric(name="BlocklistUsagePercent", unit=MetricUnit.Percent, value=result.usage_percent)
     new = sum(action.outcome is Outcome.APPLIED for action in result.actions)

@@ -98,8 +98,8 @@ def test_an_instance_in_a_member_account_of_another_region_is_contained_there(or
     assert "193.233.20.15/32" in organization.blocked_ips()
     world = organization.world.report()["instances"][C2_INSTANCE]
     assert (world["account"], world["region"], world["quarantined"]) == (MEMBER_A, REGION_A, True)
-    # AND each acting step assumed its member role once: isolation and evidence, nothing else
-    assert execution.api_calls.get("sts.AssumeRole") == 2
+    # AND each acting step assumed its member role once: isolation, evidence, and block-ip's own-address guard
+    assert execution.api_calls.get("sts.AssumeRole") == 3
     assert organization.assume_role_refusals() == []
 
 
@@ -130,8 +130,8 @@ def test_a_member_accounts_attacker_is_blocked_in_the_security_accounts_ipsets_a
 
     assert report_of(execution)["status"] == "CONTAINED"
     assert organization.blocked_ips() == ["45.155.205.233/32"]
-    # A block needs no member role: the block lists live in the security account.
-    assert "sts.AssumeRole" not in execution.api_calls
+    # The block lists live in the security account: only the own-address guard reads the member, in one session.
+    assert execution.api_calls.get("sts.AssumeRole") == 1
     release = organization.release(report_of(execution)["incident_id"])
     assert report_of(release)["status"] == "RELEASED"
     assert organization.blocked_ips() == []
@@ -242,3 +242,19 @@ def test_a_single_account_stack_rejects_another_accounts_finding() -> None:
         [rejected] = [record for record in records(engine) if record.get("status") == "REJECTED"]
         assert MEMBER_A in rejected["reason"] and "AllowedAccountIds" in rejected["reason"]
         assert not quarantined_in(engine, MEMBER_A, REGION_A)
+
+
+def test_a_member_accounts_own_elastic_ip_is_never_blocked(organization: Engine) -> None:
+    # GIVEN member A's brute force comes from one of member A's own Elastic IPs in that Region
+    organization.prepare_account(MEMBER_A, REGION_A)
+    ec2 = organization.client("ec2", account=MEMBER_A, region=REGION_A)
+    assert ec2.allocate_address(Domain="vpc", Address="45.155.205.233")["PublicIp"] == "45.155.205.233"
+    event = load_event("eventbridge/guardduty_member_ssh_brute_force")
+
+    # WHEN it runs
+    execution = run(organization, event)
+
+    # THEN the address is refused by the guard, read through block-ip's member role, and nothing is blocked
+    assert organization.blocked_ips() == []
+    [refused] = [a for a in actions(execution) if a["type"] == "block_ip"]
+    assert refused["outcome"] == "skipped" and "Elastic IP" in refused["reason"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -113,6 +114,11 @@ def forget_member_sessions() -> None:
     with _role_clients_lock:
         _role_clients.clear()
         _role_sessions.clear()
+
+
+def home_region() -> str | None:
+    """The Region this function runs in (Lambda sets AWS_REGION; boto3 falls back to AWS_DEFAULT_REGION)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 @functools.cache

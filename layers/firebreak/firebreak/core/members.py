@@ -22,6 +22,7 @@ MEMBER_ROLES = {
     "preserve_evidence": "firebreak-member-preserve-evidence",
     "revoke_credentials": "firebreak-member-revoke-credentials",
     "block_in_network_acl": "firebreak-member-block-in-network-acl",
+    "block_ip": "firebreak-member-block-ip",
     "sweep_blocklist": "firebreak-member-sweep-blocklist",
     "release_incident": "firebreak-member-release-incident",
 }
