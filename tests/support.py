@@ -94,3 +94,23 @@ def create_blocklist_table(dynamodb: Any, name: str) -> None:
         AttributeDefinitions=table["AttributeDefinitions"],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def refuse_assume_role(
+    monkeypatch: Any, code: str = "AccessDenied", status: int = 403, times: int = 4, region: str = "eu-west-1"
+) -> None:
+    """The next `times` AssumeRole calls of firebreak.core.aws answer `code`, as STS would: the member role is
+    missing or its trust refuses the caller (moto checks neither). Member sessions opened before are forgotten."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from firebreak.core import aws
+
+    aws.forget_member_sessions()
+    sts = boto3.client("sts", region_name=region)
+    stubber = Stubber(sts)
+    for _ in range(times):
+        stubber.add_client_error("assume_role", code, "not authorized to perform: sts:AssumeRole", status)
+    stubber.activate()
+    real = aws._client
+    monkeypatch.setattr(aws, "_client", lambda service, region: sts if service == "sts" else real(service, region))

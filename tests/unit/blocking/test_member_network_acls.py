@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.blocking.nacl import RuleRange, block_in_network_acls, network_acl_of
@@ -18,7 +17,7 @@ from firebreak.core.members import Organization, workload_client
 from firebreak.core.models import Mode, NetworkInterface
 from firebreak.core.settings import Settings
 from firebreak.triage.findings import normalise
-from tests.support import create_blocklist_table, load_event
+from tests.support import create_blocklist_table, load_event, refuse_assume_role
 
 MEMBER, REGION = "111122223333", "eu-west-1"
 NOW = 1_800_000_000
@@ -88,13 +87,7 @@ def test_a_refused_sweep_role_is_reported_and_the_rest_of_the_sweep_goes_on(
     member_ec2: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocklist, acl = blocked_member_acl(member_ec2)
-    clients.forget_member_sessions()
-    sts = boto3.client("sts", region_name=REGION)
-    stubber = Stubber(sts)
-    stubber.add_client_error("assume_role", "AccessDenied", "not authorized to perform: sts:AssumeRole", 403)
-    stubber.activate()
-    real = clients._client
-    monkeypatch.setattr(clients, "_client", lambda service, region: sts if service == "sts" else real(service, region))
+    refuse_assume_role(monkeypatch, region=REGION)
 
     report = sweep(blocklist, lambda ipset: None, network_acl_client(blocklist), settings(), NOW + 120)
 

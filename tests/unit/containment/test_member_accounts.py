@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from firebreak.containment.credentials import RevocationRequest, RevocationSettings, revoke_where_held
 from firebreak.containment.evidence import preserve_evidence
@@ -19,7 +17,7 @@ from firebreak.core.models import Mode, Outcome, PlaybookRequest
 from firebreak.triage.findings import normalise
 from firebreak.triage.incidents import incident_id_for
 from firebreak_local.world import World
-from tests.support import load_event
+from tests.support import load_event, refuse_assume_role
 
 MEMBER, OTHER_MEMBER = "111122223333", "222233334444"
 
@@ -45,16 +43,6 @@ def member_request(name: str) -> PlaybookRequest:
     seeded = World(member_client("ec2", region, account), member_client("iam", region, account)).seed(event)
     incident = normalise(seeded["detail"])
     return PlaybookRequest(incident_id_for(incident), incident, Mode.ENFORCE)
-
-
-def refuse_assume_role(monkeypatch: pytest.MonkeyPatch) -> None:
-    sts = boto3.client("sts", region_name="eu-west-1")
-    stubber = Stubber(sts)
-    for _ in range(4):
-        stubber.add_client_error("assume_role", "AccessDenied", "not authorized to perform: sts:AssumeRole", 403)
-    stubber.activate()
-    real = clients._client
-    monkeypatch.setattr(clients, "_client", lambda service, region: sts if service == "sts" else real(service, region))
 
 
 def test_an_instance_in_a_member_account_is_isolated_there() -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from firebreak.core import aws as clients
 from firebreak.core.account import guarded_addresses
 from firebreak.core.members import Organization, workload_client
+from tests.support import refuse_assume_role
 
 MEMBER, REGION = "111122223333", "eu-west-1"
 
@@ -48,13 +48,7 @@ def test_a_refused_member_role_still_guards_the_security_accounts_addresses(
 ) -> None:
     member = member_ec2.allocate_address(Domain="vpc")["PublicIp"]
     security = boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["PublicIp"]
-    clients.forget_member_sessions()
-    sts = boto3.client("sts", region_name=REGION)
-    stubber = Stubber(sts)
-    stubber.add_client_error("assume_role", "AccessDenied", "not authorized to perform: sts:AssumeRole", 403)
-    stubber.activate()
-    real = clients._client
-    monkeypatch.setattr(clients, "_client", lambda service, region: sts if service == "sts" else real(service, region))
+    refuse_assume_role(monkeypatch, region=REGION)
 
     guarded = guarded_addresses(MEMBER, REGION, "fb-3")
 

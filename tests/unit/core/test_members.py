@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from firebreak.core import aws as clients
 from firebreak.core.errors import MemberRoleUnavailable, TransientAwsError
 from firebreak.core.members import Organization, member_role_arn, partition_of, session_name, workload_client
+from tests.support import refuse_assume_role
 
 SECURITY, MEMBER = "123456789012", "111122223333"
 ORG = Organization(stack_account_id=SECURITY, organization_id="o-abcdefghij")
-
-
-def refusing_sts(monkeypatch: pytest.MonkeyPatch, code: str, status: int) -> Stubber:
-    sts = boto3.client("sts", region_name="eu-west-1")
-    stubber = Stubber(sts)
-    stubber.add_client_error("assume_role", service_error_code=code, service_message="no", http_status_code=status)
-    stubber.activate()
-    real = clients._client
-    monkeypatch.setattr(clients, "_client", lambda service, region: sts if service == "sts" else real(service, region))
-    return stubber
 
 
 def test_session_name_names_the_incident_within_what_sts_accepts() -> None:
@@ -67,7 +56,7 @@ def test_a_member_account_is_acted_in_through_its_role_and_sees_only_its_own_res
 def test_a_refused_assume_role_names_the_account_the_role_and_what_to_do(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    refusing_sts(monkeypatch, "AccessDenied", 403)
+    refuse_assume_role(monkeypatch)
 
     with pytest.raises(MemberRoleUnavailable) as raised:
         workload_client("ec2", MEMBER, "eu-west-1", "isolate_instance", "fb-2", ORG)
@@ -78,7 +67,7 @@ def test_a_refused_assume_role_names_the_account_the_role_and_what_to_do(
 
 
 def test_throttled_assume_role_is_left_to_the_retry(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    refusing_sts(monkeypatch, "Throttling", 400)
+    refuse_assume_role(monkeypatch, "Throttling", 400)
 
     with pytest.raises(Exception) as raised:
         workload_client("ec2", MEMBER, "eu-west-1", "isolate_instance", "fb-3", ORG)
