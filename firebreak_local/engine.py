@@ -163,6 +163,8 @@ class Engine:
             account_id=ACCOUNT_ID,
             stack_name="firebreak",
         )
+        # Refused before anything starts, as CloudFormation refuses a deployment (ParameterError names it).
+        self._stack.template.parameters(self.overrides)
 
     def __enter__(self) -> Engine:
         os.environ.update(_FAKE_CREDENTIALS)
