@@ -243,8 +243,6 @@ def _run(
     with stack as engine:
         # Handler logs at their configured level would drown the timeline; the engine keeps warnings and errors.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("FIREBREAK_LOG_LEVEL", "WARNING")
-        # Metrics are CloudWatch's to read (EMF lines); locally they would only interleave with the timeline.
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         for index, path in enumerate(files, 1):
             try:
                 event = read_event(path)
