@@ -9,9 +9,11 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from firebreak_local import samconfig
 from firebreak_local.events import Unusable, read_event
 
 DEMO_EVENTS = (
@@ -32,7 +34,6 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_member_c2_outbound.json",
     "events/eventbridge/guardduty_member_iam_user_key_compromised.json",
 )
-# --mode sets the stack's mode and lets every playbook inherit it.
 PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode")
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.
@@ -40,13 +41,35 @@ UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE", "AWAITING_APPROVAL"}
 ACCOUNT_ID = re.compile(r"\d{12}")
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """The parameter values a run gives the stack, and where each came from (for the line that refuses one)."""
+
+    values: dict[str, str]
+    sources: dict[str, str]
+
+    def source(self, names: Sequence[str]) -> str:
+        found = sorted({self.sources[name] for name in names if name in self.sources})
+        return ", ".join(found) or "template"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description="Run Firebreak on the embedded local AWS.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run event files through the stack")
-    run.add_argument("event_files", nargs="+", metavar="EVENT_FILE")
+    # Not required here: event files may also follow --parameter-overrides, whose values run to the next option.
+    run.add_argument("event_files", nargs="*", metavar="EVENT_FILE")
     run.add_argument("--json", action="store_true", help="print one JSON report (run-report.schema.json)")
     run.add_argument("--mode", choices=["enforce", "approval", "dry-run"], help="override the stack's response mode")
+    run.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters for this run, as sam deploy takes them, over samconfig.toml's default environment; "
+        "a playbook's mode set here wins over --mode",
+    )
     run.add_argument("--release", action="store_true", help="undo every incident after all events ran")
     run.add_argument("--approve", action="store_true", help="approve every approval request at once")
     run.add_argument("--template", default="template.yaml", help="the SAM template (default: ./template.yaml)")
@@ -75,20 +98,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command in ("feeds", "report"):
         return _local_command(args)
     if args.command == "demo":
         root = Path(args.template).resolve().parent
-        files = [str(root / name) for name in DEMO_EVENTS]
-        return run(files, template=Path(args.template), as_json=False, mode=None)
+        return run([str(root / name) for name in DEMO_EVENTS], template=Path(args.template), as_json=False, mode=None)
     report_dir = Path(args.report_dir) if args.report_dir else None
+    # A parameter override always holds "=" (or names a file://); anything else after the option is an event file.
+    overrides = [token for token in args.parameter_overrides if "=" in token or token.startswith("file://")]
+    files = [*args.event_files, *(token for token in args.parameter_overrides if token not in overrides)]
+    if not files:
+        parser.error("the following arguments are required: EVENT_FILE")
     malformed = [account for account in args.without_member_role if not ACCOUNT_ID.fullmatch(account)]
     if malformed:
         print(f"firebreak: --without-member-role {malformed[0]}: not a 12-digit account id", file=sys.stderr)
         return 2
     return run(
-        args.event_files,
+        files,
         Path(args.template),
         args.json,
         args.mode,
@@ -96,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_dir=report_dir,
         approve=args.approve,
         without_member_role=args.without_member_role,
+        parameter_overrides=overrides,
     )
 
 
@@ -143,19 +172,52 @@ def run(
     report_dir: Path | None = None,
     approve: bool = False,
     without_member_role: Sequence[str] = (),
+    parameter_overrides: Sequence[str] = (),
 ) -> int:
-    """Exit 2 if any file was unusable, else 1 if any execution failed, else 0."""
+    """Exit 2 if an argument or any file was unusable, else 1 if any execution failed, else 0."""
     if not _template_exists(template):
         return 2
+    try:
+        overrides = stack_parameters(template, mode, parameter_overrides)
+    except samconfig.OverridesError as error:
+        print(f"firebreak: {error}", file=sys.stderr)
+        return 2
     with _stdout_for_the_command() as out:
-        return _run(files, template, as_json, mode, out, release, report_dir, approve, without_member_role)
+        return _run(files, template, as_json, overrides, out, release, report_dir, approve, without_member_role)
+
+
+def stack_parameters(template: Path, mode: str | None, parameter_overrides: Sequence[str] = ()) -> Overrides:
+    """The parameters a run deploys the stack with: samconfig.toml's default environment, then --mode, then
+    --parameter-overrides (a playbook's own mode named there stays; a ResponseMode other than --mode's is refused)."""
+    # Beside the template as named, a link not followed, as SAM CLI looks for it.
+    configured = samconfig.default_overrides(template.absolute().parent)
+    try:
+        given = samconfig.parse(list(parameter_overrides))
+    except samconfig.OverridesError as error:
+        raise samconfig.OverridesError(f"--parameter-overrides: {error}") from error
+    if mode and given.get("ResponseMode", mode) != mode:
+        contradiction = f"--mode {mode} contradicts --parameter-overrides ResponseMode={given['ResponseMode']}"
+        raise samconfig.OverridesError(contradiction)
+    # --mode sets the stack's mode and lets every playbook inherit it.
+    by_mode = {"ResponseMode": mode, **dict.fromkeys(PLAYBOOK_MODE_PARAMETERS, "inherit")} if mode else {}
+    layers = (
+        (f"{samconfig.FILE_NAME} [{samconfig.ENVIRONMENT}]", configured),
+        ("--mode", by_mode),
+        ("--parameter-overrides", given),
+    )
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        values.update(layer)
+        sources.update(dict.fromkeys(layer, source))
+    return Overrides(values, sources)
 
 
 def _run(
     files: Sequence[str],
     template: Path,
     as_json: bool,
-    mode: str | None,
+    overrides: Overrides,
     out: IO[str],
     release: bool = False,
     report_dir: Path | None = None,
@@ -164,17 +226,23 @@ def _run(
 ) -> int:
     from firebreak_local import console, report
     from firebreak_local.engine import Approvals, Engine
+    from firebreak_local.template import ParameterError, TemplateError
     from firebreak_local.world import finding_places
 
-    overrides = {"ResponseMode": mode, **dict.fromkeys(PLAYBOOK_MODE_PARAMETERS, "inherit")} if mode else {}
     approvals = Approvals.APPROVE if approve else Approvals.REPORT
     unusable = False
     results: list[dict[str, Any]] = []
-    with Engine(template, overrides, without_member_role) as engine:
+    try:
+        stack = Engine(template, overrides.values, without_member_role)
+    except ParameterError as error:
+        print(f"firebreak: {overrides.source(error.names)}: {error}", file=sys.stderr)
+        return 2
+    except TemplateError as error:
+        print(f"firebreak: {template}: {error}", file=sys.stderr)
+        return 2
+    with stack as engine:
         # Handler logs at their configured level would drown the timeline; the engine keeps warnings and errors.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("FIREBREAK_LOG_LEVEL", "WARNING")
-        # Metrics are CloudWatch's to read (EMF lines); locally they would only interleave with the timeline.
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         for index, path in enumerate(files, 1):
             try:
                 event = read_event(path)

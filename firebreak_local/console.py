@@ -35,6 +35,18 @@ def timeline(result: dict[str, Any], out: IO[str]) -> None:
         mark = OUTCOME_MARKS.get(action["outcome"], "?")
         reason = f"  {action['reason']}" if action.get("reason") else ""
         out.write(f"      {mark} {action['type']:<12} {action['target']:<28} {action['outcome']:<15}{reason}\n")
+    if result.get("metrics"):
+        out.write(f"    metrics   {', '.join(_metric(metric) for metric in result['metrics'])}\n")
+
+
+_UNITS = {"Seconds": " s", "Milliseconds": " ms", "Percent": " %", "Count": "", "None": ""}
+
+
+def _metric(metric: dict[str, Any]) -> str:
+    """`TimeToContain 2.41 s (playbook contain-instance)`: the value as CloudWatch would graph it."""
+    unit = _UNITS.get(metric["unit"], f" {metric['unit']}")
+    dimensions = ", ".join(f"{key} {value}" for key, value in metric["dimensions"].items() if key != "service")
+    return f"{metric['name']} {metric['value']:.4g}{unit}" + (f" ({dimensions})" if dimensions else "")
 
 
 def summary(document: dict[str, Any], out: IO[str]) -> None:

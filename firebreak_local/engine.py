@@ -81,7 +81,11 @@ class Rule:
 
 @dataclass
 class Execution:
-    """One finished execution: its status, output or failure, and every state it and its children entered."""
+    """One finished execution: its status, output or failure, and every state it and its children entered.
+
+    api_calls and metrics (what the functions printed as EMF) are those of the run that started it, the stream
+    consumer's after it included: executions started together share them.
+    """
 
     arn: str
     status: str
@@ -92,6 +96,7 @@ class Execution:
     transitions: int
     duration_ms: float
     api_calls: dict[str, int] = field(default_factory=dict)
+    metrics: list[runtime.Metric] = field(default_factory=list)
 
 
 @dataclass
@@ -163,11 +168,14 @@ class Engine:
             account_id=ACCOUNT_ID,
             stack_name="firebreak",
         )
+        # Refused before anything starts, as CloudFormation refuses a deployment (ParameterError names it).
+        self._stack.template.parameters(self.overrides)
 
     def __enter__(self) -> Engine:
         os.environ.update(_FAKE_CREDENTIALS)
         # moto would act in this account whatever credentials or account a request names.
         os.environ.pop("MOTO_ACCOUNT_ID", None)
+        runtime.quiet_empty_metrics_warnings()
         self._mock = mock_aws(
             config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         )
@@ -652,7 +660,7 @@ class Engine:
         The account is given what all of them name first, one after the other; the executions then run at once.
         Each execution reports the API calls of all of them.
         """
-        self.api_calls.take()
+        self._forget_calls_and_metrics()
         with self.api_calls.quiet():
             for _, event in deliveries:
                 self.prepare(event)
@@ -664,7 +672,7 @@ class Engine:
 
     def run_machine(self, logical_id: str, payload: Any) -> Execution:
         """Start one of the stack's state machines directly (as its schedule would) and wait, bounded, for the end."""
-        self.api_calls.take()
+        self._forget_calls_and_metrics()
         return self._run([(self.resources[logical_id].ref, payload)])[0]
 
     def release(self, incident_id: str) -> Execution:
@@ -685,14 +693,16 @@ class Engine:
 
     def wait(self, arn: str, approvals: Approvals = Approvals.WAIT) -> Execution:
         """Wait (bounded) for a started execution, e.g. one reported AWAITING_APPROVAL that was answered since."""
-        self.api_calls.take()
+        self._forget_calls_and_metrics()
         if arn in self._left_waiting:
             self._left_waiting.remove(arn)
         started = time.perf_counter()
         description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
-        return self._execution(arn, description, duration_ms, dict(self.api_calls.take()))
+        return self._execution(
+            arn, description, duration_ms, dict(self.api_calls.take()), self.dispatcher.metrics.take()
+        )
 
     def _run(self, starts: Sequence[tuple[str, Any]], approvals: Approvals = Approvals.WAIT) -> list[Execution]:
         """Start executions, wait (bounded, all together) for all, then deliver the stream records their writes made.
@@ -715,13 +725,26 @@ class Engine:
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
         api_calls = dict(self.api_calls.take())
+        metrics = self.dispatcher.metrics.take()
         return [
-            self._execution(arn, description, duration_ms if len(arns) == 1 else _run_time_ms(description), api_calls)
+            self._execution(
+                arn, description, duration_ms if len(arns) == 1 else _run_time_ms(description), api_calls, metrics
+            )
             for arn, description in zip(arns, descriptions, strict=True)
         ]
 
+    def _forget_calls_and_metrics(self) -> None:
+        """What came before a run (provisioning, a schedule's invoke) is not the run's."""
+        self.api_calls.take()
+        self.dispatcher.metrics.take()
+
     def _execution(
-        self, arn: str, description: dict[str, Any], duration_ms: float, api_calls: dict[str, int]
+        self,
+        arn: str,
+        description: dict[str, Any],
+        duration_ms: float,
+        api_calls: dict[str, int],
+        metrics: list[runtime.Metric],
     ) -> Execution:
         with self.api_calls.quiet():
             states, transitions = self._entered_states(arn)
@@ -739,6 +762,7 @@ class Engine:
             transitions=transitions,
             duration_ms=duration_ms,
             api_calls=api_calls,
+            metrics=list(metrics),
         )
 
     def drain_streams(self, rounds: int = 20) -> None:

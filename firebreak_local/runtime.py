@@ -5,7 +5,8 @@ plugs in jsonata-python, dispatches every invoke to the real handler in-process 
 its throttling past a function's reserved concurrency), shortens the `.sync` polling interval, counts the AWS API
 calls moto serves, passes SendTaskFailure's cause on, and answers Security Hub's BatchUpdateFindings (which moto
 does not implement) with success, recording each request. It knows which function a handler invocation runs for, so
-the engine's guards can answer a handler's call as AWS would for that function's role (moto checks no permissions).
+the engine's guards can answer a handler's call as AWS would for that function's role (moto checks no permissions),
+and keeps the metrics a handler prints as embedded-metric-format (EMF) lines, which CloudWatch would read off its log.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,6 +120,161 @@ def current_function() -> FunctionSpec | None:
     return _CURRENT_FUNCTION.get()
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One value of one metric a function printed in an EMF document, with the document's dimensions."""
+
+    function: str
+    namespace: str
+    name: str
+    value: float
+    unit: str
+    dimensions: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "namespace": self.namespace,
+            "dimensions": dict(self.dimensions),
+            "function": self.function,
+        }
+
+
+def emf_metrics(line: str, function: str) -> list[Metric]:
+    """The metrics in one printed line if it is an EMF document (its `_aws.CloudWatchMetrics`), else [].
+
+    Anything else, a malformed document included, is a line like any other: CloudWatch would only log it.
+    """
+    if '"_aws"' not in line:
+        return []
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return []
+    aws = document.get("_aws") if isinstance(document, dict) else None
+    directives = aws.get("CloudWatchMetrics") if isinstance(aws, dict) else None
+    if not isinstance(directives, list):
+        return []
+    metrics = []
+    for directive in directives:
+        if not isinstance(directive, dict):
+            return []
+        dimension_sets = [keys for keys in directive.get("Dimensions") or [] if isinstance(keys, list)]
+        keys = sorted({str(key) for dimension_set in dimension_sets for key in dimension_set})
+        dimensions = tuple((key, str(document.get(key, ""))) for key in keys)
+        for definition in directive.get("Metrics") or []:
+            name = definition.get("Name") if isinstance(definition, dict) else None
+            if not isinstance(name, str):
+                return []
+            values = document.get(name)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    unit = str(definition.get("Unit", "None"))
+                    metrics.append(Metric(function, str(directive.get("Namespace")), name, value, unit, dimensions))
+    return metrics
+
+
+class EmittedMetrics:
+    """The metrics handlers printed since the last take(), in the order they were printed."""
+
+    def __init__(self) -> None:
+        self._metrics: list[Metric] = []
+        self._lock = threading.Lock()
+
+    def record(self, metrics: list[Metric]) -> None:
+        with self._lock:
+            self._metrics += metrics
+
+    def take(self) -> list[Metric]:
+        with self._lock:
+            metrics, self._metrics = self._metrics, []
+        return metrics
+
+
+@dataclass
+class _Printed:
+    """What one invocation printed since its last complete line, and where its metrics go."""
+
+    function: str
+    metrics: EmittedMetrics
+    partial: str = ""
+
+
+# The invocation whose handler this thread runs, as _CURRENT_FUNCTION: what it prints is read line by line.
+_PRINTED: contextvars.ContextVar[_Printed | None] = contextvars.ContextVar("firebreak_printed", default=None)
+
+
+class _HandlerStdout:
+    """sys.stdout while handlers run: an EMF line a handler prints is kept as metrics (CloudWatch would read it off
+    the function's log, where no person looks); every other line, and everything other threads print, passes on."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        printed = _PRINTED.get()
+        if printed is None:
+            return int(self.stream.write(text))
+        *lines, printed.partial = (printed.partial + text).split("\n")
+        for line in lines:
+            self._line(printed, line + "\n")
+        return len(text)
+
+    def end(self, printed: _Printed) -> None:
+        """The invocation ended: a last line without its newline is still a line."""
+        if printed.partial:
+            self._line(printed, printed.partial)
+            printed.partial = ""
+
+    def _line(self, printed: _Printed, line: str) -> None:
+        metrics = emf_metrics(line, printed.function)
+        if metrics:
+            printed.metrics.record(metrics)
+        else:
+            self.stream.write(line)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_stdout_lock = threading.Lock()
+
+
+def _handler_stdout() -> _HandlerStdout:
+    """The stdout handlers print to: whatever sys.stdout is now (a CLI's stderr, a test's capture), wrapped once."""
+    with _stdout_lock:
+        if not isinstance(sys.stdout, _HandlerStdout):
+            sys.stdout = _HandlerStdout(sys.stdout)
+        return sys.stdout
+
+
+@contextmanager
+def _reading_prints(function: str, metrics: EmittedMetrics) -> Iterator[None]:
+    stdout = _handler_stdout()
+    printed = _Printed(function, metrics)
+    token = _PRINTED.set(printed)
+    try:
+        yield
+    finally:
+        _PRINTED.reset(token)
+        stdout.end(printed)
+
+
+# Powertools' warning when a handler's @log_metrics flushes nothing (it failed first, or a concurrent invocation in
+# this one process flushed the shared metric set): a line of the function's log on Lambda, noise on a terminal.
+EMPTY_METRICS_WARNING = "No application metrics to publish"
+
+
+def quiet_empty_metrics_warnings() -> None:
+    """Ignore Powertools' empty-metrics warning from now on (pytest restores the filters after each test)."""
+    warnings.filterwarnings("ignore", message=EMPTY_METRICS_WARNING, module="aws_lambda_powertools")
+
+
 class Throttled(JsonRESTError):
     """Lambda's answer to a synchronous invoke past the function's reserved concurrency: HTTP 429, not retried."""
 
@@ -135,6 +292,7 @@ class Dispatcher:
         self._overrides: dict[str, Handler] = {}
         self.invocations: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
+        self.metrics = EmittedMetrics()
         self._running: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -185,7 +343,8 @@ class Dispatcher:
             context = LambdaContext(name, spec.arn, timeout_seconds=spec.timeout_seconds * LOAD.factor)
             running = _CURRENT_FUNCTION.set(spec)
             try:
-                result = handler(json.loads(body or "{}"), context)
+                with _reading_prints(name, self.metrics):
+                    result = handler(json.loads(body or "{}"), context)
             finally:
                 _CURRENT_FUNCTION.reset(running)
         except Exception as error:  # noqa: BLE001 - Lambda turns every unhandled exception into this payload

@@ -8,7 +8,7 @@ import ipaddress
 import itertools
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -137,12 +137,16 @@ class Template:
         return resources
 
     def parameters(self, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Each parameter's value: the override, else its Default; list types become lists of strings."""
+        """Each parameter's value: the override, else its Default; list types become lists of strings.
+
+        Every value is held to its parameter's constraints as CloudFormation holds it at deploy: a ParameterError
+        names the first parameter refused (or every undeclared override).
+        """
         overrides = overrides or {}
         declared: dict[str, Any] = self.body.get("Parameters") or {}
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
-            raise TemplateError(f"Unknown parameter override(s): {', '.join(unknown)}")
+            raise ParameterError(unknown, f"Parameters: [{', '.join(unknown)}] do not exist in the template")
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             if name in overrides:
@@ -150,17 +154,65 @@ class Template:
             elif "Default" in spec:
                 value = spec["Default"]
             else:
-                raise TemplateError(f"Parameters.{name}: no Default and no override given")
+                raise ParameterError([name], f"Parameters.{name}: no Default and no override given")
             kind = str(spec.get("Type", "String"))
             if kind == "CommaDelimitedList" or kind.startswith("List<"):
                 items = value if isinstance(value, list) else _text(value).split(",")
                 values[name] = [_text(item).strip() for item in items]
-                continue
-            values[name] = _text(value)
-            allowed = spec.get("AllowedValues")
-            if allowed and values[name] not in [_text(option) for option in allowed]:
-                raise TemplateError(f"Parameters.{name}: {values[name]!r} is not one of {allowed!r}")
+                checked = values[name]
+            else:
+                values[name] = _text(value)
+                checked = [values[name]]
+            refusal = next(filter(None, (_refusal(spec, kind, item) for item in checked)), None)
+            if refusal:
+                # The template's own words for the constraint, which CloudFormation quotes when refusing.
+                described = spec.get("ConstraintDescription")
+                raise ParameterError([name], f"Parameters.{name}: {refusal}" + (f" ({described})" if described else ""))
         return values
+
+
+class ParameterError(TemplateError):
+    """A parameter value CloudFormation would refuse (undeclared, missing, or outside its constraints)."""
+
+    def __init__(self, names: Sequence[str], message: str) -> None:
+        super().__init__(message)
+        self.names = tuple(names)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _refusal(spec: Mapping[str, Any], kind: str, value: str) -> str | None:
+    """Why CloudFormation would refuse this value (one item, for a list type), or None.
+
+    AllowedValues, MinValue and MaxValue hold for Number and List<Number>; AllowedPattern (the whole value must
+    match), MinLength and MaxLength for the other types; AllowedValues and AllowedPattern apply to each item of a
+    CommaDelimitedList.
+    """
+    allowed = spec.get("AllowedValues")
+    if allowed and value not in [_text(option) for option in allowed]:
+        return f"{value!r} is not one of the AllowedValues {', '.join(_text(option) for option in allowed)}"
+    if kind in ("Number", "List<Number>"):
+        if not _NUMBER.fullmatch(value):
+            return f"{value!r} is not a number"
+        if "MinValue" in spec and float(value) < float(spec["MinValue"]):
+            return f"{value} is less than MinValue {_text(spec['MinValue'])}"
+        if "MaxValue" in spec and float(value) > float(spec["MaxValue"]):
+            return f"{value} is greater than MaxValue {_text(spec['MaxValue'])}"
+        return None
+    pattern = spec.get("AllowedPattern")
+    # CloudFormation's patterns are Java's, whose \d and \w are ASCII only.
+    try:
+        matched = pattern is None or re.fullmatch(_text(pattern), value, re.ASCII) is not None
+    except re.error as error:
+        raise TemplateError(f"AllowedPattern {_text(pattern)!r} is not a regular expression: {error}") from error
+    if not matched:
+        return f"{value!r} does not match the AllowedPattern {_text(pattern)}"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"{value!r} is shorter than MinLength {_text(spec['MinLength'])}"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"{value!r} is longer than MaxLength {_text(spec['MaxLength'])}"
+    return None
 
 
 def _unbound_ref(logical_id: str) -> str:

@@ -138,26 +138,63 @@ def test_status_change_is_published_as_a_firebreak_event(stack: dict[str, str], 
     assert detail["at"] == "2026-03-14T09:14:07.500Z"
     assert detail["finding"]["finding_type"] == "UnauthorizedAccess:EC2/SSHBruteForce"
     assert detail["blocked_addresses"] == ["45.155.205.233/32"]
-    assert detail["time_to_contain_seconds"] == pytest.approx(716.5)
+    assert detail["time_to_contain_seconds"] == pytest.approx(2.5)
+
+
+def time_to_contain_printed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    return [metric for metric in metrics if "TimeToContain" in metric]
 
 
 def test_time_to_contain_is_emitted_per_playbook_in_seconds(
     stack: dict[str, str], lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN a finding first seen at 09:02:11.000 whose incident was contained at 09:14:07.500
+    # GIVEN an incident opened at 09:14:05.000 and contained at 09:14:07.500
     put(CONTAINED)
 
     # WHEN the change is delivered
     app.lambda_handler(stream_event((OPENED, CONTAINED)), lambda_context)
 
-    # THEN an EMF metric TimeToContain of 716.5 s in namespace Firebreak with the playbook dimension is printed
-    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    (metric,) = [m for m in metrics if "TimeToContain" in m]
+    # THEN an EMF metric TimeToContain of 2.5 s in namespace Firebreak with the playbook dimension is printed
+    (metric,) = time_to_contain_printed(capsys)
     (definition,) = metric["_aws"]["CloudWatchMetrics"]
     assert definition["Namespace"] == "Firebreak"
     assert definition["Metrics"] == [{"Name": "TimeToContain", "Unit": "Seconds"}]
     assert "playbook" in definition["Dimensions"][0]
-    assert (metric["playbook"], metric["TimeToContain"]) == ("block-ip", [716.5])
+    assert (metric["playbook"], metric["TimeToContain"]) == ("block-ip", [2.5])
+
+
+def test_time_to_contain_runs_from_the_stack_receiving_the_finding_not_its_first_sighting(
+    stack: dict[str, str], lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a finding GuardDuty first saw six months before it reached the stack (a sample, or one updated again),
+    # whose incident was opened at 09:14:05.000 and contained at 09:14:07.500, both on Step Functions' clock
+    opened = {**OPENED, "first_seen_at": "2025-09-14T09:02:11.000Z"}
+    contained = {**CONTAINED, "first_seen_at": opened["first_seen_at"]}
+    put(contained)
+
+    # WHEN the change is delivered
+    app.lambda_handler(stream_event((opened, contained)), lambda_context)
+
+    # THEN TimeToContain and the status event say 2.5 s, not six months
+    (metric,) = time_to_contain_printed(capsys)
+    assert metric["TimeToContain"] == [2.5]
+    (event,) = received(stack["events"])
+    assert event["detail"]["time_to_contain_seconds"] == pytest.approx(2.5)
+
+
+def test_no_time_to_contain_without_the_opening_time(
+    stack: dict[str, str], lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a contained record that does not say when it was opened
+    contained = {key: value for key, value in CONTAINED.items() if key != "opened_at"}
+    put(contained)
+
+    # WHEN the change is delivered
+    app.lambda_handler(stream_event((OPENED, contained)), lambda_context)
+
+    # THEN no TimeToContain is made up from another clock
+    assert time_to_contain_printed(capsys) == []
 
 
 def test_report_is_rendered_from_the_record_and_stored_beside_it(
@@ -173,7 +210,7 @@ def test_report_is_rendered_from_the_record_and_stored_beside_it(
     report = stored_report()
     assert report is not None
     assert report.startswith(f"# Firebreak incident {INCIDENT_ID}: CONTAINED")
-    assert "| Time to contain | 11 min 56 s |" in report or "| Time to contain | 11 min 57 s |" in report
+    assert "| Time to contain | 2 s |" in report or "| Time to contain | 3 s |" in report
 
 
 def test_change_of_the_report_alone_is_not_news(stack: dict[str, str], lambda_context: LambdaContext) -> None:

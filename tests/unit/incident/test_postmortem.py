@@ -30,6 +30,7 @@ RECORD = IncidentRecord(
     actions=(BLOCK,),
     history=(StatusChange("OPEN", "2026-03-14T09:14:05.000Z"), StatusChange("CONTAINED", "2026-03-14T09:14:11.000Z")),
     execution_arn="arn:aws:states:us-east-1:123456789012:execution:respond:run-1",
+    opened_at="2026-03-14T09:14:05.000Z",
     first_seen_at="2026-03-14T09:02:11.000Z",
 )
 
@@ -39,7 +40,8 @@ def test_report_has_timeline_actions_with_state_and_time_to_contain() -> None:
 
     assert text.startswith("# Firebreak incident fb-1: CONTAINED\n")
     assert "| 2026-03-14T09:14:11.000Z | CONTAINED |" in text
-    assert "| Time to contain | 12 min |" in text
+    # From the incident's opening, not the finding's first sighting 12 minutes before
+    assert "| Time to contain | 6 s |" in text
     assert "| 2026-03-14T09:14:06.000Z | block_ip | 45.155.205.233/32 | applied | added |" in text
     before, after = json.dumps(BLOCK.before, sort_keys=True), json.dumps(BLOCK.after, sort_keys=True)
     assert f"| block_ip | 45.155.205.233/32 | {before} | {after} |" in text

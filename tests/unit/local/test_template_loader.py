@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from firebreak_local.template import Stack, Template, TemplateError, load_template
+from firebreak_local.template import ParameterError, Stack, Template, TemplateError, load_template
+from tests.support import TEMPLATE
 
 
 def _load(tmp_path: Path, text: str) -> Template:
@@ -199,6 +200,96 @@ def test_parameter_override_outside_allowed_values_raises(tmp_path: Path) -> Non
     # WHEN / THEN an override outside that set is rejected
     with pytest.raises(TemplateError, match="Parameters.Env"):
         template.parameters({"Env": "staging", "Email": "e"})
+
+
+CONSTRAINED = """
+Parameters:
+  Threshold: {Type: Number, Default: 7, MinValue: 0, MaxValue: 10}
+  Range: {Type: String, Default: "71-80", AllowedPattern: '^\\d{1,5}-\\d{1,5}$'}
+  Rate:
+    Type: String
+    Default: rate(1 hour)
+    AllowedPattern: rate\\(\\d+ hours?\\)
+    ConstraintDescription: a rate in hours
+  Name: {Type: String, Default: abc, MinLength: 2, MaxLength: 4}
+  Regions: {Type: CommaDelimitedList, Default: "", AllowedPattern: '^([a-z]{2}-[a-z]+-\\d)?$'}
+  Tiers: {Type: CommaDelimitedList, Default: "web", AllowedValues: [web, db]}
+  Days: {Type: Number, Default: 30, AllowedValues: [30, 90]}
+  Ports: {Type: "List<Number>", Default: "22,3389", MaxValue: 65535}
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"Threshold": "11"}, r"Parameters\.Threshold: 11 is greater than MaxValue 10$"),
+        ({"Threshold": "-1"}, r"Parameters\.Threshold: -1 is less than MinValue 0$"),
+        ({"Threshold": "high"}, r"Parameters\.Threshold: 'high' is not a number$"),
+        ({"Threshold": ""}, r"Parameters\.Threshold: '' is not a number$"),
+        ({"Range": "71"}, r"Parameters\.Range: '71' does not match the AllowedPattern \^\\d\{1,5\}-\\d\{1,5\}\$$"),
+        # The whole value must match, as in CloudFormation, even where the pattern has no anchors.
+        ({"Rate": "rate(2 hours) and more"}, r"Parameters\.Rate: .* does not match .* \(a rate in hours\)$"),
+        ({"Name": "a"}, r"Parameters\.Name: 'a' is shorter than MinLength 2$"),
+        ({"Name": "abcde"}, r"Parameters\.Name: 'abcde' is longer than MaxLength 4$"),
+        ({"Regions": "eu-west-1,Europe"}, r"Parameters\.Regions: 'Europe' does not match"),
+        ({"Tiers": "web,cache"}, r"Parameters\.Tiers: 'cache' is not one of the AllowedValues web, db$"),
+        ({"Days": "31"}, r"Parameters\.Days: '31' is not one of the AllowedValues 30, 90$"),
+        ({"Ports": "22,70000"}, r"Parameters\.Ports: 70000 is greater than MaxValue 65535$"),
+        # Java's \d, which CloudFormation's patterns use, is ASCII only.
+        ({"Range": "\u0667\u0661-80"}, r"Parameters\.Range: .* does not match"),
+    ],
+)
+def test_override_outside_its_constraints_is_refused_naming_it(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    # GIVEN parameters with CloudFormation's constraints
+    template = _load(tmp_path, CONSTRAINED)
+
+    # WHEN / THEN a value CloudFormation would refuse is refused, naming the parameter and the constraint
+    with pytest.raises(ParameterError, match=message) as refused:
+        template.parameters(overrides)
+    assert refused.value.names == tuple(overrides)
+
+
+def test_values_inside_their_constraints_are_accepted(tmp_path: Path) -> None:
+    # GIVEN parameters with CloudFormation's constraints
+    template = _load(tmp_path, CONSTRAINED)
+
+    # WHEN every one is given a value at its edge
+    values = template.parameters(
+        {
+            "Threshold": "10",
+            "Range": "1-65535",
+            "Rate": "rate(1 hours)",
+            "Name": "ab",
+            "Regions": "eu-west-1, us-east-2",
+            "Tiers": "db,web",
+            "Days": "90",
+            "Ports": "0.5,65535",
+        }
+    )
+
+    # THEN they are taken, list items stripped
+    assert values["Regions"] == ["eu-west-1", "us-east-2"]
+    assert values["Threshold"] == "10"
+
+
+def test_undeclared_overrides_are_refused_all_together(tmp_path: Path) -> None:
+    # GIVEN a template without parameters named Bogus or Other
+    template = _load(tmp_path, CONSTRAINED)
+
+    # WHEN / THEN both are named, as CloudFormation names them
+    with pytest.raises(ParameterError, match=r"^Parameters: \[Bogus, Other\] do not exist in the template$") as refused:
+        template.parameters({"Other": "1", "Bogus": "2", "Threshold": "1"})
+    assert refused.value.names == ("Bogus", "Other")
+
+
+def test_repository_template_defaults_satisfy_their_own_constraints() -> None:
+    # GIVEN template.yaml as it is deployed
+    # WHEN / THEN every default passes its own constraints, as CloudFormation requires at deploy
+    assert load_template(TEMPLATE).parameters()
 
 
 CONDITIONAL = """

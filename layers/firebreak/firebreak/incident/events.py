@@ -94,7 +94,8 @@ def put_events_entry(record: IncidentRecord, previous: str | None, bus_name: str
 
 
 def emit_time_to_contain(record: IncidentRecord) -> None:
-    """TimeToContain (finding first seen -> CONTAINED, seconds) per playbook, as an embedded-metric log line."""
+    """TimeToContain per playbook, as an embedded-metric log line: seconds from the finding reaching the stack (the
+    incident's `opened_at`) to CONTAINED, both on Step Functions' clock (IncidentRecord.time_to_contain)."""
     seconds = record.time_to_contain()
     if seconds is None or record.playbook is None:
         return

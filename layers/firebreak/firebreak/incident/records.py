@@ -115,11 +115,16 @@ class IncidentRecord:
         return next((change.at for change in reversed(self.history) if change.status == status), None)
 
     def time_to_contain(self) -> float | None:
-        """Seconds from the finding's first sighting to the incident becoming CONTAINED, if both are known."""
+        """Seconds from the finding reaching the stack (the incident opened) to CONTAINED, if both are known.
+
+        Both ends are Step Functions' clock (`$states.context.State.EnteredTime` of Open Incident and of the state
+        that recorded CONTAINED), so the figure is Firebreak's own response time, approvals included. The finding's
+        first sighting is GuardDuty's clock and can be months old (samples, a long-running finding updated again).
+        """
         contained = self.status_at("CONTAINED")
-        if contained is None or self.first_seen_at is None:
+        if contained is None or self.opened_at is None:
             return None
-        return seconds_between(self.first_seen_at, contained)
+        return seconds_between(self.opened_at, contained)
 
     def triage(self) -> Triage | None:
         """The triage the incident ran with, for messages about it; None for records without a finding."""
