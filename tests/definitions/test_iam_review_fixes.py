@@ -196,17 +196,93 @@ def scenario_stacks(template: Template, member: Template) -> Iterator[Stack]:
 # --- The authorization data, held against every statement -------------------------------------------------------
 
 
-def test_actions_without_resource_types_are_granted_only_on_star(template: Template, member: Template) -> None:
-    # GIVEN every statement of both templates, with the defaults and with every option on
-    wrong = [
+def star_only_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """An action IAM authorises only on "*" granted on named resources: such a grant never matches."""
+    return [
         (where, action, statement["Resource"])
-        for stack in scenario_stacks(template, member)
-        for where, statement in all_statements(stack)
         for action in as_list(statement.get("Action"))
         if action in ACTIONS and not ACTIONS[action][0] and as_list(statement["Resource"]) != ["*"]
     ]
-    # THEN an action IAM authorises only on "*" is never granted on named resources (such a grant never matches)
-    assert not wrong, wrong
+
+
+def resource_type_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """An ARN of a type an action of the statement does not have: it grants that action nothing."""
+    actions = [action for action in as_list(statement.get("Action")) if action in ACTIONS and ACTIONS[action][0]]
+    return [
+        (where, action, arn)
+        for arn in (str(r) for r in as_list(statement.get("Resource")) if r != "*")
+        for action in actions
+        if not resource_types(arn) & set(ACTIONS[action][0])
+    ]
+
+
+def condition_key_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """A condition key that no action of the statement carries: the statement never (or always) matches."""
+    actions = as_list(statement.get("Action"))
+    if not all(action in ACTIONS for action in actions):
+        return []
+    named = set().union(*(resource_types(str(r)) for r in as_list(statement["Resource"]))) or set(RESOURCE_ARNS)
+    return [
+        (where, key, actions)
+        for key in sorted(condition_keys(statement) - GLOBAL_KEYS)
+        if not any(carried(key, action, named) for action in actions)
+    ]
+
+
+CHECKS = (star_only_problems, resource_type_problems, condition_key_problems)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_every_statement_passes_the_authorization_data(template: Template, member: Template, check: Any) -> None:
+    # GIVEN every statement of both templates, with the defaults and with every option on
+    problems = [
+        problem
+        for stack in scenario_stacks(template, member)
+        for where, statement in all_statements(stack)
+        for problem in check(where, statement)
+    ]
+    # THEN IAM would match each as written: the right resource types, condition keys the request carries
+    assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("check", "statement"),
+    [
+        (star_only_problems, {"Action": "states:SendTaskSuccess", "Resource": "arn:aws:states:r:a:stateMachine:m"}),
+        (
+            star_only_problems,
+            {"Action": "guardduty:CreateThreatIntelSet", "Resource": "arn:aws:guardduty:r:a:detector/d"},
+        ),
+        (
+            resource_type_problems,
+            {"Action": "ec2:ModifyNetworkInterfaceAttribute", "Resource": "arn:aws:ec2:*:a:vpc/*"},
+        ),
+        (
+            resource_type_problems,
+            {"Action": "ec2:RevokeSecurityGroupIngress", "Resource": "arn:aws:ec2:*:a:security-group-rule/*"},
+        ),
+        (
+            condition_key_problems,
+            {
+                "Action": "ec2:ModifyInstanceAttribute",
+                "Resource": "arn:aws:ec2:*:a:instance/*",
+                "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            },
+        ),
+        (
+            condition_key_problems,
+            {
+                "Action": "guardduty:ListThreatIntelSets",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/team": "sec"}},
+            },
+        ),
+    ],
+)
+def test_the_checks_flag_what_review_found(check: Any, statement: dict[str, Any]) -> None:
+    # GIVEN a statement of each kind the review found: a resource-less action on a named ARN, an ARN of a type the
+    # action does not have, a condition key the action cannot carry  THEN its check flags it
+    assert check("synthetic", {"Effect": "Allow", **statement})
 
 
 # --- Refused in a real account ----------------------------------------------------------------------------------
@@ -263,3 +339,107 @@ def test_a_missing_published_list_reads_as_no_such_key(template: Template) -> No
             "Condition": {"StringLike": {"s3:prefix": "published/*"}},
         }
     ]
+
+
+# --- Other Regions' findings --------------------------------------------------------------------------------------
+
+# What acts on a finding's workload, in the finding's Region; everything else keeps to the stack's shared state.
+WORKLOAD_FUNCTIONS = (
+    "IsolateInstanceFunction",
+    "PreserveEvidenceFunction",
+    "BlockInNetworkAclFunction",
+    "ReleaseIncidentFunction",
+    "NotifyRespondersFunction",
+)
+WORKLOAD_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "securityhub"}
+SHARED_SERVICES = {"dynamodb", "sns", "kms", "wafv2", "states", "secretsmanager", "ssm", "guardduty", "events", "s3"}
+REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
+
+
+def services(statement: Mapping[str, Any]) -> set[str]:
+    return {str(action).split(":", 1)[0] for action in as_list(statement["Action"])}
+
+
+def held_regions(statement: Mapping[str, Any]) -> list[Any]:
+    return [
+        value
+        for operator, operands in (statement.get("Condition") or {}).items()
+        if operator.startswith("StringEquals")
+        for key, value in operands.items()
+        if key in REGION_KEYS
+    ]
+
+
+@pytest.mark.parametrize("regions", ["", OTHER_REGIONS["ResponseRegions"]])
+@pytest.mark.parametrize("function", WORKLOAD_FUNCTIONS)
+def test_workload_grants_allow_every_response_region(template: Template, function: str, regions: str) -> None:
+    # GIVEN the function's workload statements in a stack answering these Regions (Security Hub on for write-back)
+    stack = security_stack(template, {"ResponseRegions": regions})
+    workload = [s for s in function_statements(stack, function) if services(s) <= WORKLOAD_SERVICES]
+    assert workload, function
+    expected = regions.split(",") if regions else REGION
+    for statement in workload:
+        # THEN none is pinned to the stack's Region by its ARNs, and exactly one condition holds it to the Regions
+        # Firebreak answers: the client acts in the finding's Region, which the ARN's Region must allow
+        assert not [r for r in as_list(statement["Resource"]) if f":{REGION}:" in str(r)], statement
+        assert held_regions(statement) == [expected], statement
+
+
+def test_shared_state_stays_in_the_stacks_region(template: Template) -> None:
+    # GIVEN the stack answering two Regions, every option on
+    stack = security_stack(template, EVERYTHING_ON)
+    serverless = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+    for where, statement in all_statements(stack):
+        # (the finding forwarders' roles manage the forwarding rule in the other Regions, by design)
+        if stack.resources[where]["Type"] not in serverless or not services(statement) & SHARED_SERVICES:
+            continue
+        # THEN tables, topic, keys, block lists, machines, secrets and parameters are named in this Region only
+        arns = [str(r) for r in as_list(statement["Resource"]) if r != "*"]
+        assert not [arn for arn in arns if re.match(r"^arn:aws:[a-z0-9-]+:\*:", arn)], (where, statement)
+        assert held_regions(statement) in ([], [REGION]), (where, statement)
+
+
+# --- Release: the same guards as the steps it undoes ------------------------------------------------------------
+
+EC2_INSTANCE_WRITES = {
+    "ec2:ModifyInstanceAttribute",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+}
+NACL_WRITES = {"ec2:CreateNetworkAclEntry", "ec2:ReplaceNetworkAclEntry", "ec2:DeleteNetworkAclEntry"}
+
+
+def instance_and_acl_statements(template: Template, member: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    for stack in scenario_stacks(template, member):
+        yield from all_statements(stack)
+
+
+def test_no_grant_writes_an_exempt_instance(template: Template, member: Template) -> None:
+    # GIVEN every Allow that writes an instance, in the security account and the member roles
+    for where, statement in instance_and_acl_statements(template, member):
+        writes_instances = set(as_list(statement["Action"])) & EC2_INSTANCE_WRITES and any(
+            "instance" in resource_types(str(r)) for r in as_list(statement["Resource"])
+        )
+        if statement["Effect"] != "Allow" or not writes_instances:
+            continue
+        # THEN it carries the firebreak:exempt condition isolation and evidence carry, release's included
+        assert statement["Condition"].get("StringNotEqualsIgnoreCase") == {
+            "aws:ResourceTag/firebreak:exempt": "true"
+        }, (
+            where,
+            statement,
+        )
+
+
+def test_every_network_acl_write_is_held_to_its_regions_by_ec2_region(template: Template, member: Template) -> None:
+    # GIVEN every statement that writes network ACL entries, release's included
+    found = set()
+    for where, statement in instance_and_acl_statements(template, member):
+        if not set(as_list(statement["Action"])) & NACL_WRITES:
+            continue
+        found.add(where)
+        # THEN the blocking roles' ec2:Region condition holds it, and nothing else
+        assert list(statement["Condition"]) == ["StringEquals"], (where, statement)
+        assert list(statement["Condition"]["StringEquals"]) == ["ec2:Region"], (where, statement)
+    assert {"ReleaseIncidentFunction", "ReleaseIncidentMemberRole", "BlockInNetworkAclFunction"} <= found
