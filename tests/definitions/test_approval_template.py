@@ -106,6 +106,9 @@ def test_automation_rules_are_optional_and_off_by_default(template: Template) ->
     assert set(rules) == {"SuppressExemptAutomationRule", "RaiseCriticalAutomationRule"}
     assert {rule["Condition"] for rule in rules.values()} == {"CreatesAutomationRules"}
     assert template.body["Parameters"]["CreateAutomationRules"]["Default"] == "false"
+    assert template.body["Conditions"]["CreatesAutomationRules"] == {
+        "Fn::And": [{"Condition": "UsesSecurityHub"}, {"Fn::Equals": [{"Ref": "CreateAutomationRules"}, "true"]}]
+    }
     suppress = rules["SuppressExemptAutomationRule"]["Properties"]
     assert {tag["Key"] for tag in suppress["Criteria"]["ResourceTags"]} == {"firebreak:exempt"}
     assert suppress["Actions"][0]["FindingFieldsUpdate"]["Workflow"] == {"Status": "SUPPRESSED"}
@@ -114,11 +117,11 @@ def test_automation_rules_are_optional_and_off_by_default(template: Template) ->
 
 
 def test_engine_provisions_the_stack_with_automation_rules_on() -> None:
-    # GIVEN the automation rules switched on (the engine does not emulate Security Hub rules)
+    # GIVEN the automation rules switched on, with Security Hub (the engine does not emulate Security Hub rules)
     saved = dict(os.environ)
     try:
         # WHEN the stack is provisioned locally
-        with Engine(ROOT / "template.yaml", {"CreateAutomationRules": "true"}) as engine:
+        with Engine(ROOT / "template.yaml", {"CreateAutomationRules": "true", "SecurityHubEnabled": "true"}) as engine:
             # THEN it comes up, with the rules present as placeholders
             assert {"SuppressExemptAutomationRule", "RaiseCriticalAutomationRule"} <= set(engine.resources)
     finally:

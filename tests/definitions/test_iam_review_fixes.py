@@ -29,6 +29,9 @@ EVERYTHING_ON = {
     "RevokeInstanceRoleSessions": "true",
     "ThreatIntelSetDetectorId": "d1",
     "CloudFrontBlocking": "true",
+    "SecurityHubEnabled": "true",
+    "CreateAutomationRules": "true",
+    "WriteBackGuardDutyFindings": "true",
 }
 SCENARIOS = {"defaults": {}, "everything-on": EVERYTHING_ON}
 
@@ -374,7 +377,7 @@ def held_regions(statement: Mapping[str, Any]) -> list[Any]:
 @pytest.mark.parametrize("function", WORKLOAD_FUNCTIONS)
 def test_workload_grants_allow_every_response_region(template: Template, function: str, regions: str) -> None:
     # GIVEN the function's workload statements in a stack answering these Regions (Security Hub on for write-back)
-    stack = security_stack(template, {"ResponseRegions": regions})
+    stack = security_stack(template, {"ResponseRegions": regions, "SecurityHubEnabled": "true"})
     workload = [s for s in function_statements(stack, function) if services(s) <= WORKLOAD_SERVICES]
     assert workload, function
     expected = regions.split(",") if regions else REGION
@@ -443,3 +446,64 @@ def test_every_network_acl_write_is_held_to_its_regions_by_ec2_region(template: 
         assert list(statement["Condition"]) == ["StringEquals"], (where, statement)
         assert list(statement["Condition"]["StringEquals"]) == ["ec2:Region"], (where, statement)
     assert {"ReleaseIncidentFunction", "ReleaseIncidentMemberRole", "BlockInNetworkAclFunction"} <= found
+
+
+# --- Deploys that fail: Security Hub --------------------------------------------------------------------------------
+
+
+def test_security_hub_is_off_unless_the_deployer_says_it_is_enabled(template: Template) -> None:
+    parameter = template.body["Parameters"]["SecurityHubEnabled"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    assert "Security Hub" in parameter["Description"]
+
+
+@pytest.mark.parametrize("automation_rules", ["true", "false"])
+def test_without_security_hub_the_stack_creates_nothing_of_it(template: Template, automation_rules: str) -> None:
+    # GIVEN the stack with Security Hub off (even if automation rules are asked for; a template rule refuses that)
+    stack = security_stack(
+        template, {**EVERYTHING_ON, "SecurityHubEnabled": "false", "CreateAutomationRules": automation_rules}
+    )
+    # THEN no Security Hub resource exists, so creation cannot fail where Security Hub is not enabled
+    assert not [r for r in stack.resources.values() if r["Type"].startswith("AWS::SecurityHub::")]
+    # AND nothing may write to Security Hub
+    assert not [s for _, s in all_statements(stack) if "securityhub" in services(s)]
+    # AND no rule needs the action target: the custom-action rule names its ARN, which no event carries without it
+    events = stack.properties("RespondToFindingStateMachine")["Events"]
+    assert events["SecurityHubCustomAction"]["Properties"]["Pattern"]["resources"] == [
+        f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/FirebreakRespond"
+    ]
+
+
+def test_with_security_hub_the_custom_action_and_the_write_back_exist(template: Template) -> None:
+    # GIVEN the stack with Security Hub on
+    stack = security_stack(template, {"SecurityHubEnabled": "true"})
+    # THEN the action target exists and the custom-action rule names exactly its ARN
+    target = stack.properties("RespondActionTarget")
+    events = stack.properties("RespondToFindingStateMachine")["Events"]
+    assert events["SecurityHubCustomAction"]["Properties"]["Pattern"]["resources"] == [
+        f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/{target['Id']}"
+    ]
+    # AND the notify function may write back
+    writes = [s for s in function_statements(stack, "NotifyRespondersFunction") if "securityhub" in services(s)]
+    assert [s["Action"] for s in writes] == ["securityhub:BatchUpdateFindings"]
+    # AND every Security Hub resource is conditional on it
+    for logical_id, resource in template.resources.items():
+        if resource["Type"].startswith("AWS::SecurityHub::"):
+            condition = resource.get("Condition")
+            assert condition == "UsesSecurityHub" or {"Condition": "UsesSecurityHub"} in (
+                template.body["Conditions"][condition].get("Fn::And", [])
+            ), logical_id
+
+
+@pytest.mark.parametrize("parameter", ["CreateAutomationRules", "WriteBackGuardDutyFindings"])
+def test_what_needs_security_hub_is_refused_without_it(template: Template, parameter: str) -> None:
+    # GIVEN the template's rules  THEN asking for a Security Hub feature without Security Hub fails the deploy,
+    # with a message, instead of being silently dropped
+    rules = [
+        rule
+        for rule in template.raw["Rules"].values()
+        if rule["RuleCondition"] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    ]
+    assert [rule["Assertions"][0]["Assert"] for rule in rules] == [
+        {"Fn::Equals": [{"Ref": "SecurityHubEnabled"}, "true"]}
+    ]
