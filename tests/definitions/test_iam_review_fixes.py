@@ -507,3 +507,35 @@ def test_what_needs_security_hub_is_refused_without_it(template: Template, param
     assert [rule["Assertions"][0]["Assert"] for rule in rules] == [
         {"Fn::Equals": [{"Ref": "SecurityHubEnabled"}, "true"]}
     ]
+
+
+# --- Deploys that fail: reserved concurrency ----------------------------------------------------------------------
+
+RESERVATIONS = {
+    "BlockIpFunction": "BlockIpReservedConcurrency",
+    "BlockInNetworkAclFunction": "NetworkAclReservedConcurrency",
+}
+
+
+def reserved(stack: Stack) -> dict[str, Any]:
+    return {
+        function: stack.properties(function)["ReservedConcurrentExecutions"]
+        for function in stack.resources_of_type("AWS::Serverless::Function")
+        if "ReservedConcurrentExecutions" in stack.properties(function)
+    }
+
+
+def test_only_the_shared_resource_writers_reserve_concurrency_and_each_is_a_parameter(template: Template) -> None:
+    # GIVEN the stack with its defaults
+    defaults = {name: template.body["Parameters"][name]["Default"] for name in RESERVATIONS.values()}
+    # THEN only the two functions that contend for a shared resource reserve, as much as their parameter says,
+    # 15 in all (Lambda refuses reservations that leave the account fewer than 100 unreserved executions)
+    assert defaults == {"BlockIpReservedConcurrency": 10, "NetworkAclReservedConcurrency": 5}
+    assert reserved(security_stack(template)) == {"BlockIpFunction": "10", "BlockInNetworkAclFunction": "5"}
+    # AND a deployer can pick another number, or none at all with 0, for an account with a small quota
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "3"))) == dict.fromkeys(
+        RESERVATIONS, "3"
+    )
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "0"))) == {}
+    assert all(template.body["Parameters"][name]["MinValue"] == 0 for name in RESERVATIONS.values())
+    assert "get-account-settings" in template.body["Parameters"]["BlockIpReservedConcurrency"]["Description"]
