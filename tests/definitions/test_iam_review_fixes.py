@@ -539,3 +539,68 @@ def test_only_the_shared_resource_writers_reserve_concurrency_and_each_is_a_para
     assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "0"))) == {}
     assert all(template.body["Parameters"][name]["MinValue"] == 0 for name in RESERVATIONS.values())
     assert "get-account-settings" in template.body["Parameters"]["BlockIpReservedConcurrency"]["Description"]
+
+
+# --- Least privilege: the responder topic's key, the responders' grant ----------------------------------------------
+
+
+def key_statements(stack: Stack, principal: str) -> list[dict[str, Any]]:
+    policy = stack.properties("ResponderTopicKey")["KeyPolicy"]
+    return [s for s in policy["Statement"] if principal in as_list((s.get("Principal") or {}).get("Service", []))]
+
+
+def test_cloudwatch_may_use_the_topic_key_only_for_the_stacks_alarms(template: Template) -> None:
+    # GIVEN the responder topic key's statements for CloudWatch
+    stack = security_stack(template)
+    (statement,) = key_statements(stack, "cloudwatch.amazonaws.com")
+    # THEN they hold it to this account and to the stack's two alarms, which carry those names (confused deputy)
+    alarms = [stack.properties(a)["AlarmName"] for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm")]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {"aws:SourceArn": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}" for name in alarms]},
+    }
+    assert sorted(as_list(statement["Principal"]["Service"])) == ["cloudwatch.amazonaws.com"]
+    # AND the topic admits exactly those alarms
+    topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
+    admitted = [
+        s["Condition"]["ArnEquals"]["aws:SourceArn"]
+        for s in topic_policy
+        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert sorted(admitted) == sorted(f"{a}.Arn" for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm"))
+
+
+def test_eventbridge_may_use_the_topic_key_for_the_one_rule_the_topic_admits(template: Template) -> None:
+    # GIVEN the key's statement for EventBridge, alone (a documented choice: EventBridge's delivery to an encrypted
+    # topic carries no aws:SourceAccount/aws:SourceArn to KMS, so a condition on them would drop every alert)
+    stack = security_stack(template)
+    (statement,) = key_statements(stack, "events.amazonaws.com")
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # THEN what holds EventBridge to this stack is the topic policy: only the failed-execution rule may publish
+    topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
+    events = [s for s in topic_policy if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert [s["Condition"] for s in events] == [{"ArnEquals": {"aws:SourceArn": "ExecutionFailedRule.Arn"}}]
+    assert (
+        "EventBridge" in Path(ROOT / "README.md").read_text()
+        and "aws:SourceArn" in Path(ROOT / "README.md").read_text()
+    )
+
+
+def test_responders_get_a_policy_that_answers_approvals_and_nothing_else(template: Template) -> None:
+    # GIVEN the policy the stack offers for the responders' roles
+    stack = security_stack(template)
+    document = stack.properties("ApprovalResponderPolicy")["PolicyDocument"]
+    # THEN it allows calling the answer function's URL and, as AWS requires of function URLs since October 2025,
+    # invoking the function, on that function only
+    assert document["Statement"] == [
+        {
+            "Sid": "AnswerApprovalRequests",
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
+            "Resource": "AnswerApprovalFunction.Arn",
+        }
+    ]
+    assert stack.outputs()["ApprovalResponderPolicyArn"] == "ApprovalResponderPolicy"
+    # AND the URL stays IAM-authenticated
+    assert stack.properties("AnswerApprovalFunction")["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
