@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from firebreak_local.engine import Engine
-from firebreak_local.template import Stack, Template, load_template
+from firebreak_local.template import Template, load_template
 
 ROOT = Path(__file__).parents[2]
 MODES = ["enforce", "approval", "dry-run"]
@@ -70,7 +70,7 @@ def test_answer_url_requires_iam_authentication(template: Template) -> None:
     assert properties(template, "AnswerApprovalFunction")["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
 
 
-def test_only_the_answer_function_can_resume_executions_and_only_the_entry_machines(template: Template) -> None:
+def test_only_the_answer_function_can_resume_executions(template: Template) -> None:
     # GIVEN every IAM statement of every function
     granting = {
         logical_id
@@ -79,16 +79,14 @@ def test_only_the_answer_function_can_resume_executions_and_only_the_entry_machi
         for statement in statements(template, logical_id)
         if any(str(action).startswith("states:SendTask") for action in statement["Action"])
     }
-    # THEN only the answer function may send task results, scoped to the entry machine and its executions
+    # THEN only the answer function may send task results; IAM authorises them only on "*" (no resource types),
+    # and the single-use task token, which only this function reads, is what picks the execution
     assert granting == {"AnswerApprovalFunction"}
     (statement,) = [
         s for s in statements(template, "AnswerApprovalFunction") if "states:SendTaskSuccess" in s["Action"]
     ]
     assert sorted(statement["Action"]) == ["states:SendTaskFailure", "states:SendTaskSuccess"]
-    stack = Stack(template, ref=lambda logical_id: logical_id, get_att=lambda a, b: f"{a}.{b}")
-    resources = stack.resolve(statement["Resource"])
-    assert resources[0] == "RespondToFindingStateMachine"
-    assert resources[1].endswith(":execution:RespondToFindingStateMachine.Name:*")
+    assert statement["Resource"] == "*"
 
 
 def test_pending_approvals_expire_and_the_signing_key_is_generated(template: Template) -> None:
@@ -108,6 +106,9 @@ def test_automation_rules_are_optional_and_off_by_default(template: Template) ->
     assert set(rules) == {"SuppressExemptAutomationRule", "RaiseCriticalAutomationRule"}
     assert {rule["Condition"] for rule in rules.values()} == {"CreatesAutomationRules"}
     assert template.body["Parameters"]["CreateAutomationRules"]["Default"] == "false"
+    assert template.body["Conditions"]["CreatesAutomationRules"] == {
+        "Fn::And": [{"Condition": "UsesSecurityHub"}, {"Fn::Equals": [{"Ref": "CreateAutomationRules"}, "true"]}]
+    }
     suppress = rules["SuppressExemptAutomationRule"]["Properties"]
     assert {tag["Key"] for tag in suppress["Criteria"]["ResourceTags"]} == {"firebreak:exempt"}
     assert suppress["Actions"][0]["FindingFieldsUpdate"]["Workflow"] == {"Status": "SUPPRESSED"}
@@ -116,11 +117,11 @@ def test_automation_rules_are_optional_and_off_by_default(template: Template) ->
 
 
 def test_engine_provisions_the_stack_with_automation_rules_on() -> None:
-    # GIVEN the automation rules switched on (the engine does not emulate Security Hub rules)
+    # GIVEN the automation rules switched on, with Security Hub (the engine does not emulate Security Hub rules)
     saved = dict(os.environ)
     try:
         # WHEN the stack is provisioned locally
-        with Engine(ROOT / "template.yaml", {"CreateAutomationRules": "true"}) as engine:
+        with Engine(ROOT / "template.yaml", {"CreateAutomationRules": "true", "SecurityHubEnabled": "true"}) as engine:
             # THEN it comes up, with the rules present as placeholders
             assert {"SuppressExemptAutomationRule", "RaiseCriticalAutomationRule"} <= set(engine.resources)
     finally:

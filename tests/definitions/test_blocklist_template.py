@@ -63,15 +63,31 @@ def test_block_functions_touch_only_the_stacks_blocklist_table_and_ipsets(stack:
             assert {r.removesuffix(".Arn") for r in resources(statement)} <= IPSETS, statement
 
 
+@pytest.mark.parametrize("regions", ["", "us-east-1,eu-west-1"])
 @pytest.mark.parametrize("function", BLOCK_FUNCTIONS)
-def test_network_acl_writes_are_bound_to_the_stacks_region_and_account(stack: Stack, function: str) -> None:
+def test_network_acl_writes_are_bound_to_their_regions_and_the_account(
+    template: Template, function: str, regions: str
+) -> None:
     # GIVEN every statement that may write network ACL entries (ACL ids are only known at run time)
+    stack = Stack(
+        template,
+        ref=lambda logical_id: f"Ref:{logical_id}",
+        get_att=lambda a, b: f"{a}.{b}",
+        overrides={"ResponseRegions": regions},
+    )
     for statement in statements(stack, function):
         if not actions(statement) & NACL_WRITES:
             continue
-        # THEN it is limited to this Region's network ACLs of this account, by resource and by ec2:Region
-        assert statement["Condition"] == {"StringEquals": {"ec2:Region": "us-east-1"}}, statement
-        assert resources(statement) == ["arn:aws:ec2:us-east-1:123456789012:network-acl/*"], statement
+        # THEN it is limited to this account's network ACLs, by ec2:Region to where the function acts: the attacked
+        # subnet's Region (one of ResponseRegions, or this one) for the block step, this Region for the sweep,
+        # which repairs the stack's own Region only
+        if function == "BlockInNetworkAclFunction":
+            held: Any = regions.split(",") if regions else "us-east-1"
+            assert resources(statement) == ["arn:aws:ec2:*:123456789012:network-acl/*"], statement
+        else:
+            held = "us-east-1"
+            assert resources(statement) == ["arn:aws:ec2:us-east-1:123456789012:network-acl/*"], statement
+        assert statement["Condition"] == {"StringEquals": {"ec2:Region": held}}, statement
     # AND only the two functions that manage the range may write at all
     writes = any(actions(s) & NACL_WRITES for s in statements(stack, function))
     assert writes == (function != "BlockIpFunction")

@@ -101,15 +101,26 @@ def test_time_to_contain_has_an_alarm_to_the_responders_and_a_dashboard(template
     assert any("TimeToContain" in json.dumps(widget) for widget in body["widgets"])
 
 
-def test_security_hub_write_back_may_only_notify_or_resolve(stack: Stack) -> None:
-    # GIVEN the notify function's Security Hub statement
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_security_hub_write_back_may_only_notify_or_resolve(template: Template, enabled: str) -> None:
+    # GIVEN the notify function's Security Hub statement, with Security Hub on or off
+    stack = Stack(
+        template,
+        ref=lambda logical_id: logical_id,
+        get_att=lambda a, b: f"{a}.{b}",
+        overrides={"SecurityHubEnabled": enabled},
+    )
     statements = [
         statement
         for policy in stack.properties("NotifyRespondersFunction")["Policies"]
         for statement in policy.get("Statement", [])
         if statement["Action"] == "securityhub:BatchUpdateFindings"
     ]
-    # THEN it is held to the account's hub and to the two workflow statuses Firebreak writes
+    # THEN there is none without Security Hub
+    if enabled == "false":
+        assert statements == []
+        return
+    # AND otherwise it is held to the account's hub and to the two workflow statuses Firebreak writes
     (statement,) = statements
     assert statement["Resource"].endswith(":hub/default")
     condition = statement["Condition"]["ForAllValues:StringEquals"]["securityhub:ASFFSyntaxPath/Workflow.Status"]

@@ -16,7 +16,7 @@ import pytest
 from firebreak.intel.remote_config import forget
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.storm import attackers, findings, run_storm
-from firebreak_local.template import load_template
+from firebreak_local.template import Stack, load_template
 from tests.support import TEMPLATE, load_event
 
 BRUTE_FORCE = "eventbridge/guardduty_ssh_brute_force"
@@ -276,7 +276,8 @@ def test_blocks_past_the_functions_reserved_concurrency_are_throttled_and_retrie
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     from functions.block_ip.app import lambda_handler
 
-    reserved = int(load_template(TEMPLATE).resources["BlockIpFunction"]["Properties"]["ReservedConcurrentExecutions"])
+    stack = Stack(load_template(TEMPLATE), ref=lambda logical_id: logical_id, get_att=lambda a, b: f"{a}.{b}")
+    reserved = int(stack.properties("BlockIpFunction")["ReservedConcurrentExecutions"])
     crowd, arrivals = threading.Barrier(reserved, timeout=60), itertools.count()
 
     def crowded(event: dict[str, Any], context: Any) -> dict[str, Any]:

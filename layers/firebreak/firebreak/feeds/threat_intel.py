@@ -28,13 +28,24 @@ def list_text(cidrs: Sequence[str]) -> bytes:
 
 
 def stored_list(s3: Any, bucket: str) -> bytes | None:
+    """The list GuardDuty was last given, or None when there is none; any other refusal is raised."""
     try:
         body: bytes = s3.get_object(Bucket=bucket, Key=LIST_KEY)["Body"].read()
     except ClientError as error:
-        if error.response["Error"]["Code"] not in ("NoSuchKey", "404"):
-            raise
-        return None
+        code = error.response["Error"]["Code"]
+        if code in ("NoSuchKey", "404"):
+            return None
+        # S3 answers a missing key with 403 unless the caller may list the bucket, and AWS does not say whether a
+        # prefix-scoped ListBucket grant counts there; a listing of exactly this key tells the two apart.
+        if code == "AccessDenied" and not is_listed(s3, bucket):
+            return None
+        raise
     return body
+
+
+def is_listed(s3: Any, bucket: str) -> bool:
+    response = s3.list_objects_v2(Bucket=bucket, Prefix=LIST_KEY, MaxKeys=1)
+    return any(item["Key"] == LIST_KEY for item in response.get("Contents", []))
 
 
 def find_set(guardduty: Any, detector_id: str) -> str | None:

