@@ -79,14 +79,9 @@ def test_network_acl_writes_are_bound_to_their_regions_and_the_account(
         if not actions(statement) & NACL_WRITES:
             continue
         # THEN it is limited to this account's network ACLs, by ec2:Region to where the function acts: the attacked
-        # subnet's Region (one of ResponseRegions, or this one) for the block step, this Region for the sweep,
-        # which repairs the stack's own Region only
-        if function == "BlockInNetworkAclFunction":
-            held: Any = regions.split(",") if regions else "us-east-1"
-            assert resources(statement) == ["arn:aws:ec2:*:123456789012:network-acl/*"], statement
-        else:
-            held = "us-east-1"
-            assert resources(statement) == ["arn:aws:ec2:us-east-1:123456789012:network-acl/*"], statement
+        # subnet's Region (one of ResponseRegions, or this one), for the block step and the sweep that repairs it
+        held: Any = regions.split(",") if regions else "us-east-1"
+        assert resources(statement) == ["arn:aws:ec2:*:123456789012:network-acl/*"], statement
         assert statement["Condition"] == {"StringEquals": {"ec2:Region": held}}, statement
     # AND only the two functions that manage the range may write at all
     writes = any(actions(s) & NACL_WRITES for s in statements(stack, function))

@@ -162,14 +162,14 @@ class Blocklist:
         return Entry.from_item(item) if item else None
 
     def place_network_acl(self, acl_id: str, account_id: str, region: str) -> None:
-        """Note the member account and Region a network ACL lives in, so the sweep can reach it there."""
+        """Note the account and Region a network ACL lives in, so the sweep can reach it there."""
         self.dynamodb.put_item(
             TableName=self.table,
             Item={"cidr": {"S": _PLACE_PREFIX + acl_id}, "account": {"S": account_id}, "region": {"S": region}},
         )
 
     def network_acl_place(self, acl_id: str) -> tuple[str, str] | None:
-        """(account, Region) of a member account's network ACL; None for one of the stack's own account."""
+        """(account, Region) of a network ACL outside the stack's own account and Region; None for one inside it."""
         key = {"cidr": {"S": _PLACE_PREFIX + acl_id}}
         item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         return (item["account"]["S"], item["region"]["S"]) if item else None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from firebreak.blocking.blocklist import Blocklist
+from firebreak.core import aws
 from firebreak.core.errors import MemberRoleUnavailable, NetworkAclBusy
 from firebreak.core.members import Organization
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
@@ -274,7 +275,9 @@ def block_in_network_acls(
     if not acls:
         reason = "the finding names no subnet, so no network ACL to deny in"
         return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
-    if mode is not Mode.DRY_RUN and not Organization.from_env().is_own(incident.account_id):
+    # The sweep reaches an ACL outside the stack's own account and Region only through where it was noted.
+    away = not Organization.from_env().is_own(incident.account_id) or incident.region not in ("", aws.home_region())
+    if mode is not Mode.DRY_RUN and away:
         for acl in acls:
             blocklist.place_network_acl(acl, incident.account_id, incident.region)
     actions: list[Action] = []
