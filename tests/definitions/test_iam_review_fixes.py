@@ -581,9 +581,9 @@ def test_eventbridge_may_use_the_topic_key_for_the_one_rule_the_topic_admits(tem
     topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
     events = [s for s in topic_policy if s["Principal"] == {"Service": "events.amazonaws.com"}]
     assert [s["Condition"] for s in events] == [{"ArnEquals": {"aws:SourceArn": "ExecutionFailedRule.Arn"}}]
-    # AND the README says why
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert "does not carry `aws:SourceAccount`/`aws:SourceArn` to KMS" in readme
+    # AND the IAM notes the README links to say why
+    notes = " ".join((ROOT / "docs" / "iam.md").read_text(encoding="utf-8").split())
+    assert "does not carry `aws:SourceAccount`/`aws:SourceArn` to KMS" in notes
 
 
 def test_responders_get_a_policy_that_answers_approvals_and_nothing_else(template: Template) -> None:
@@ -605,9 +605,14 @@ def test_responders_get_a_policy_that_answers_approvals_and_nothing_else(templat
     assert stack.properties("AnswerApprovalFunction")["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
 
 
-def test_the_readme_lists_the_deploy_prerequisites_and_what_a_responder_needs() -> None:
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    prerequisites = readme[readme.index("**Prerequisites.**") : readme.index("## Deploy for an organization")]
+def test_the_docs_list_the_deploy_prerequisites_and_what_a_responder_needs() -> None:
+    # GIVEN the deploy page and the approvals page, both linked from the README
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/deploying.md#prerequisites" in readme and "docs/approvals.md" in readme
+    deploying = " ".join((ROOT / "docs" / "deploying.md").read_text(encoding="utf-8").split())
+    approvals = " ".join((ROOT / "docs" / "approvals.md").read_text(encoding="utf-8").split())
+    # THEN the prerequisites name every deploy that fails without them
+    prerequisites = deploying[deploying.index("## Prerequisites") : deploying.index("## After the deploy")]
     for needed in (
         "GuardDuty",
         "SecurityHubEnabled=true",
@@ -618,5 +623,6 @@ def test_the_readme_lists_the_deploy_prerequisites_and_what_a_responder_needs() 
         "quota",
     ):
         assert needed in prerequisites, needed
-    assert "`ApprovalResponderPolicyArn`" in readme
-    assert "`lambda:InvokeFunctionUrl`" in readme and "`lambda:InvokeFunction`" in readme
+    # AND the approvals page says what a responder's role needs
+    assert "`ApprovalResponderPolicyArn`" in approvals
+    assert "`lambda:InvokeFunctionUrl`" in approvals and "`lambda:InvokeFunction`" in approvals
