@@ -1,0 +1,192 @@
+"""What each function was seen doing on the local engine, held against what its template policy grants.
+
+moto evaluates no IAM, so a call the code makes and the template does not grant passes every local test. A
+`CallRecorder` (a runtime guard, it never answers) notes every AWS call a handler makes, as (principal, IAM action):
+the principal is the function's own role, or the member role whose session signed the call. `uncovered` then holds
+each call against the Allow statements of that principal's policies: the function's `Policies` in the resolved
+template, a member role's inline policies as member.yaml deployed them.
+
+What is evaluated: Effect and Action (wildcards included); an explicit Deny on the action refuses it. Not evaluated:
+Resource and Condition (`make iam-check` holds those against IAM's data statically).
+
+SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
+Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from moto.iam.models import get_account_id_from, iam_backends
+from moto.sts.models import sts_backends
+
+from firebreak_local import runtime
+from firebreak_local.iam_check import as_list, expand, policy_statements
+from firebreak_local.template import Stack
+
+# botocore's hyphenated service id (the event name's second part) -> IAM's service prefix, where they differ.
+SERVICE_PREFIXES = {
+    "sfn": "states",
+    "secrets-manager": "secretsmanager",
+    "auto-scaling": "autoscaling",
+    "elastic-load-balancing-v2": "elasticloadbalancing",
+    "elastic-load-balancing": "elasticloadbalancing",
+    "eventbridge": "events",
+    "cloudwatch-logs": "logs",
+}
+# SDK operation -> the IAM actions it needs, where that is not `prefix:Operation`.
+OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
+    # S3: HEAD reads are authorised as the GET they stand for; a listing is ListBucket (S3 API reference).
+    "s3:HeadObject": ("s3:GetObject",),
+    "s3:HeadBucket": ("s3:ListBucket",),
+    "s3:ListObjectsV2": ("s3:ListBucket",),
+    "s3:ListObjects": ("s3:ListBucket",),
+    # Lambda's Invoke API is the InvokeFunction action.
+    "lambda:Invoke": ("lambda:InvokeFunction",),
+    # STS: GetCallerIdentity needs no permission ("No permissions are required", STS API reference).
+    "sts:GetCallerIdentity": (),
+    # DynamoDB transactions are authorised per item, by the item's own action (DynamoDB developer guide,
+    # "Using IAM with DynamoDB transactions"); the recorder cannot see which, so it asks for the write actions.
+    "dynamodb:TransactWriteItems": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    "dynamodb:TransactGetItems": ("dynamodb:GetItem",),
+}
+_ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+def iam_actions(event_name: str) -> tuple[str, ...]:
+    """The IAM actions the botocore call of this `before-send.<service>.<Operation>` event needs."""
+    parts = event_name.split(".")
+    if len(parts) < 3:
+        return ()
+    prefix = SERVICE_PREFIXES.get(parts[1], parts[1])
+    operation = f"{prefix}:{parts[2]}"
+    return OPERATION_ACTIONS.get(operation, (operation,))
+
+
+@dataclass(frozen=True)
+class Call:
+    principal: str  # the function's name, or the ARN of the member role whose session made the call
+    action: str
+
+
+class CallRecorder:
+    """A runtime guard that records every call a handler makes and lets each through."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[Call] = Counter()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CallRecorder:
+        runtime.add_guard(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        runtime.remove_guard(self)
+
+    def __call__(self, event_name: str, request: Any) -> None:
+        function = runtime.current_function()
+        if function is None or not event_name.startswith("before-send."):
+            return None
+        principal = _assumed_role(request) or function.name
+        with self._lock:
+            for action in iam_actions(event_name):
+                self.calls[Call(principal, action)] += 1
+        return None
+
+
+def _assumed_role(request: Any) -> str | None:
+    match = _ACCESS_KEY.search(str(request.headers.get("Authorization", "")))
+    if match is None or not match.group(1).startswith("ASIA"):
+        return None
+    key = match.group(1)
+    assumed = sts_backends[get_account_id_from(key)]["aws"].get_assumed_role_from_access_key(key)
+    return str(assumed.role_arn) if assumed is not None else None
+
+
+def function_policies(stack: Stack, names: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Function name -> its template statements, for the functions of names (logical id -> function name)."""
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in names.values()}
+    for logical_id, _, statement in policy_statements(stack):
+        if logical_id in names:
+            found[names[logical_id]].append(statement)
+    return found
+
+
+def function_names(stack: Stack, physical_name: str = "firebreak-{}") -> dict[str, str]:
+    """Logical id -> function name, as the engine names functions."""
+    return {
+        logical_id: str(stack.properties(logical_id).get("FunctionName") or physical_name.format(logical_id))
+        for logical_id in stack.resources_of_type("AWS::Serverless::Function")
+    }
+
+
+def member_role_policies(role_arns: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Role ARN -> the statements of its inline policies, as moto's IAM holds them."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for arn in role_arns:
+        account = arn.split(":")[4]
+        role = next((r for r in iam_backends[account]["aws"].roles.values() if r.arn == arn), None)
+        documents = [] if role is None else [_document(text) for text in role.policies.values()]
+        found[arn] = [s for document in documents for s in as_list(document.get("Statement")) if isinstance(s, dict)]
+    return found
+
+
+def _document(text: Any) -> dict[str, Any]:
+    if isinstance(text, Mapping):
+        return dict(text)
+    for candidate in (str(text), urllib.parse.unquote(str(text))):
+        try:
+            loaded = json.loads(candidate)
+        except ValueError:
+            continue
+        return dict(loaded)
+    return {}
+
+
+def _names(statement: Mapping[str, Any], action: str) -> bool:
+    return any(fnmatchcase(action.lower(), str(pattern).lower()) for pattern in as_list(statement.get("Action")))
+
+
+def allowed(statements: Iterable[Mapping[str, Any]], action: str) -> bool:
+    """Whether the statements allow the action: an Allow names it and no Deny does (Resource, Condition unread)."""
+    statements = list(statements)
+    if any(s.get("Effect") == "Deny" and _names(s, action) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _names(s, action) for s in statements)
+
+
+def uncovered(calls: Iterable[Call], policies: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[str]:
+    """One line for each call its principal's policies do not allow, or whose action IAM does not know."""
+    problems = []
+    for call in sorted(set(calls), key=lambda c: (c.principal, c.action)):
+        if not expand(call.action):
+            problems.append(f"{call.principal}: {call.action} is no IAM action (add it to OPERATION_ACTIONS)")
+        elif call.principal not in policies:
+            problems.append(f"{call.principal}: {call.action} made by a principal with no known policy")
+        elif not allowed(policies[call.principal], call.action):
+            problems.append(f"{call.principal}: {call.action} is not granted")
+    return problems
+
+
+def unused(calls: Iterable[Call], policies: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[str]:
+    """One line for each Allow action of a principal seen calling that no recorded call of it used."""
+    made: dict[str, set[str]] = {}
+    for call in calls:
+        made.setdefault(call.principal, set()).add(call.action.lower())
+    lines = []
+    for principal in sorted(made):
+        for statement in policies.get(principal, ()):
+            if statement.get("Effect") != "Allow":
+                continue
+            for pattern in (str(a) for a in as_list(statement.get("Action"))):
+                if not any(fnmatchcase(action, pattern.lower()) for action in made[principal]):
+                    lines.append(f"{principal}: {pattern}")
+    return sorted(set(lines))
