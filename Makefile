@@ -53,10 +53,11 @@ lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov, statelint and the IA
 	$(CHECKOV) --file member.yaml --framework cloudformation --compact --quiet --skip-download
 	@# statelint 3.1.0 wants integers where JSONata allows {% %} timeouts; the test applies the documented filter.
 	$(BIN)/pytest -q tests/definitions/test_state_machine_definitions.py -k statelint
-	$(BIN)/python -m firebreak_local.iam_check
+	$(MAKE) --no-print-directory iam-check
 
-iam-check: $(STAMP) ## Every IAM statement of template.yaml and member.yaml against IAM's service authorization data
+iam-check: $(STAMP) ## IAM statements against IAM's own data; every call the playbooks make against their grants
 	$(BIN)/python -m firebreak_local.iam_check
+	$(BIN)/python -m firebreak_local.iam_coverage
 
 check: lint test ## What CI runs
 
