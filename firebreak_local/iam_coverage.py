@@ -35,8 +35,8 @@ from moto.sts.models import sts_backends
 from firebreak_local import runtime
 from firebreak_local.engine import Engine
 from firebreak_local.events import read_event
-from firebreak_local.iam_check import ROOT, as_list, expand, policy_statements, table
-from firebreak_local.template import Stack
+from firebreak_local.iam_check import ROOT, as_list, expand, policy_statements, security_stack, table
+from firebreak_local.template import Stack, load_template
 
 # botocore's hyphenated service id (the event name's second part) -> IAM's service prefix, where they differ.
 SERVICE_PREFIXES = {
@@ -63,6 +63,9 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
     # "Using IAM with DynamoDB transactions"); the recorder cannot see which, so it asks for the write actions.
     "dynamodb:TransactWriteItems": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
     "dynamodb:TransactGetItems": ("dynamodb:GetItem",),
+    # The responder topic, Firebreak's only topic, is encrypted with ResponderTopicKey: a publisher needs the key's
+    # GenerateDataKey and Decrypt too (SNS developer guide, "Encryption at rest": publishers to an encrypted topic).
+    "sns:Publish": ("sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"),
 }
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 
@@ -198,6 +201,63 @@ def unused(calls: Iterable[Call], policies: Mapping[str, Iterable[Mapping[str, A
     return sorted(set(lines))
 
 
+# A Task state's service integration -> the IAM actions its state machine's role needs for it (Step Functions
+# developer guide, "How Step Functions generates IAM policies for integrated services"). startExecution.sync has
+# Step Functions poll and stop the child, and manage the managed rule StepFunctionsGetEventsForStepFunctionsExecution.
+INTEGRATION_ACTIONS: dict[str, tuple[str, ...]] = {
+    "dynamodb:putItem": ("dynamodb:PutItem",),
+    "dynamodb:updateItem": ("dynamodb:UpdateItem",),
+    "dynamodb:getItem": ("dynamodb:GetItem",),
+    "lambda:invoke": ("lambda:InvokeFunction",),
+    "lambda:invoke.waitForTaskToken": ("lambda:InvokeFunction",),
+    "sns:publish": ("sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"),
+    "states:startExecution": ("states:StartExecution",),
+    "states:startExecution.sync:2": (
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    ),
+}
+
+
+def _task_resources(definition: Any) -> Iterable[str]:
+    if isinstance(definition, dict):
+        if definition.get("Type") == "Task" and isinstance(definition.get("Resource"), str):
+            yield definition["Resource"]
+        for value in definition.values():
+            yield from _task_resources(value)
+    elif isinstance(definition, list):
+        for value in definition:
+            yield from _task_resources(value)
+
+
+def state_machine_calls(stack: Stack, root: Path = ROOT) -> Counter[Call]:
+    """(state machine, IAM action) for every Task integration of every state machine's definition."""
+    calls: Counter[Call] = Counter()
+    for logical_id in stack.resources_of_type("AWS::Serverless::StateMachine"):
+        uri = stack.properties(logical_id).get("DefinitionUri")
+        definition = json.loads((root / str(uri)).read_text(encoding="utf-8")) if uri else {}
+        for resource in _task_resources(definition):
+            integration = resource.removeprefix("arn:aws:states:::")
+            if integration == resource:
+                continue  # a Lambda ARN or a substitution: the Lambda task form, granted like lambda:invoke
+            for action in INTEGRATION_ACTIONS.get(integration, (f"unmapped-integration:{integration}",)):
+                calls[Call(logical_id, action)] += 1
+    return calls
+
+
+def state_machine_policies(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    machines = stack.resources_of_type("AWS::Serverless::StateMachine")
+    found: dict[str, list[dict[str, Any]]] = {logical_id: [] for logical_id in machines}
+    for logical_id, _, statement in policy_statements(stack):
+        if logical_id in found:
+            found[logical_id].append(statement)
+    return found
+
+
 # One finding per playbook family, and one acting in a member account through the member roles; each is released.
 EVENTS = {
     "block-ip": "eventbridge/guardduty_ssh_brute_force",
@@ -252,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         policies |= run.policies
         roles = len({c.principal for c in run.calls})
         print(f"{name}: {run.status}, released {run.released}: {sum(run.calls.values())} calls by {roles} roles")
+    stack = security_stack(load_template(ROOT / "template.yaml"), {})
+    machine_calls = state_machine_calls(stack)
+    policies |= state_machine_policies(stack)
+    calls += machine_calls
+    print(f"state machines: {len(set(machine_calls))} (machine, action) pairs their Task states need")
     problems = uncovered(calls, policies)
     spare = unused(calls, policies)
     if spare:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from firebreak_local import iam_coverage
+from firebreak_local import iam_check, iam_coverage
 from firebreak_local.engine import Engine
 from firebreak_local.iam_coverage import Call
+from firebreak_local.template import load_template
+from tests.support import TEMPLATE
 
 EVENTS = iam_coverage.EVENTS
 
@@ -67,3 +71,27 @@ def test_a_deny_or_a_missing_allow_refuses_and_an_unknown_action_is_named() -> N
     assert iam_coverage.uncovered([Call("f", "s3:HeadObject")], {"f": [allow]}) == [
         "f: s3:HeadObject is no IAM action (add it to OPERATION_ACTIONS)"
     ]
+
+
+@pytest.fixture(scope="module")
+def machines() -> tuple[Any, dict[str, list[dict[str, Any]]]]:
+    stack = iam_check.security_stack(load_template(TEMPLATE), {})
+    return iam_coverage.state_machine_calls(stack), iam_coverage.state_machine_policies(stack)
+
+
+def test_every_task_integration_of_every_state_machine_is_granted(machines: Any) -> None:
+    calls, policies = machines
+    # GIVEN every Task state's integration, as the IAM actions Step Functions needs for it
+    assert Call("RespondToFindingStateMachine", "states:StopExecution") in calls
+    assert Call("BlockIpStateMachine", "lambda:InvokeFunction") in calls
+    # THEN each machine's role grants them (the child executions' .sync polling and managed rule included)
+    assert iam_coverage.uncovered(calls, policies) == []
+
+
+def test_a_removed_state_machine_grant_is_caught(machines: Any) -> None:
+    calls, policies = machines
+    entry = "RespondToFindingStateMachine"
+    # WHEN the entry machine loses the grant that lets Step Functions stop a child it started with .sync
+    cut = {**policies, entry: [s for s in policies[entry] if not iam_coverage.allowed([s], "states:StopExecution")]}
+    # THEN the check names it
+    assert f"{entry}: states:StopExecution is not granted" in iam_coverage.uncovered(calls, cut)
