@@ -11,6 +11,11 @@ Resource and Condition (`make iam-check` holds those against IAM's data statical
 
 SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
 Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
+State machines' own calls are read from their definitions instead (`INTEGRATION_ACTIONS`): the engine runs Task
+integrations inside moto's interpreter, where no handler is current.
+
+`python -m firebreak_local.iam_coverage` runs `EVENTS` and prints what is not granted (exit 1) and what no recorded
+call used (listed only: many grants serve a Region, an option or a failure path these events do not take).
 """
 
 from __future__ import annotations
