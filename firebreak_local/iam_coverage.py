@@ -6,8 +6,9 @@ the principal is the function's own role, or the member role whose session signe
 each call against the Allow statements of that principal's policies: the function's `Policies` in the resolved
 template, a member role's inline policies as member.yaml deployed them.
 
-What is evaluated: Effect and Action (wildcards included); an explicit Deny on the action refuses it. Not evaluated:
-Resource and Condition (`make iam-check` holds those against IAM's data statically).
+What is evaluated: Effect, Action (wildcards included) and, where the request names it plainly (DynamoDB tables, the
+topic, state machines and executions, secrets, SSM parameters), Resource; an explicit Deny refuses. Conditions are
+not evaluated (`make iam-check` holds their keys against IAM's data statically).
 
 SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
 Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
@@ -89,6 +90,7 @@ def iam_actions(event_name: str) -> tuple[str, ...]:
 class Call:
     principal: str  # the function's name, or the ARN of the member role whose session made the call
     action: str
+    resource: str = ""  # the ARN acted on, where the request names it plainly (see `request_resources`); else ""
 
 
 class CallRecorder:
@@ -109,11 +111,49 @@ class CallRecorder:
         function = runtime.current_function()
         if function is None or not event_name.startswith("before-send."):
             return None
-        principal = _assumed_role(request) or function.name
+        assumed = _assumed_role(request)
+        principal = assumed or function.name
+        account = (assumed or function.arn).split(":")[4]
+        actions = iam_actions(event_name)
+        resources = request_resources(event_name, request, account) if actions else []
         with self._lock:
-            for action in iam_actions(event_name):
-                self.calls[Call(principal, action)] += 1
+            for action in actions:
+                # Only the call's own action acts on the named resource; what it also needs (a topic's key) does not.
+                same_service = action.split(":")[0] == actions[0].split(":")[0]
+                for resource in resources if same_service and resources else [""]:
+                    self.calls[Call(principal, action, resource)] += 1
         return None
+
+
+def _parameters(request: Any) -> dict[str, Any]:
+    body = request.body or b""
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return {key: values[0] for key, values in urllib.parse.parse_qs(text).items()}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def request_resources(event_name: str, request: Any, account: str) -> list[str]:
+    """The ARNs a call acts on, for the services whose requests name them plainly; [] where not read."""
+    service, operation = event_name.split(".")[1:3]
+    host = urllib.parse.urlsplit(str(request.url)).hostname or ""
+    region = host.split(".")[1] if host.count(".") >= 2 else ""
+    parameters = _parameters(request)
+    if service == "dynamodb" and isinstance(parameters.get("TableName"), str):
+        return [f"arn:aws:dynamodb:{region}:{account}:table/{parameters['TableName']}"]
+    if service == "sns" and operation == "Publish" and parameters.get("TopicArn"):
+        return [str(parameters["TopicArn"])]
+    if service == "sfn":
+        arn = parameters.get("stateMachineArn") or parameters.get("executionArn")
+        return [str(arn)] if arn else []
+    if service == "secrets-manager" and str(parameters.get("SecretId", "")).startswith("arn:"):
+        return [str(parameters["SecretId"])]
+    if service == "ssm" and operation in ("GetParameter", "GetParameters"):
+        names = as_list(parameters.get("Names") or parameters.get("Name"))
+        return [f"arn:aws:ssm:{region}:{account}:parameter{'' if str(n).startswith('/') else '/'}{n}" for n in names]
+    return []
 
 
 def _assumed_role(request: Any) -> str | None:
@@ -165,28 +205,32 @@ def _document(text: Any) -> dict[str, Any]:
     return {}
 
 
-def _names(statement: Mapping[str, Any], action: str) -> bool:
-    return any(fnmatchcase(action.lower(), str(pattern).lower()) for pattern in as_list(statement.get("Action")))
-
-
-def allowed(statements: Iterable[Mapping[str, Any]], action: str) -> bool:
-    """Whether the statements allow the action: an Allow names it and no Deny does (Resource, Condition unread)."""
-    statements = list(statements)
-    if any(s.get("Effect") == "Deny" and _names(s, action) for s in statements):
+def _names(statement: Mapping[str, Any], action: str, resource: str) -> bool:
+    if not any(fnmatchcase(action.lower(), str(pattern).lower()) for pattern in as_list(statement.get("Action"))):
         return False
-    return any(s.get("Effect") == "Allow" and _names(s, action) for s in statements)
+    return not resource or any(fnmatchcase(resource, str(p)) for p in as_list(statement.get("Resource", "*")))
+
+
+def allowed(statements: Iterable[Mapping[str, Any]], action: str, resource: str = "") -> bool:
+    """Whether the statements allow the action on the resource ("" when unknown: any): an Allow names both and no
+    Deny does. Conditions are not evaluated."""
+    statements = list(statements)
+    if any(s.get("Effect") == "Deny" and _names(s, action, resource) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _names(s, action, resource) for s in statements)
 
 
 def uncovered(calls: Iterable[Call], policies: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[str]:
     """One line for each call its principal's policies do not allow, or whose action IAM does not know."""
     problems = []
-    for call in sorted(set(calls), key=lambda c: (c.principal, c.action)):
+    for call in sorted(set(calls), key=lambda c: (c.principal, c.action, c.resource)):
+        on = f" on {call.resource}" if call.resource else ""
         if not expand(call.action):
             problems.append(f"{call.principal}: {call.action} is no IAM action (add it to OPERATION_ACTIONS)")
         elif call.principal not in policies:
             problems.append(f"{call.principal}: {call.action} made by a principal with no known policy")
-        elif not allowed(policies[call.principal], call.action):
-            problems.append(f"{call.principal}: {call.action} is not granted")
+        elif not allowed(policies[call.principal], call.action, call.resource):
+            problems.append(f"{call.principal}: {call.action}{on} is not granted")
     return problems
 
 

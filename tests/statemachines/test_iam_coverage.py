@@ -38,6 +38,20 @@ def test_a_removed_grant_is_caught(engine: Engine) -> None:
     assert f"{block_ip}: wafv2:UpdateIPSet is not granted" in iam_coverage.uncovered(run.calls, granted)
 
 
+def test_a_grant_on_another_table_is_caught(engine: Engine) -> None:
+    run = iam_coverage.run_event(engine, EVENTS["block-ip"])
+    block_ip = "firebreak-BlockIpFunction"
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/firebreak-BlocklistTable"
+    assert Call(block_ip, "dynamodb:PutItem", table) in run.calls
+    # WHEN block-ip's DynamoDB grants name the incident table instead of the block list
+    other = table.replace("BlocklistTable", "IncidentTable")
+    moved = [{**s, "Resource": other} if str(s.get("Resource")) == table else s for s in run.policies[block_ip]]
+    # THEN the check names the call on the table it really writes
+    assert f"{block_ip}: dynamodb:PutItem on {table} is not granted" in iam_coverage.uncovered(
+        run.calls, {**run.policies, block_ip: moved}
+    )
+
+
 def test_an_added_call_is_caught(engine: Engine) -> None:
     # GIVEN block-ip's recorded calls, plus one its policy does not grant (as a new line of code would make)
     run = iam_coverage.run_event(engine, EVENTS["block-ip"])
