@@ -30,12 +30,14 @@ def test_every_call_a_playbook_makes_is_granted(engine: Engine, event_name: str)
 def test_a_removed_grant_is_caught(engine: Engine) -> None:
     run = iam_coverage.run_event(engine, EVENTS["block-ip"])
     block_ip = "firebreak-BlockIpFunction"
-    assert Call(block_ip, "wafv2:UpdateIPSet") in run.calls
+    (update,) = [c for c in run.calls if (c.principal, c.action) == (block_ip, "wafv2:UpdateIPSet")]
+    assert ":regional/ipset/firebreak-blocked-ipv4/" in update.resource
     # WHEN block-ip's policy loses the statement that grants wafv2:UpdateIPSet
     granted = dict(run.policies)
     granted[block_ip] = [s for s in granted[block_ip] if not iam_coverage.allowed([s], "wafv2:UpdateIPSet")]
     # THEN the check names the call
-    assert f"{block_ip}: wafv2:UpdateIPSet is not granted" in iam_coverage.uncovered(run.calls, granted)
+    expected = f"{block_ip}: wafv2:UpdateIPSet on {update.resource} is not granted"
+    assert expected in iam_coverage.uncovered(run.calls, granted)
 
 
 def test_a_grant_on_another_table_is_caught(engine: Engine) -> None:
