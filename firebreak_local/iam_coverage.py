@@ -7,8 +7,9 @@ each call against the Allow statements of that principal's policies: the functio
 template, a member role's inline policies as member.yaml deployed them.
 
 What is evaluated: Effect, Action (wildcards included) and, where the request names it plainly (DynamoDB tables, the
-topic, state machines and executions, secrets, SSM parameters, IPSets, functions, IAM users and roles), Resource;
-an explicit Deny refuses. Conditions are not evaluated (`make iam-check` holds their keys against IAM's data).
+topic, state machines and executions, secrets, SSM parameters, IPSets, functions, IAM users and roles, the role an
+AssumeRole asks for), Resource; an explicit Deny refuses. Conditions are not evaluated (`make iam-check` holds their
+keys against IAM's data).
 
 SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
 Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
@@ -162,6 +163,8 @@ def request_resources(event_name: str, request: Any, account: str) -> list[str]:
             ("user", parameters["UserName"]) if parameters.get("UserName") else ("role", parameters["RoleName"])
         )
         return [f"arn:aws:iam::{account}:{kind}/{name}"]
+    if service == "sts" and operation == "AssumeRole" and parameters.get("RoleArn"):
+        return [str(parameters["RoleArn"])]
     if service == "ssm" and operation in ("GetParameter", "GetParameters"):
         names = as_list(parameters.get("Names") or parameters.get("Name"))
         return [f"arn:aws:ssm:{region}:{account}:parameter{'' if str(n).startswith('/') else '/'}{n}" for n in names]
