@@ -10,7 +10,7 @@ PYTHON ?= python3
 export SAM_CLI_TELEMETRY := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint check build validate deploy invoke bench bench-storm test-integration clean
+.PHONY: help install demo test lint iam-check check build validate deploy invoke bench bench-storm test-integration clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ test: $(STAMP) $(SAM) ## Run the tests, then validate and build the stack offlin
 	$(SAM) validate --lint
 	$(SAM) build --parallel
 
-lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov and statelint
+lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov, statelint and the IAM check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -53,6 +53,11 @@ lint: $(STAMP) $(CHECKOV) ## ruff, mypy, cfn-lint, checkov and statelint
 	$(CHECKOV) --file member.yaml --framework cloudformation --compact --quiet --skip-download
 	@# statelint 3.1.0 wants integers where JSONata allows {% %} timeouts; the test applies the documented filter.
 	$(BIN)/pytest -q tests/definitions/test_state_machine_definitions.py -k statelint
+	$(MAKE) --no-print-directory iam-check
+
+iam-check: $(STAMP) ## IAM statements against IAM's own data; every call the playbooks make against their grants
+	$(BIN)/python -m firebreak_local.iam_check
+	$(BIN)/python -m firebreak_local.iam_coverage
 
 check: lint test ## What CI runs
 

@@ -171,6 +171,11 @@ class Engine:
         # Refused before anything starts, as CloudFormation refuses a deployment (ParameterError names it).
         self._stack.template.parameters(self.overrides)
 
+    @property
+    def stack(self) -> Stack:
+        """The deployed template, resolved with the engine's resources (what `make iam-check` holds calls against)."""
+        return self._stack
+
     def __enter__(self) -> Engine:
         os.environ.update(_FAKE_CREDENTIALS)
         # moto would act in this account whatever credentials or account a request names.

@@ -1,0 +1,113 @@
+"""Every AWS call a function makes on the local engine is granted by its template policy (or its member role's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from firebreak_local import iam_check, iam_coverage
+from firebreak_local.engine import Engine
+from firebreak_local.iam_coverage import Call
+from firebreak_local.template import load_template
+from tests.support import TEMPLATE
+
+EVENTS = iam_coverage.EVENTS
+
+
+@pytest.mark.parametrize("event_name", EVENTS.values(), ids=EVENTS.keys())
+def test_every_call_a_playbook_makes_is_granted(engine: Engine, event_name: str) -> None:
+    # GIVEN a finding, run to its end and released (release undoes what the playbook did, with its own grants)
+    run = iam_coverage.run_event(engine, event_name)
+    assert (run.status, run.released) == ("CONTAINED", "RELEASED"), run
+    # THEN the functions (and the member roles) made calls, and each is allowed by the policy of its principal
+    assert len({call.principal for call in run.calls}) >= 3
+    assert iam_coverage.uncovered(run.calls, run.policies) == []
+    if event_name == EVENTS["member-account"]:
+        assert [c for c in run.calls if c.principal.endswith(":role/firebreak-member-isolate-instance")]
+
+
+def test_a_removed_grant_is_caught(engine: Engine) -> None:
+    run = iam_coverage.run_event(engine, EVENTS["block-ip"])
+    block_ip = "firebreak-BlockIpFunction"
+    (update,) = [c for c in run.calls if (c.principal, c.action) == (block_ip, "wafv2:UpdateIPSet")]
+    assert ":regional/ipset/firebreak-blocked-ipv4/" in update.resource
+    # WHEN block-ip's policy loses the statement that grants wafv2:UpdateIPSet
+    granted = dict(run.policies)
+    granted[block_ip] = [s for s in granted[block_ip] if not iam_coverage.allowed([s], "wafv2:UpdateIPSet")]
+    # THEN the check names the call
+    expected = f"{block_ip}: wafv2:UpdateIPSet on {update.resource} is not granted"
+    assert expected in iam_coverage.uncovered(run.calls, granted)
+
+
+def test_a_grant_on_another_table_is_caught(engine: Engine) -> None:
+    run = iam_coverage.run_event(engine, EVENTS["block-ip"])
+    block_ip = "firebreak-BlockIpFunction"
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/firebreak-BlocklistTable"
+    assert Call(block_ip, "dynamodb:PutItem", table) in run.calls
+    # WHEN block-ip's DynamoDB grants name the incident table instead of the block list
+    other = table.replace("BlocklistTable", "IncidentTable")
+    moved = [{**s, "Resource": other} if str(s.get("Resource")) == table else s for s in run.policies[block_ip]]
+    # THEN the check names the call on the table it really writes
+    assert f"{block_ip}: dynamodb:PutItem on {table} is not granted" in iam_coverage.uncovered(
+        run.calls, {**run.policies, block_ip: moved}
+    )
+
+
+def test_an_added_call_is_caught(engine: Engine) -> None:
+    # GIVEN block-ip's recorded calls, plus one its policy does not grant (as a new line of code would make)
+    run = iam_coverage.run_event(engine, EVENTS["block-ip"])
+    calls = [*run.calls, Call("firebreak-BlockIpFunction", "ec2:TerminateInstances")]
+    # THEN the check names it
+    assert iam_coverage.uncovered(calls, run.policies) == [
+        "firebreak-BlockIpFunction: ec2:TerminateInstances is not granted"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "actions"),
+    [
+        ("before-send.s3.HeadObject", ("s3:GetObject",)),
+        ("before-send.sfn.StartExecution", ("states:StartExecution",)),
+        ("before-send.elastic-load-balancing-v2.RegisterTargets", ("elasticloadbalancing:RegisterTargets",)),
+        ("before-send.lambda.Invoke", ("lambda:InvokeFunction",)),
+        ("before-send.sts.GetCallerIdentity", ()),
+    ],
+)
+def test_sdk_operations_map_to_iam_actions(event_name: str, actions: tuple[str, ...]) -> None:
+    assert iam_coverage.iam_actions(event_name) == actions
+
+
+def test_a_deny_or_a_missing_allow_refuses_and_an_unknown_action_is_named() -> None:
+    allow = {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}
+    deny = {"Effect": "Deny", "Action": "ec2:DescribeInstances", "Resource": "*"}
+    assert iam_coverage.allowed([allow], "ec2:DescribeInstances")
+    assert not iam_coverage.allowed([allow, deny], "ec2:DescribeInstances")
+    assert not iam_coverage.allowed([allow], "ec2:CreateTags")
+    assert iam_coverage.uncovered([Call("f", "s3:HeadObject")], {"f": [allow]}) == [
+        "f: s3:HeadObject is no IAM action (add it to OPERATION_ACTIONS)"
+    ]
+
+
+@pytest.fixture(scope="module")
+def machines() -> tuple[Any, dict[str, list[dict[str, Any]]]]:
+    stack = iam_check.security_stack(load_template(TEMPLATE), {})
+    return iam_coverage.state_machine_calls(stack), iam_coverage.state_machine_policies(stack)
+
+
+def test_every_task_integration_of_every_state_machine_is_granted(machines: Any) -> None:
+    calls, policies = machines
+    # GIVEN every Task state's integration, as the IAM actions Step Functions needs for it
+    assert Call("RespondToFindingStateMachine", "states:StopExecution") in calls
+    assert Call("BlockIpStateMachine", "lambda:InvokeFunction") in calls
+    # THEN each machine's role grants them (the child executions' .sync polling and managed rule included)
+    assert iam_coverage.uncovered(calls, policies) == []
+
+
+def test_a_removed_state_machine_grant_is_caught(machines: Any) -> None:
+    calls, policies = machines
+    entry = "RespondToFindingStateMachine"
+    # WHEN the entry machine loses the grant that lets Step Functions stop a child it started with .sync
+    cut = {**policies, entry: [s for s in policies[entry] if not iam_coverage.allowed([s], "states:StopExecution")]}
+    # THEN the check names it
+    assert f"{entry}: states:StopExecution is not granted" in iam_coverage.uncovered(calls, cut)
