@@ -1,4 +1,4 @@
-"""The circuit breaker on the real entry machine: past MaxContainmentsPerHour, Firebreak alerts and asks approval."""
+"""The circuit breaker on the real entry machine: past either hourly budget, Firebreak alerts and asks approval."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def brute_force_from(number: int) -> dict[str, Any]:
 
 
 def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_waits_for_approval_and_alerts() -> None:
-    # GIVEN a stack allowing 10 destructive responses per hour
-    with Engine(TEMPLATE, {"MaxContainmentsPerHour": "10"}) as engine:
+    # GIVEN a stack allowing 10 blocked addresses per hour
+    with Engine(TEMPLATE, {"MaxBlockedAddressesPerHour": "10"}) as engine:
         # WHEN 100 distinct brute-force findings from 100 public addresses arrive, and nobody answers: the first 10
         # one by one, the other 90 together (as a flood does), each reported once it ends or waits for approval
         events = [brute_force_from(number) for number in range(100)]
@@ -41,7 +41,8 @@ def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_waits_for_app
         waiting = reports[10:]
         assert {(report["playbook"], report["mode"]) for report in waiting} == {("block-ip", "approval")}
         assert {report["reason"] for report in waiting} == {
-            "circuit breaker open: 10 destructive responses this hour; each further one waits for approval"
+            "circuit breaker open: 1 more addresses would pass MaxBlockedAddressesPerHour (10 an hour); "
+            "each further block waits for approval"
         }
         assert {(a["type"], a["outcome"]) for report in waiting for a in report["actions"]} == {
             ("block_ip", "awaiting_approval")
@@ -50,16 +51,16 @@ def test_flood_of_destructive_findings_blocks_up_to_the_limit_then_waits_for_app
         # AND the responders got one alert, 10 containment reports and 90 approval requests naming the breaker
         messages = engine.notifications()
         subjects = [message["subject"] for message in messages]
-        assert subjects.count("Firebreak ALERT: circuit breaker open in account 123456789012") == 1
+        assert subjects.count("Firebreak ALERT: circuit breaker open for address blocks in account 123456789012") == 1
         assert subjects.count("Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce") == 10
         requests = [json.loads(m["message"]) for m in messages if m["subject"].startswith("Firebreak AWAITING")]
         assert len(requests) == 90 == len(messages) - 11
-        assert all(r["approval"]["reason"].startswith("circuit breaker open: 10 ") for r in requests)
+        assert all("MaxBlockedAddressesPerHour (10 an hour)" in r["approval"]["reason"] for r in requests)
 
 
 def test_finding_held_by_the_open_breaker_acts_once_a_responder_approves_it() -> None:
     # GIVEN a limit of 1, used up by a first brute force, and a second one held by the breaker
-    with Engine(TEMPLATE, {"MaxContainmentsPerHour": "1"}) as engine:
+    with Engine(TEMPLATE, {"MaxBlockedAddressesPerHour": "1"}) as engine:
         first, second = brute_force_from(1), brute_force_from(2)
         assert engine.start(engine.matching_rule(first), first).output["status"] == "CONTAINED"  # type: ignore[arg-type,index]
         held = engine.start(engine.matching_rule(second), second, Approvals.REPORT)  # type: ignore[arg-type]
@@ -78,7 +79,7 @@ def test_finding_held_by_the_open_breaker_acts_once_a_responder_approves_it() ->
 
 def test_dry_run_and_notify_only_findings_take_no_slot() -> None:
     # GIVEN a limit of 1 and a stack in dry-run
-    with Engine(TEMPLATE, {"MaxContainmentsPerHour": "1", "ResponseMode": "dry-run"}) as engine:
+    with Engine(TEMPLATE, {"MaxBlockedAddressesPerHour": "1", "ResponseMode": "dry-run"}) as engine:
         # WHEN two brute-force findings run
         outputs = [engine.start(engine.matching_rule(e), e).output for e in (brute_force_from(1), brute_force_from(2))]  # type: ignore[arg-type]
 
