@@ -6,8 +6,15 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
 from firebreak_local.engine import Approvals, Engine
+from firebreak_local.storm import attackers, findings, run_storm
 from tests.support import TEMPLATE, load_event
+
+# The storm is 200 findings from 50 attackers (`make bench-storm`); 60 keeps this test quick while still
+# outnumbering MaxContainmentsPerHour (20), which used to hold all but the first 20 for approval.
+STORM_FINDINGS = 60
 
 
 def brute_force_from(number: int) -> dict[str, Any]:
@@ -86,3 +93,28 @@ def test_dry_run_and_notify_only_findings_take_no_slot() -> None:
         # THEN both are planned: nothing that changes nothing is counted against the breaker
         assert [output["status"] for output in outputs] == ["DRY_RUN", "DRY_RUN"]
         assert [output["escalation"] for output in outputs] == [None, None]
+
+
+def test_storm_with_default_parameters_blocks_every_attacker_once_and_nothing_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the stack with its default parameters (enforce mode, both breaker budgets at their defaults), and a
+    # storm of brute-force findings from 50 attackers, more findings than MaxContainmentsPerHour (metrics off: in
+    # one process, concurrent handlers would flush each other's metrics, which Lambda never does)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    events = findings(load_event("eventbridge/guardduty_ssh_brute_force"), STORM_FINDINGS, attackers(50))
+    with Engine(TEMPLATE) as engine:
+        # WHEN they all start at once
+        storm = run_storm(engine, events)
+
+        # THEN every attacker is blocked exactly once, no incident fails and none waits for approval
+        assert len(storm.expected) == 50
+        assert sorted(set(storm.blocked)) == sorted(storm.expected)
+        assert not storm.lost and not storm.duplicated
+        assert sum(storm.applied.values()) == 50
+        assert not storm.failed, [json.dumps(e.output)[:300] for e in storm.failed]
+        assert not storm.waiting
+        assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
+        # AND the breaker never opened: no alert
+        subjects = [message["subject"] for message in engine.notifications()]
+        assert not [subject for subject in subjects if subject.startswith("Firebreak ALERT: circuit breaker open")]
