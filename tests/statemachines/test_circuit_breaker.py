@@ -95,6 +95,36 @@ def test_dry_run_and_notify_only_findings_take_no_slot() -> None:
         assert [output["escalation"] for output in outputs] == [None, None]
 
 
+def test_isolations_past_their_budget_wait_while_address_blocks_go_on() -> None:
+    # GIVEN a stack allowing one isolation or revocation per hour, and its address budget at the default
+    with Engine(TEMPLATE, {"MaxContainmentsPerHour": "1"}) as engine:
+        first = load_event("eventbridge/guardduty_c2_outbound")
+        second = copy.deepcopy(first)
+        second["id"], second["detail"]["id"] = "c2-second-delivery", "e8b6a0c2d4f57791e3a2c1b0f9e85747"
+
+        # WHEN an instance talking to a C2 address is contained, a second finding about it arrives, then a brute force
+        contained = engine.start(engine.matching_rule(first), first)  # type: ignore[arg-type]
+        held = engine.start(engine.matching_rule(second), second, Approvals.REPORT)  # type: ignore[arg-type]
+        brute_force = brute_force_from(1)
+        blocked = engine.start(engine.matching_rule(brute_force), brute_force)  # type: ignore[arg-type]
+
+        # THEN the first isolation acts (its C2 address blocked with it, riding on its workload slot), the second
+        # waits for a person, naming the workload budget, and the brute force is still blocked on its own budget
+        assert contained.output is not None and contained.output["status"] == "CONTAINED"
+        assert held.output is not None and held.output["status"] == "AWAITING_APPROVAL"
+        assert held.output["reason"] == (
+            "circuit breaker open: 1 isolations and revocations this hour reached MaxContainmentsPerHour; "
+            "each further one waits for approval"
+        )
+        assert blocked.output is not None and blocked.output["status"] == "CONTAINED"
+        assert {"193.233.20.15/32", "45.155.0.2/32"} <= set(engine.blocked_ips())
+        # AND only the workload budget alerted, once
+        subjects = [message["subject"] for message in engine.notifications()]
+        assert [s for s in subjects if s.startswith("Firebreak ALERT")] == [
+            "Firebreak ALERT: circuit breaker open in account 123456789012"
+        ]
+
+
 def test_storm_with_default_parameters_blocks_every_attacker_once_and_nothing_waits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
