@@ -64,7 +64,7 @@ check: lint test ## What CI runs
 bench: $(STAMP) ## Median engine time, state transitions and API calls per playbook run
 	$(BIN)/python -m firebreak_local.bench
 
-bench-storm: $(STAMP) ## 200 findings from 50 attackers at once: addresses blocked, lost updates, UpdateIPSet calls
+bench-storm: $(STAMP) ## 200 findings from 50 attackers at once, default parameters: addresses blocked, lost updates, UpdateIPSet calls
 	$(BIN)/python -m firebreak_local.storm
 
 build: $(SAM) ## sam build

@@ -64,8 +64,9 @@ def main() -> int:
     out = sys.__stdout__
     assert out is not None
     started = time.perf_counter()
-    # The circuit breaker would hold every destructive run past its hourly limit for approval: measured apart.
-    with Engine(root / "template.yaml", {"MaxContainmentsPerHour": str(BREAKER_LIMIT)}) as engine:
+    # The circuit breaker would hold every destructive run past its hourly budgets for approval: measured apart.
+    budgets = {"MaxContainmentsPerHour": str(BREAKER_LIMIT), "MaxBlockedAddressesPerHour": str(BREAKER_LIMIT)}
+    with Engine(root / "template.yaml", budgets) as engine:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
         provisioned_ms = (time.perf_counter() - started) * 1000
         out.write(f"engine start (provision template.yaml on moto): {provisioned_ms:.0f} ms\n\n")

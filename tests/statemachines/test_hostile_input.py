@@ -102,7 +102,7 @@ def many_probes(count: int, v6: bool = False) -> Callable[[Event], Any]:
 
 
 HOSTILE: dict[str, Event | str] = {
-    # --- volume (first: the circuit breaker, default 20 an hour, must not be what stops them)
+    # --- volume (first: the circuit breaker's address budget, 375 an hour, must not be what stops them)
     "probes_2000_v4_oversized": edit(probe, many_probes(2000)),
     "probes_1400_v4": edit(probe, many_probes(1400)),
     "probes_1500_v6": edit(probe, many_probes(1500, v6=True)),
@@ -255,7 +255,8 @@ def test_no_range_or_unsafe_address_is_ever_blocked(outcome: dict[str, Any]) -> 
 def test_every_triggered_event_is_told_once_with_a_subject_sns_accepts(outcome: dict[str, Any]) -> None:
     triggered = [item for item in results(outcome).values() if item["triggered"]]
     notifications = outcome["document"]["world"]["notifications"]
-    # Past MaxContainmentsPerHour (default 20) the circuit breaker alerts once, then each finding asks for approval.
+    # Past a circuit breaker budget (default 20 workloads, 375 addresses) it alerts once, then each finding asks for
+    # approval; this crowd fits the address budget, so at most the workload budget trips.
     alerts = [n for n in notifications if n["subject"].startswith("Firebreak ALERT: circuit breaker open")]
     assert len(alerts) <= 1
     assert len(notifications) - len(alerts) == len(triggered)

@@ -37,6 +37,7 @@ class Settings:
     event_bus_name: str = "default"
     breaker_table: str = ""
     max_containments_per_hour: int = 20
+    max_blocked_addresses_per_hour: int = 375
     blocklist_table: str = ""
     block_ttl_hours: int = 0
     ipset_headroom: int = 0
@@ -86,6 +87,7 @@ class Settings:
             max_addresses_per_incident=int(env.get("MAX_ADDRESSES_PER_INCIDENT", "50")),
             breaker_table=env.get("CIRCUIT_BREAKER_TABLE_NAME", ""),
             max_containments_per_hour=int(env.get("MAX_CONTAINMENTS_PER_HOUR", "20")),
+            max_blocked_addresses_per_hour=int(env.get("MAX_BLOCKED_ADDRESSES_PER_HOUR", "375")),
             trusted_product_companies=tuple(
                 part.strip() for part in env.get("TRUSTED_PRODUCT_COMPANIES", "aws").split(",") if part.strip()
             ),

@@ -10,13 +10,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from firebreak.core import aws
+from firebreak.core.addresses import partition
 from firebreak.core.errors import FindingRejected
 from firebreak.core.members import Organization
 from firebreak.core.models import EXEMPT_TAG, Approval, Incident, Mode, Playbook, Triage
 from firebreak.core.settings import Settings
 from firebreak.triage.accounts import account_refusal
 from firebreak.triage.approvals import decide_mode
-from firebreak.triage.breaker import alert_once, open_message, take_slot
+from firebreak.triage.breaker import ADDRESSES, WORKLOADS, Budget, alert_once, open_message, take_slot
 from firebreak.triage.findings import normalise
 from firebreak.triage.incidents import incident_id_for
 from firebreak.triage.routing import route
@@ -85,20 +86,43 @@ def destructive(result: Triage) -> bool:
     return result.playbook is not Playbook.NOTIFY_ONLY and result.mode is Mode.ENFORCE
 
 
+def charge(result: Triage, settings: Settings) -> tuple[Budget, int, int]:
+    """Which budget a destructive incident draws on, its hourly limit, and how many units the incident takes.
+
+    block-ip takes one unit per address it will try to block (the finding's blockable remote addresses, capped by
+    MaxAddressesPerIncident, as block-ip itself selects them; the account's own addresses and enrichment's verdicts
+    are only known later, so the count errs high). contain-instance and revoke-credentials take one workload unit;
+    the addresses they also block ride along on it, so a storm of scanners using up the address budget can never
+    hold back the isolation of a compromised instance, and they stay bounded by the workload budget and the cap.
+    """
+    if result.playbook is Playbook.BLOCK_IP:
+        addresses, _ = partition(result.incident.remote_ips, settings.allow_list, settings.max_addresses_per_incident)
+        return ADDRESSES, settings.max_blocked_addresses_per_hour, len(addresses)
+    return WORKLOADS, settings.max_containments_per_hour, 1
+
+
 def through_breaker(result: Triage, settings: Settings) -> Triage:
-    """The triage unchanged while the hour's budget lasts; past it, it waits for a person's approval."""
+    """The triage unchanged while its budget for the hour lasts; past it, it waits for a person's approval."""
     if not destructive(result) or not settings.breaker_table:
+        return result
+    budget, limit, count = charge(result, settings)
+    if count == 0:
+        # Nothing the playbook could block: it changes nothing, so it takes nothing from the budget.
         return result
     dynamodb = aws.client("dynamodb")
     now = datetime.now(UTC)
     account = result.incident.account_id
-    slot = take_slot(dynamodb, settings.breaker_table, account, settings.max_containments_per_hour, now)
+    slot = take_slot(dynamodb, settings.breaker_table, account, limit, now, budget, count)
     if slot.granted:
         return result
-    logger.warning("Circuit breaker open", extra={"incident_id": result.incident_id, "used": slot.used})
-    # One alert per account and hour; every incident past the limit also carries the reason in its approval request.
-    alert_once(dynamodb, aws.client("sns"), settings.breaker_table, settings.responder_topic_arn, account, now)
-    approval = Approval(open_message(slot.used), settings.approval_window_seconds, settings.approval_on_timeout)
+    logger.warning(
+        "Circuit breaker open",
+        extra={"incident_id": result.incident_id, "budget": budget.parameter, "used": slot.used, "count": count},
+    )
+    # One alert per account, hour and budget; every incident past it also carries the reason in its approval request.
+    alert_once(dynamodb, aws.client("sns"), settings.breaker_table, settings.responder_topic_arn, account, now, budget)
+    reason = open_message(slot.used, budget, count)
+    approval = Approval(reason, settings.approval_window_seconds, settings.approval_on_timeout)
     return dataclasses.replace(result, mode=Mode.APPROVAL, approval=approval)
 
 
