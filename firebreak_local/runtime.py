@@ -423,6 +423,31 @@ def _parse_each_definition_once() -> None:
     parser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
 
+def _check_definitions_at_first_start() -> None:
+    """moto checks a definition at CreateStateMachine by building its whole program, most of a warm engine's start
+    and mostly for machines a run never starts. The same check runs at an execution's start instead, once per
+    definition text, raising the same InvalidDefinition to the caller: left to the execution's worker thread, a
+    broken definition would fail out of sight and leave the execution RUNNING.
+    """
+    check = StepFunctionsParserBackend._validate_definition
+    original_start = StepFunctionsParserBackend.start_execution
+    checked: set[str] = set()
+    lock = threading.Lock()
+
+    def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        definition = self.describe_state_machine(state_machine_arn).definition
+        with lock:
+            known = definition in checked
+        if not known:
+            check(definition)
+            with lock:
+                checked.add(definition)
+        return original_start(self, state_machine_arn, *args, **kwargs)
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(lambda definition: None)  # type: ignore[method-assign]
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
 def _reuse_task_clients() -> None:
     """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
 
@@ -627,6 +652,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _output_before_status()
     _make_checked_writes_atomic()
     _parse_each_definition_once()
+    _check_definitions_at_first_start()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _pass_task_failure_cause()
