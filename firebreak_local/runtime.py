@@ -37,12 +37,16 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core import loaders as moto_core_loaders
 from moto.core import models as moto_core_models
+from moto.core import utils as moto_core_utils
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import EmptyResult
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
+from moto.kms import models as moto_kms_models
+from moto.kms import utils as moto_kms_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
@@ -448,6 +452,44 @@ def _check_definitions_at_first_start() -> None:
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
 
+def _share_moto_loader() -> None:
+    """moto reads the service model it answers with through a new loader for each service, and each new loader lists
+    every service folder on disk before it finds its own: one loader, kept, lists them once."""
+    moto_core_utils.create_loader = functools.cache(moto_core_loaders.create_loader)  # type: ignore[attr-defined]
+
+
+_KEY_PAIR_LOCK = threading.Lock()
+
+
+class _KeyPairWhenUsed:
+    """Stands in for the key pair moto draws for a KMS key until an operation reads it.
+
+    moto draws an RSA-2048 pair for every key, symmetric ones included: the stack's two keys were a third of a warm
+    engine's start. Only the asymmetric operations (Sign, Verify, GetPublicKey) read the pair; the first of them
+    draws it, and a replica (moto copies the key) shares it.
+    """
+
+    def __init__(self, key_spec: str) -> None:
+        self.key_spec = key_spec
+        self._pair: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_pair":
+            raise AttributeError(name)
+        with _KEY_PAIR_LOCK:
+            if self._pair is None:
+                self._pair = _draw_key_pair(self.key_spec)
+        return getattr(self._pair, name)
+
+
+_draw_key_pair = moto_kms_utils.generate_private_key
+
+
+def _draw_kms_key_pairs_when_used() -> None:
+    # kms.models imported it by name.
+    moto_kms_models.generate_private_key = _KeyPairWhenUsed  # type: ignore[attr-defined,assignment]
+
+
 def _reuse_task_clients() -> None:
     """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
 
@@ -653,6 +695,8 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _make_checked_writes_atomic()
     _parse_each_definition_once()
     _check_definitions_at_first_start()
+    _share_moto_loader()
+    _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _pass_task_failure_cause()

@@ -1,4 +1,5 @@
-"""The engine's moto patches that change when moto checks what: a definition is checked at its first start."""
+"""The engine's moto patches that move work to where it is needed: definitions checked at their first start, KMS key
+pairs drawn at their first use."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ ROLE = "arn:aws:iam::123456789012:role/local"
 
 
 @pytest.fixture
-def sfn(aws: None) -> Iterator[Any]:
-    """Step Functions with moto's interpreter, patched as the engine patches it."""
+def patched(aws: None) -> Iterator[None]:
+    """moto with its Step Functions interpreter, patched as the engine patches it."""
     runtime.install()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield boto3.client("stepfunctions", region_name="us-east-1")
+        yield
+
+
+@pytest.fixture
+def sfn(patched: None) -> Any:
+    return boto3.client("stepfunctions", region_name="us-east-1")
 
 
 def test_a_definition_moto_cannot_parse_is_refused_at_every_start_not_left_running(sfn: Any) -> None:
@@ -46,3 +52,23 @@ def test_a_valid_definition_starts_and_runs(sfn: Any) -> None:
 
     # THEN it is accepted
     assert sfn.describe_execution(executionArn=execution)["stateMachineArn"] == arn
+
+
+def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(patched: None) -> None:
+    # GIVEN an RSA signing key and a symmetric key
+    kms = boto3.client("kms", region_name="us-east-1")
+    signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+
+    # WHEN a message is signed, verified and the public key read
+    signature = kms.sign(KeyId=signing, Message=b"incident", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    verified = kms.verify(
+        KeyId=signing, Message=b"incident", Signature=signature, SigningAlgorithm="RSASSA_PSS_SHA_256"
+    )
+    public_key = kms.get_public_key(KeyId=signing)["PublicKey"]
+
+    # THEN it works as on moto's own keys, and the symmetric key still encrypts and decrypts
+    assert verified["SignatureValid"]
+    assert len(public_key) > 256
+    blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
