@@ -14,6 +14,7 @@ import contextvars
 import copy
 import datetime
 import functools
+import gc
 import importlib
 import itertools
 import json
@@ -656,6 +657,10 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         return _installed
     if moto.__version__ != PINNED_MOTO:
         raise RuntimeError_(f"the local engine is written against moto {PINNED_MOTO}, found {moto.__version__}")
+    # What is imported by now (moto, botocore, boto3: over a million objects) lives as long as the process. Left to
+    # the collector, each full collection walked all of it, a quarter of the first engine's start: frozen, it is
+    # never walked again (objects still go when nothing refers to them; only cycles among them would stay).
+    gc.freeze()
     global _faults
     dispatcher, calls = Dispatcher(), ApiCalls()
     faults = _faults = Faults(is_engine_call=calls.is_quiet)
