@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,25 @@ BLOCK_IP_STATES = [
     "Block In Network Acls?",
     "Blocking Complete",
 ]
+
+
+class CappedClock:
+    """The time module as a retrying caller sees it, with every sleep cut to at most `cap` seconds.
+
+    Given to the modules that wait out retry back-offs (botocore's endpoint, the ASL Retry of moto's interpreter):
+    every retry still happens, in order and against the same faults, without the test sleeping through the waits.
+    """
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.slept = 0.0  # what the callers asked for, in seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        time.sleep(min(seconds, self.cap))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 def load_event(name: str) -> dict[str, Any]:
