@@ -181,7 +181,7 @@ class Engine:
                 self._observe_incident_events()
         except BaseException:
             self._leave_organization()
-            self._mock.stop()
+            runtime.stop_discarding_data(self._mock)
             raise
         return self
 
@@ -193,7 +193,7 @@ class Engine:
             for arn in self._left_waiting:
                 self.client("stepfunctions").stop_execution(executionArn=arn, cause="local run ended")
         self._leave_organization()
-        self._mock.stop()
+        runtime.stop_discarding_data(self._mock)
 
     @functools.cached_property
     def world(self) -> World:

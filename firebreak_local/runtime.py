@@ -38,7 +38,10 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core import base_backend as moto_base_backend
+from moto.core import custom_responses_mock as moto_custom_responses
 from moto.core import loaders as moto_core_loaders
+from moto.core import model_instances as moto_model_instances
 from moto.core import models as moto_core_models
 from moto.core import utils as moto_core_utils
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
@@ -593,6 +596,31 @@ def _pass_task_failure_cause() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
+def stop_discarding_data(mock: Any) -> None:
+    """Stop a started mock_aws; when no other is running, discard moto's data without rebuilding it first.
+
+    moto's own stop resets every backend a run loaded and then drops them all. Most backends reset by building
+    themselves again, defaults included (EC2's default VPC and 1,300 images, Auto Scaling's EC2 backend): most of an
+    engine's exit, for objects nothing refers to once dropped. Those are dropped as they are; a backend with a reset
+    of its own (S3 gives back bucket names and closes files) still runs it. The next mock_aws starts from empty
+    backends, as before.
+    """
+    mock.stop(remove_data=False)
+    if moto_core_models.MockAWS._nested_count:
+        return  # an outer mock_aws still runs on this data
+    rebuild = moto_base_backend.BaseBackend.reset
+    with moto_base_backend.backend_lock:
+        loaded = moto_base_backend.BackendDict._instances  # type: ignore[misc]
+        for backends in loaded:
+            for backend in (backend for regions in backends.values() for backend in regions.values()):
+                if type(backend).reset is not rebuild:
+                    backend.reset()
+            backends.clear()
+        loaded.clear()
+    moto_custom_responses.reset_responses_mock(moto_core_models.responses_mock)
+    moto_model_instances.reset_model_data()
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None

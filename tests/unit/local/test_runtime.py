@@ -13,6 +13,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from firebreak_local import runtime
+from firebreak_local.engine import Engine
+from tests.support import TEMPLATE, load_event
 
 ROLE = "arn:aws:iam::123456789012:role/local"
 
@@ -72,3 +74,26 @@ def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(p
     assert len(public_key) > 256
     blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
+def test_an_engine_leaves_nothing_behind_for_the_next_mock() -> None:
+    # GIVEN an engine that provisioned the stack, seeded an instance and exited, inside no other mock (not `aws`)
+    with Engine(TEMPLATE) as engine:
+        bucket = next(
+            resource.ref
+            for logical_id, resource in engine.resources.items()
+            if engine._stack.resources[logical_id]["Type"] == "AWS::S3::Bucket"
+        )
+        engine.world.seed(load_event("eventbridge/guardduty_crypto_mining"))
+        tables = engine.client("dynamodb").list_tables()["TableNames"]
+
+    # WHEN a new mock starts
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+
+        # THEN it starts empty, and the bucket's name is free again (S3's names live outside its backend)
+        assert tables
+        assert s3.list_buckets()["Buckets"] == []
+        assert boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"] == []
+        assert boto3.client("ec2", region_name="us-east-1").describe_instances()["Reservations"] == []
+        s3.create_bucket(Bucket=bucket)
