@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+from firebreak_local import runtime
 from firebreak_local.engine import Engine
 from firebreak_local.runtime import LambdaContext
 from tests.support import TEMPLATE, CappedClock
@@ -38,8 +39,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
+    mock = mock_aws()
+    mock.start()
+    try:
         yield
+    finally:
+        # As the engine ends its own: moto's stop would build every backend again only to drop it.
+        runtime.stop_discarding_data(mock)
 
 
 @pytest.fixture
