@@ -48,6 +48,33 @@ class CappedClock:
         return getattr(time, name)
 
 
+class SteppedClock:
+    """The time module for code that reads the clock to wait: time() and monotonic() stand still until sleep() or
+    advance() moves them on, at once. A test of waiting then waits for nothing in real time."""
+
+    def __init__(self) -> None:
+        self._wall = time.time()
+        self._monotonic = time.monotonic()
+        self.slept = 0.0
+
+    def time(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        self._wall += seconds
+        self._monotonic += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 def load_event(name: str) -> dict[str, Any]:
     """An event from events/ by its path without .json: load_event("eventbridge/guardduty_ssh_brute_force")."""
     event: dict[str, Any] = json.loads((ROOT / "events" / f"{name}.json").read_text())
