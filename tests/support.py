@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,26 @@ class SteppedClock:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
+
+
+def once_per_run(tmp_path_factory: Any, name: str, produce: Callable[[], Any]) -> Any:
+    """produce()'s result (JSON data), computed by the first pytest-xdist worker that asks and read by the others.
+
+    A module-scoped fixture runs once in every worker that runs one of its module's tests, and worksteal spreads a
+    module's tests over the workers: a fixture that is a whole `firebreak run` ran twice in every suite. Outside
+    xdist it simply runs.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return produce()
+    shared = tmp_path_factory.getbasetemp().parent  # the run's own directory, above each worker's
+    result = shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the first, then read what it wrote
+        if result.is_file():
+            return json.loads(result.read_text())
+        value = produce()
+        result.write_text(json.dumps(value))
+        return value
 
 
 def load_event(name: str) -> dict[str, Any]:
