@@ -1,4 +1,5 @@
-"""One botocore data loader for every session in the process, installed before moto or boto3 opens one.
+"""One botocore data loader for every session in the process, installed as this module is imported (runtime imports
+it before moto, which opens sessions as it is imported).
 
 Each botocore session builds its own loader, and each loader parses again the service models and endpoint files it
 is asked for: moto's EC2 module opens three sessions as it is imported and every mock_aws start gives boto3 a new
@@ -39,3 +40,6 @@ def share() -> None:
     session = sys.modules.get("botocore.session")
     if session is not None:
         session.create_loader = _shared_loader  # type: ignore[attr-defined]
+
+
+share()

@@ -31,6 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+# Before moto, whose EC2 module opens botocore sessions as it is imported: from here on they share one loader.
+from firebreak_local import botocore_data  # noqa: F401
+
+# isort: split
 import botocore.session
 import jsonata
 import moto
