@@ -40,7 +40,7 @@ demo: $(STAMP) ## Run the bundled scenarios on the embedded local AWS
 	$(BIN)/firebreak demo
 
 test: $(STAMP) $(SAM) ## Run the tests, then validate and build the stack offline
-	$(BIN)/pytest -n auto --dist worksteal
+	$(BIN)/pytest -n auto --dist worksteal --durations=10
 	$(SAM) validate --lint
 	$(SAM) build --parallel
 

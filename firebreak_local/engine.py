@@ -158,7 +158,6 @@ class Engine:
         runtime.clear_finding_updates()
         self.faults = runtime.fault_injector()
         self._mock: Any = None
-        self.world: World
         self._stack = Stack(
             load_template(self.template_path),
             ref=self._ref,
@@ -193,16 +192,9 @@ class Engine:
             with self.api_calls.quiet():
                 self._provision()
                 self._observe_incident_events()
-            self.world = World(
-                self.client("ec2"),
-                self.client("iam"),
-                account=ACCOUNT_ID,
-                region=REGION,
-                clients=lambda service, account, region: self.client(service, account=account, region=region),
-            )
         except BaseException:
             self._leave_organization()
-            self._mock.stop()
+            runtime.stop_discarding_data(self._mock)
             raise
         return self
 
@@ -214,7 +206,19 @@ class Engine:
             for arn in self._left_waiting:
                 self.client("stepfunctions").stop_execution(executionArn=arn, cause="local run ended")
         self._leave_organization()
-        self._mock.stop()
+        runtime.stop_discarding_data(self._mock)
+
+    @functools.cached_property
+    def world(self) -> World:
+        """What the accounts hold for the findings run so far; built at first use, as its EC2 client is the costliest
+        to build and an engine that seeds nothing never needs it."""
+        return World(
+            self.client("ec2"),
+            self.client("iam"),
+            account=ACCOUNT_ID,
+            region=REGION,
+            clients=lambda service, account, region: self.client(service, account=account, region=region),
+        )
 
     def client(self, service: str, account: str | None = None, region: str | None = None) -> Any:
         """A boto3 client acting in account (default: the security account) and region (default: the stack's).

@@ -15,6 +15,7 @@ import contextvars
 import copy
 import datetime
 import functools
+import gc
 import importlib
 import itertools
 import json
@@ -32,6 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+# Before moto, whose EC2 module opens botocore sessions as it is imported: from here on they share one loader.
+from firebreak_local import botocore_data  # noqa: F401
+
+# isort: split
 import botocore.session
 import jsonata
 import moto
@@ -39,12 +44,19 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core import base_backend as moto_base_backend
+from moto.core import custom_responses_mock as moto_custom_responses
+from moto.core import loaders as moto_core_loaders
+from moto.core import model_instances as moto_model_instances
 from moto.core import models as moto_core_models
+from moto.core import utils as moto_core_utils
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import EmptyResult
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
+from moto.kms import models as moto_kms_models
+from moto.kms import utils as moto_kms_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
@@ -582,6 +594,69 @@ def _parse_each_definition_once() -> None:
     parser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
 
+def _check_definitions_at_first_start() -> None:
+    """moto checks a definition at CreateStateMachine by building its whole program, most of a warm engine's start
+    and mostly for machines a run never starts. The same check runs at an execution's start instead, once per
+    definition text, raising the same InvalidDefinition to the caller: left to the execution's worker thread, a
+    broken definition would fail out of sight and leave the execution RUNNING.
+    """
+    check = StepFunctionsParserBackend._validate_definition
+    original_start = StepFunctionsParserBackend.start_execution
+    checked: set[str] = set()
+    lock = threading.Lock()
+
+    def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        definition = self.describe_state_machine(state_machine_arn).definition
+        with lock:
+            known = definition in checked
+        if not known:
+            check(definition)
+            with lock:
+                checked.add(definition)
+        return original_start(self, state_machine_arn, *args, **kwargs)
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(lambda definition: None)  # type: ignore[method-assign]
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _share_moto_loader() -> None:
+    """moto reads the service model it answers with through a new loader for each service, and each new loader lists
+    every service folder on disk before it finds its own: one loader, kept, lists them once."""
+    moto_core_utils.create_loader = functools.cache(moto_core_loaders.create_loader)  # type: ignore[attr-defined]
+
+
+_KEY_PAIR_LOCK = threading.Lock()
+
+
+class _KeyPairWhenUsed:
+    """Stands in for the key pair moto draws for a KMS key until an operation reads it.
+
+    moto draws an RSA-2048 pair for every key, symmetric ones included: the stack's two keys were a third of a warm
+    engine's start. Only the asymmetric operations (Sign, Verify, GetPublicKey) read the pair; the first of them
+    draws it, and a replica (moto copies the key) shares it.
+    """
+
+    def __init__(self, key_spec: str) -> None:
+        self.key_spec = key_spec
+        self._pair: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_pair":
+            raise AttributeError(name)
+        with _KEY_PAIR_LOCK:
+            if self._pair is None:
+                self._pair = _draw_key_pair(self.key_spec)
+        return getattr(self._pair, name)
+
+
+_draw_key_pair = moto_kms_utils.generate_private_key
+
+
+def _draw_kms_key_pairs_when_used() -> None:
+    # kms.models imported it by name.
+    moto_kms_models.generate_private_key = _KeyPairWhenUsed  # type: ignore[attr-defined,assignment]
+
+
 def _reuse_task_clients() -> None:
     """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
 
@@ -686,6 +761,31 @@ def _pass_task_failure_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
 
 
+def stop_discarding_data(mock: Any) -> None:
+    """Stop a started mock_aws; when no other is running, discard moto's data without rebuilding it first.
+
+    moto's own stop resets every backend a run loaded and then drops them all. Most backends reset by building
+    themselves again, defaults included (EC2's default VPC and 1,300 images, Auto Scaling's EC2 backend): most of an
+    engine's exit, for objects nothing refers to once dropped. Those are dropped as they are; a backend with a reset
+    of its own (S3 gives back bucket names and closes files) still runs it. The next mock_aws starts from empty
+    backends, as before.
+    """
+    mock.stop(remove_data=False)
+    if moto_core_models.MockAWS._nested_count:
+        return  # an outer mock_aws still runs on this data
+    rebuild = moto_base_backend.BaseBackend.reset
+    with moto_base_backend.backend_lock:
+        loaded = moto_base_backend.BackendDict._instances  # type: ignore[misc]
+        for backends in loaded:
+            for backend in (backend for regions in backends.values() for backend in regions.values()):
+                if type(backend).reset is not rebuild:
+                    backend.reset()
+            backends.clear()
+        loaded.clear()
+    moto_custom_responses.reset_responses_mock(moto_core_models.responses_mock)
+    moto_model_instances.reset_model_data()
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 _finding_updates: list[dict[str, Any]] = []
 _BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
@@ -748,6 +848,10 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         return _installed
     if moto.__version__ != PINNED_MOTO:
         raise RuntimeError_(f"the local engine is written against moto {PINNED_MOTO}, found {moto.__version__}")
+    # What is imported by now (moto, botocore, boto3: over a million objects) lives as long as the process. Left to
+    # the collector, each full collection walked all of it, a quarter of the first engine's start: frozen, it is
+    # never walked again (objects still go when nothing refers to them; only cycles among them would stay).
+    gc.freeze()
     global _faults
     dispatcher, calls = Dispatcher(), ApiCalls()
     faults = _faults = Faults(is_engine_call=calls.is_quiet)
@@ -786,6 +890,9 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _output_before_status()
     _make_checked_writes_atomic()
     _parse_each_definition_once()
+    _check_definitions_at_first_start()
+    _share_moto_loader()
+    _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _pass_task_failure_cause()

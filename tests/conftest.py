@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import botocore.endpoint
 import moto  # noqa: F401 - must precede boto3 clients created at import time
 import pytest
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+from firebreak_local import runtime
 from firebreak_local.engine import Engine
 from firebreak_local.runtime import LambdaContext
-from tests.support import TEMPLATE
+from tests.support import TEMPLATE, CappedClock
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +39,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
+    mock = mock_aws()
+    mock.start()
+    try:
         yield
+    finally:
+        # As the engine ends its own: moto's stop would build every backend again only to drop it.
+        runtime.stop_discarding_data(mock)
 
 
 @pytest.fixture
@@ -48,3 +56,13 @@ def engine() -> Iterator[Engine]:
         yield running
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def short_retry_waits(monkeypatch: pytest.MonkeyPatch) -> CappedClock:
+    """Retry back-offs of boto3 clients and ASL Retry cut to 10 ms: the fault matrices test that and how a call is
+    retried, not how long AWS would wait in between."""
+    clock = CappedClock(cap=0.01)
+    monkeypatch.setattr(botocore.endpoint, "time", clock)
+    monkeypatch.setattr(retrier_decl, "time", clock)
+    return clock

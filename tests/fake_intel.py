@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.support import SERVER_POLL_SECONDS
+
 DATA = Path(__file__).parent / "data" / "intel"
 
 
@@ -96,7 +98,9 @@ def fake_intel() -> Iterator[FakeIntel]:
     server.daemon_threads = True
     server.block_on_close = False  # type: ignore[attr-defined]
     intel.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-intel", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL_SECONDS}, name="fake-intel", daemon=True
+    )
     thread.start()
     try:
         yield intel

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support import SERVER_POLL_SECONDS
+
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 API_ROOT = "/taxii2/api"
 
@@ -116,7 +118,7 @@ def feed_server() -> Iterator[FeedServer]:
     state = FeedServer(base_url="")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": SERVER_POLL_SECONDS}, daemon=True)
     thread.start()
     try:
         yield state

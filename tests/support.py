@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
+# How often a test's HTTP server checks for shutdown(): serve_forever's default 0.5 s is paid by every test using one.
+SERVER_POLL_SECONDS = 0.01
 # The entry machine's Run Block Ip Playbook state and the block-ip playbook's states, in order, without NACLs.
 BLOCK_IP_STATES = [
     "Run Block Ip Playbook",
@@ -24,6 +29,72 @@ BLOCK_IP_STATES = [
     "Block In Network Acls?",
     "Blocking Complete",
 ]
+
+
+class CappedClock:
+    """The time module as a retrying caller sees it, with every sleep cut to at most `cap` seconds.
+
+    Given to the modules that wait out retry back-offs (botocore's endpoint, the ASL Retry of moto's interpreter):
+    every retry still happens, in order and against the same faults, without the test sleeping through the waits.
+    """
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.slept = 0.0  # what the callers asked for, in seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        time.sleep(min(seconds, self.cap))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class SteppedClock:
+    """The time module for code that reads the clock to wait: time() and monotonic() stand still until sleep() or
+    advance() moves them on, at once. A test of waiting then waits for nothing in real time."""
+
+    def __init__(self) -> None:
+        self._wall = time.time()
+        self._monotonic = time.monotonic()
+        self.slept = 0.0
+
+    def time(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        self._wall += seconds
+        self._monotonic += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def once_per_run(tmp_path_factory: Any, name: str, produce: Callable[[], Any]) -> Any:
+    """produce()'s result (JSON data), computed by the first pytest-xdist worker that asks and read by the others.
+
+    A module-scoped fixture runs once in every worker that runs one of its module's tests, and worksteal spreads a
+    module's tests over the workers: a fixture that is a whole `firebreak run` ran twice in every suite. Outside
+    xdist it simply runs.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return produce()
+    shared = tmp_path_factory.getbasetemp().parent  # the run's own directory, above each worker's
+    result = shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the first, then read what it wrote
+        if result.is_file():
+            return json.loads(result.read_text())
+        value = produce()
+        result.write_text(json.dumps(value))
+        return value
 
 
 def load_event(name: str) -> dict[str, Any]:

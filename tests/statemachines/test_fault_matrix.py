@@ -21,6 +21,8 @@ ADDRESS = "45.155.205.233/32"
 CONTAINED = "Firebreak CONTAINED: UnauthorizedAccess:EC2/SSHBruteForce"
 FAILED = "Firebreak FAILED: UnauthorizedAccess:EC2/SSHBruteForce"
 FAILED_EARLY = "Firebreak FAILED: response did not complete"
+# Retries wait 10 ms at most: the contract is about what is retried and what the incident ends as, not the waits.
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
 
 def run_with(engine: Engine, case: Case) -> tuple[Execution, int]:

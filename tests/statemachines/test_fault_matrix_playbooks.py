@@ -24,6 +24,9 @@ from firebreak_local.engine import Engine, Execution
 from tests.statemachines.test_contain_instance import seed_fleet
 from tests.support import Case, load_event, records, run_with_fault, status_of
 
+# Retries wait 10 ms at most: the contract is about what is retried and what the incident ends as, not the waits.
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
+
 
 def isolated(engine: Engine) -> bool:
     return bool(engine.world.report()["instances"]["i-0a1b2c3d4e5f60003"]["quarantined"])

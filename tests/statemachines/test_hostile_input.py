@@ -31,7 +31,7 @@ from firebreak.incident.notifications import sns_message, subject
 from firebreak.triage import decision
 from firebreak.triage.findings import normalise
 from firebreak_local.cli import main
-from tests.support import ROOT, load_event
+from tests.support import ROOT, load_event, once_per_run
 
 Event = dict[str, Any]
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -193,21 +193,27 @@ def write(directory: Path, name: str, event: Event | str) -> str:
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One `firebreak run --json` over every crafted event: exit status, the JSON report and stderr."""
-    directory = tmp_path_factory.mktemp("hostile")
-    files = [write(directory, name, event) for name, event in HOSTILE.items()]
-    out, err = io.StringIO(), io.StringIO()
-    cwd, environment = Path.cwd(), dict(os.environ)
-    os.chdir(ROOT)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main(["run", "--json", *files])
-    finally:
-        # Module-scoped, so the per-test restore does not cover the engine's environment: restore it here.
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(environment)
-    return {"status": status, "document": json.loads(out.getvalue()), "stderr": err.getvalue()}
+    """One `firebreak run --json` over every crafted event: exit status, the JSON report and stderr (one run for
+    every worker of the suite: the tests read events by their names, never by where they were written)."""
+
+    def run() -> dict[str, Any]:
+        directory = tmp_path_factory.mktemp("hostile")
+        files = [write(directory, name, event) for name, event in HOSTILE.items()]
+        out, err = io.StringIO(), io.StringIO()
+        cwd, environment = Path.cwd(), dict(os.environ)
+        os.chdir(ROOT)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = main(["run", "--json", *files])
+        finally:
+            # Module-scoped, so the per-test restore does not cover the engine's environment: restore it here.
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(environment)
+        return {"status": status, "document": json.loads(out.getvalue()), "stderr": err.getvalue()}
+
+    result: dict[str, Any] = once_per_run(tmp_path_factory, "hostile-input-run", run)
+    return result
 
 
 def results(outcome: dict[str, Any]) -> dict[str, dict[str, Any]]:

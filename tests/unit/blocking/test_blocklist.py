@@ -10,11 +10,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from firebreak.blocking import block as block_module
+from firebreak.blocking import blocklist as blocklist_module
 from firebreak.blocking.block import converge_as_writer
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.core.errors import BlockFailed
 from firebreak.core.waf import IpSetRef, converge, present_addresses
-from tests.support import create_blocklist_table
+from tests.support import SteppedClock, create_blocklist_table
 
 NOW = 1_800_000_000
 DAY = 86_400
@@ -33,6 +35,15 @@ def ipset(aws: None) -> IpSetRef:
         Name="blocked-ipv4", Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=[]
     )["Summary"]
     return IpSetRef.from_arn(summary["ARN"])
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SteppedClock:
+    """The lease's and the waiting writer's clock, moved on by the test instead of waited out."""
+    stepped = SteppedClock()
+    monkeypatch.setattr(blocklist_module, "time", stepped)
+    monkeypatch.setattr(block_module, "time", stepped)
+    return stepped
 
 
 def entry(blocklist: Blocklist, cidr: str) -> Any:
@@ -184,7 +195,9 @@ def test_non_lock_errors_are_not_retried(ipset: IpSetRef) -> None:
         converge(Denied(), ipset, lambda: {"1.1.1.1/32"}, prune=False)  # type: ignore[arg-type]
 
 
-def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(blocklist: Blocklist) -> None:
+def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(
+    blocklist: Blocklist, clock: SteppedClock
+) -> None:
     # GIVEN a writer that asks its lease to linger for 0.3 s, and another writer turned away while it held it
     with blocklist.lease("ipset#a") as lease:
         lease.linger_seconds = 0.3
@@ -194,7 +207,7 @@ def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(bl
     # WHEN the next writer asks at once, and again after the spacing
     with blocklist.lease("ipset#a") as at_once:
         assert not at_once
-    time.sleep(0.35)
+    clock.advance(0.35)
 
     # THEN only the later try gets it
     with blocklist.lease("ipset#a") as later:
@@ -244,16 +257,20 @@ def test_a_write_other_writers_waited_for_spaces_the_next_one(blocklist: Blockli
         assert not next_writer
 
 
-def test_a_writer_still_waiting_at_its_deadline_writes_anyway(blocklist: Blocklist, ipset: IpSetRef) -> None:
+def test_a_writer_still_waiting_at_its_deadline_writes_anyway(
+    blocklist: Blocklist, ipset: IpSetRef, clock: SteppedClock
+) -> None:
     # GIVEN another writer holding the lease for longer than this writer can wait
     waf = boto3.client("wafv2")
     with blocklist.lease(f"ipset#{ipset.arn}", seconds=60) as other:
         assert other
 
         # WHEN this writer's deadline passes while it waits
+        deadline = clock.monotonic() + 0.3
         result = converge_as_writer(
-            waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, soon(0.3)
+            waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, deadline, sleep=clock.sleep
         )
+        assert clock.slept >= 0.3
 
     # THEN it wrote its address itself (the LockToken keeps the write safe) rather than leave it out
     assert result.update_calls == 1

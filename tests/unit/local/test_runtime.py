@@ -1,0 +1,99 @@
+"""The engine's moto patches that move work to where it is needed: definitions checked at their first start, KMS key
+pairs drawn at their first use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from firebreak_local import runtime
+from firebreak_local.engine import Engine
+from tests.support import TEMPLATE, load_event
+
+ROLE = "arn:aws:iam::123456789012:role/local"
+
+
+@pytest.fixture
+def patched(aws: None) -> Iterator[None]:
+    """moto with its Step Functions interpreter, patched as the engine patches it."""
+    runtime.install()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+@pytest.fixture
+def sfn(patched: None) -> Any:
+    return boto3.client("stepfunctions", region_name="us-east-1")
+
+
+def test_a_definition_moto_cannot_parse_is_refused_at_every_start_not_left_running(sfn: Any) -> None:
+    # GIVEN a state machine whose definition is JSON but not ASL (created: the check waits for a start)
+    broken = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Nope"}}})
+    arn = sfn.create_state_machine(name="broken", definition=broken, roleArn=ROLE)["stateMachineArn"]
+
+    # WHEN / THEN every start is refused with the parser's error, as CreateStateMachine refused it before
+    for _ in range(2):
+        with pytest.raises(ClientError, match="ASLParserException"):
+            sfn.start_execution(stateMachineArn=arn, input="{}")
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_a_valid_definition_starts_and_runs(sfn: Any) -> None:
+    # GIVEN a state machine with one Pass state
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    arn = sfn.create_state_machine(name="passes", definition=definition, roleArn=ROLE)["stateMachineArn"]
+
+    # WHEN it is started
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+
+    # THEN it is accepted
+    assert sfn.describe_execution(executionArn=execution)["stateMachineArn"] == arn
+
+
+def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(patched: None) -> None:
+    # GIVEN an RSA signing key and a symmetric key
+    kms = boto3.client("kms", region_name="us-east-1")
+    signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+
+    # WHEN a message is signed, verified and the public key read
+    signature = kms.sign(KeyId=signing, Message=b"incident", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    verified = kms.verify(
+        KeyId=signing, Message=b"incident", Signature=signature, SigningAlgorithm="RSASSA_PSS_SHA_256"
+    )
+    public_key = kms.get_public_key(KeyId=signing)["PublicKey"]
+
+    # THEN it works as on moto's own keys, and the symmetric key still encrypts and decrypts
+    assert verified["SignatureValid"]
+    assert len(public_key) > 256
+    blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
+def test_an_engine_leaves_nothing_behind_for_the_next_mock() -> None:
+    # GIVEN an engine that provisioned the stack, seeded an instance and exited, inside no other mock (not `aws`)
+    with Engine(TEMPLATE) as engine:
+        bucket = next(
+            resource.ref
+            for logical_id, resource in engine.resources.items()
+            if engine._stack.resources[logical_id]["Type"] == "AWS::S3::Bucket"
+        )
+        engine.world.seed(load_event("eventbridge/guardduty_crypto_mining"))
+        tables = engine.client("dynamodb").list_tables()["TableNames"]
+
+    # WHEN a new mock starts
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+
+        # THEN it starts empty, and the bucket's name is free again (S3's names live outside its backend)
+        assert tables
+        assert s3.list_buckets()["Buckets"] == []
+        assert boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"] == []
+        assert boto3.client("ec2", region_name="us-east-1").describe_instances()["Reservations"] == []
+        s3.create_bucket(Bucket=bucket)
