@@ -4,7 +4,6 @@ Region through the member roles member.yaml deploys, and end truthfully where th
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,25 +21,8 @@ C2_INSTANCE = "i-0a1b2c3d4e5f60003"
 
 @pytest.fixture
 def organization() -> Iterator[Engine]:
-    with fresh_engine() as running:
+    with Engine(TEMPLATE) as running:
         yield running
-
-
-class fresh_engine:  # noqa: N801 - used like the context manager function it stands for
-    """An engine with the environment it sets put back afterwards, as the suite's `engine` fixture does."""
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
-        self.saved = dict(os.environ)
-
-    def __enter__(self) -> Engine:
-        self.engine = Engine(TEMPLATE, **self.options)
-        return self.engine.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.engine.__exit__(*exc)
-        os.environ.clear()
-        os.environ.update(self.saved)
 
 
 def run(engine: Engine, event: dict[str, Any]) -> Execution:
@@ -155,7 +137,7 @@ def test_a_contained_member_instance_is_released_through_the_member_role(organiz
 
 def test_an_account_without_the_member_role_is_blocked_and_says_what_it_could_not_do() -> None:
     # GIVEN member A has not received the member stack yet
-    with fresh_engine(without_member_role=[MEMBER_A]) as engine:
+    with Engine(TEMPLATE, without_member_role=[MEMBER_A]) as engine:
         # WHEN its C2 finding runs
         execution = run(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
 
@@ -217,7 +199,7 @@ def test_two_members_findings_about_resources_with_the_same_names_do_not_cross(o
 
 def test_a_finding_about_an_account_outside_the_organization_is_rejected_and_notified() -> None:
     event = in_account(load_event("eventbridge/guardduty_member_c2_outbound"), STRANGER, REGION_A)
-    with fresh_engine(outside_organization=[STRANGER]) as engine:
+    with Engine(TEMPLATE, outside_organization=[STRANGER]) as engine:
         execution = run(engine, event)
 
         rejected = [record for record in records(engine) if record.get("status") == "REJECTED"]
@@ -230,13 +212,13 @@ def test_a_finding_about_an_account_outside_the_organization_is_rejected_and_not
 
 def test_allowed_account_ids_answer_an_outsider_that_deployed_the_member_stack() -> None:
     event = in_account(load_event("eventbridge/guardduty_member_ssh_brute_force"), STRANGER, REGION_A)
-    with fresh_engine(outside_organization=[STRANGER], overrides={"AllowedAccountIds": STRANGER}) as engine:
+    with Engine(TEMPLATE, outside_organization=[STRANGER], overrides={"AllowedAccountIds": STRANGER}) as engine:
         assert report_of(run(engine, event))["status"] == "CONTAINED"
         assert engine.blocked_ips() == ["45.155.205.233/32"]
 
 
 def test_a_single_account_stack_rejects_another_accounts_finding() -> None:
-    with fresh_engine(overrides={"OrganizationId": "", "OrganizationUnitIds": ""}) as engine:
+    with Engine(TEMPLATE, overrides={"OrganizationId": "", "OrganizationUnitIds": ""}) as engine:
         run(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
 
         [rejected] = [record for record in records(engine) if record.get("status") == "REJECTED"]
