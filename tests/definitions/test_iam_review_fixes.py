@@ -15,23 +15,13 @@ from typing import Any
 
 import pytest
 
+from firebreak_local.iam_check import EVERYTHING_ON, ORGANIZATION
 from firebreak_local.template import Stack, Template, load_template
 
 ROOT = Path(__file__).parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-OTHER_REGIONS = {"ResponseRegions": f"{REGION},eu-west-1"}
-ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh"}
-EVERYTHING_ON = {
-    **ORGANIZATION,
-    **OTHER_REGIONS,
-    "RevokeInstanceRoleSessions": "true",
-    "ThreatIntelSetDetectorId": "d1",
-    "CloudFrontBlocking": "true",
-    "SecurityHubEnabled": "true",
-    "CreateAutomationRules": "true",
-    "WriteBackGuardDutyFindings": "true",
-}
+OTHER_REGIONS = {"ResponseRegions": EVERYTHING_ON["ResponseRegions"]}
 SCENARIOS = {"defaults": {}, "everything-on": EVERYTHING_ON}
 
 
