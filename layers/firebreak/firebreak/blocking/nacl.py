@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from firebreak.blocking.blocklist import Blocklist
-from firebreak.core import aws
 from firebreak.core.errors import MemberRoleUnavailable, NetworkAclBusy
 from firebreak.core.members import Organization
 from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
@@ -262,21 +261,23 @@ def block_in_network_acls(
 
     `ec2_client` acts in the incident's account; a member role that cannot be assumed fails these blocks only.
     """
+
+    def every(outcome: Outcome, reason: str) -> list[Action]:
+        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", outcome, reason) for cidr in cidrs]
+
+    no_subnet = "the finding names no subnet, so no network ACL to deny in"
     subnets = [eni.subnet_id for eni in incident.network_interfaces if eni.subnet_id]
     if not subnets:
-        reason = "the finding names no subnet, so no network ACL to deny in"
-        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
+        return every(Outcome.SKIPPED, no_subnet)
     try:
         ec2 = ec2_client()
     except MemberRoleUnavailable as error:
-        reason = f"not denied in the network ACL: {error}"
-        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.FAILED, reason) for cidr in cidrs]
+        return every(Outcome.FAILED, f"not denied in the network ACL: {error}")
     acls = network_acls_of(ec2, subnets)
     if not acls:
-        reason = "the finding names no subnet, so no network ACL to deny in"
-        return [Action(ActionType.BLOCK_IP, f"{cidr} in network ACL", Outcome.SKIPPED, reason) for cidr in cidrs]
+        return every(Outcome.SKIPPED, no_subnet)
     # The sweep reaches an ACL outside the stack's own account and Region only through where it was noted.
-    away = not Organization.from_env().is_own(incident.account_id) or incident.region not in ("", aws.home_region())
+    away = not Organization.from_env().is_home(incident.account_id, incident.region)
     if mode is not Mode.DRY_RUN and away:
         for acl in acls:
             blocklist.place_network_acl(acl, incident.account_id, incident.region)

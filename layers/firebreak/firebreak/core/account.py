@@ -25,7 +25,7 @@ def guarded_addresses(account_id: str, region: str, incident_id: str) -> dict[st
     needs no member role), as the account's own address attacking it is the rare case.
     """
     owned = own_public_addresses(aws.client("ec2"))
-    if Organization.from_env().is_own(account_id) and region in ("", None, aws.home_region()):
+    if Organization.from_env().is_home(account_id, region):
         return owned
     try:
         where: EC2Client = workload_client("ec2", account_id, region, "block_ip", incident_id)

@@ -49,6 +49,10 @@ class Organization:
         """Whether the account is the stack's own (or unknown, as in a test without the template's environment)."""
         return not account_id or not self.stack_account_id or account_id == self.stack_account_id
 
+    def is_home(self, account_id: str, region: str | None) -> bool:
+        """Whether a workload lives where the stack runs: its own account and Region (or an unknown Region)."""
+        return self.is_own(account_id) and region in ("", None, aws.home_region())
+
 
 def partition_of(region: str | None) -> str:
     return next((partition for prefix, partition in _PARTITIONS if (region or "").startswith(prefix)), "aws")
