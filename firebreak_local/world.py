@@ -7,6 +7,7 @@ seeded in the finding's own account and Region, so two accounts may name the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -35,6 +36,13 @@ _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 # (service, account, region) -> a boto3 client acting in that account and Region.
 Clients = Callable[[str, str, str], Any]
+# protect-bucket: the Sid of Firebreak's statements, the access-log bucket a deployer creates per account and Region,
+# and a harmless stand-in for the malicious object Malware Protection found (the EICAR test file).
+DENY_PRINCIPALS_SID = "FirebreakDenyIncidentPrincipals"
+DENY_OBJECT_READS_SID = "FirebreakDenyMaliciousObjectReads"
+ACCESS_LOG_BUCKET = "firebreak-access-logs-{account}-{region}"
+_EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+_BLOCK_ALL = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 _EC2_TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -120,6 +128,7 @@ class World:
         self._accounts: dict[str, _Account] = {account: _Account(iam)}
         self._to_finding: dict[str, str] = {}
         self._instances: list[tuple[str, _Place]] = []
+        self._buckets: list[tuple[str, _Place]] = []
 
     def include(self, account: str, region: str | None = None) -> None:
         """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
@@ -141,6 +150,8 @@ class World:
             holder = self._account(place.account)
             if incident.resource_type == "Instance":
                 self._seed_instance(place, incident)
+            if incident.bucket_name:
+                self._seed_bucket(place, incident)
             if incident.principal_type == "IAMUser":
                 self._seed_user(holder, incident.principal_name, incident.access_key_id)
             elif incident.principal_type == "AssumedRole":
@@ -188,6 +199,10 @@ class World:
             "revoked_roles": sorted(
                 {role for holder in self._accounts.values() for role in holder.roles if self._revoked(holder, role)}
             ),
+            "buckets": {
+                bucket: {**self._bucket_report(place, bucket), "account": place.account, "region": place.region}
+                for bucket, place in self._buckets
+            },
         }
 
     def accounts(self) -> list[str]:
@@ -277,6 +292,43 @@ class World:
             )
             self._map(place.ids, interface.interface_id, eni_id)
 
+    def _s3(self, place: _Place) -> Any:
+        if self._clients is not None:
+            return self._clients("s3", place.account, place.region)
+        import boto3
+
+        return boto3.client("s3", region_name=place.region)
+
+    def _seed_bucket(self, place: _Place, incident: Incident) -> None:
+        """The finding's bucket as GuardDuty saw it: public access unblocked for a Policy finding, logging off, its
+        tags, the malicious object; buckets that exist already are left as they are."""
+        bucket = incident.bucket_name or ""
+        if any(seeded == bucket for seeded, _ in self._buckets):
+            return
+        self._buckets.append((bucket, place))
+        s3 = self._s3(place)
+        placement = (
+            {} if place.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": place.region}}
+        )
+        try:
+            s3.create_bucket(Bucket=bucket, **placement)
+        except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            return
+        if incident.resource_tags:
+            tags = [{"Key": key, "Value": value} for key, value in incident.resource_tags]
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+        # New buckets have Block Public Access on since April 2023; a Policy finding says someone turned it off.
+        if not any(kind in incident.finding_type for kind in ("Policy:S3/Bucket", "Policy:S3-Bucket")):
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict.fromkeys(_BLOCK_ALL, True))
+        if incident.object_key:
+            s3.put_object(Bucket=bucket, Key=incident.object_key, Body=_EICAR)
+        if "ServerAccessLoggingDisabled" in incident.finding_type:
+            # The deployer's log bucket in the workload's account and Region, which protect-bucket logs into.
+            target = ACCESS_LOG_BUCKET.format(account=place.account, region=place.region)
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+                s3.create_bucket(Bucket=target, **placement)
+                s3.put_bucket_policy(Bucket=target, Policy=json.dumps(_log_delivery_policy(target, place.account)))
+
     def _placement(self, place: _Place, interface: NetworkInterface, instance_vpc: str | None) -> tuple[str, list[str]]:
         """The subnet and security groups to give an interface like the finding's, created on first use."""
         finding_vpc = interface.vpc_id or instance_vpc or ""
@@ -356,6 +408,31 @@ class World:
             "tags": {tag["Key"]: self.restore(tag["Value"]) for tag in instance.get("Tags", [])},
         }
 
+    def _bucket_report(self, place: _Place, bucket: str) -> dict[str, Any]:
+        s3 = self._s3(place)
+        try:
+            config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        except s3.exceptions.ClientError:
+            config = {}
+        try:
+            policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        except s3.exceptions.ClientError:
+            policy = {}
+        found = policy.get("Statement", [])
+        statements = {s.get("Sid"): s for s in ([found] if isinstance(found, dict) else found)}
+        principals = (statements.get(DENY_PRINCIPALS_SID) or {}).get("Principal", {}).get("AWS", [])
+        objects = (statements.get(DENY_OBJECT_READS_SID) or {}).get("Resource", [])
+        logging = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled")
+        return {
+            "public_access_blocked": all(config.get(key) is True for key in _BLOCK_ALL),
+            "denied_principals": sorted(self.restore([principals] if isinstance(principals, str) else principals)),
+            "denied_object_reads": sorted([objects] if isinstance(objects, str) else objects),
+            "server_access_logging": None
+            if not logging
+            else f"{logging['TargetBucket']}/{logging.get('TargetPrefix', '')}",
+            "policy_statements": len(statements),
+        }
+
     def _key_status(self, holder: _Account, finding_key: str, user: str) -> str:
         keys = holder.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
         status = next((key["Status"] for key in keys if key["AccessKeyId"] == holder.ids[finding_key]), None)
@@ -364,6 +441,23 @@ class World:
 
     def _revoked(self, holder: _Account, role: str) -> bool:
         return REVOKE_SESSIONS_POLICY in holder.iam.list_role_policies(RoleName=role)["PolicyNames"]
+
+
+def _log_delivery_policy(bucket: str, account: str) -> dict[str, Any]:
+    """The S3 User Guide's grant to the logging service, for the access logs of the account's own buckets."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "S3ServerAccessLogsPolicy",
+                "Effect": "Allow",
+                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Action": ["s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
 
 
 def _labels(entries: list[tuple[str, tuple[str, ...]]]) -> dict[tuple[str, tuple[str, ...]], str]:

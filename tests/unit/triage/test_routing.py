@@ -73,8 +73,8 @@ ROWS = {
         key("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", "AssumedRole"),
         Playbook.REVOKE_CREDENTIALS,
     ),
-    "s3_bucket_iam_user_revokes_credentials": (
-        key("Exfiltration:S3/AnomalousBehavior", "IAMUser", resource_type="S3Bucket"),
+    "s3_bucket_iam_user_outside_protect_bucket_revokes_credentials": (
+        key("PenTest:S3/KaliLinux", "IAMUser", resource_type="S3Bucket"),
         Playbook.REVOKE_CREDENTIALS,
     ),
     "root_notifies_only": (key("Policy:IAMUser/RootCredentialUsage", "Root"), Playbook.NOTIFY_ONLY),
@@ -102,6 +102,50 @@ ROWS = {
         Playbook.NOTIFY_ONLY,
     ),
     "unknown_type_notifies_only": ({"resource_type": "SomethingNew"}, Playbook.NOTIFY_ONLY),
+}
+# protect-bucket: every S3 Protection family the issue names, either spelling, any principal; the rest as before.
+ROWS |= {
+    f"s3_{finding_type.split(':')[0].lower()}_{n}_protects_bucket": (
+        key(finding_type, principal, resource_type="S3Bucket"),
+        Playbook.PROTECT_BUCKET,
+    )
+    for n, (finding_type, principal) in enumerate(
+        [
+            ("Policy:S3/BucketBlockPublicAccessDisabled", "IAMUser"),
+            ("Policy:S3/BucketAnonymousAccessGranted", "AssumedRole"),
+            ("Policy:S3/BucketPublicAccessGranted", "IAMUser"),
+            ("Stealth:S3/ServerAccessLoggingDisabled", "AssumedRole"),
+            ("Exfiltration:S3/AnomalousBehavior", "IAMUser"),
+            ("Exfiltration:S3/MaliciousIPCaller", "Root"),
+            ("Impact:S3/PermissionsModification.Unusual", "IAMUser"),
+            ("UnauthorizedAccess:S3/TorIPCaller", "AssumedRole"),
+            ("Discovery:S3/MaliciousIPCaller.Custom", "IAMUser"),
+            ("TTPs/Exfiltration/Exfiltration:S3-MaliciousIPCaller", "IAMUser"),
+            ("Effects/Data Exposure/Policy:S3-BucketAnonymousAccessGranted", "IAMUser"),
+        ]
+    )
+}
+ROWS |= {
+    "s3_malicious_object_protects_bucket": (
+        {"finding_type": "Object:S3/MaliciousFile", "resource_type": "S3Object"},
+        Playbook.PROTECT_BUCKET,
+    ),
+    "asff_s3_malicious_object_protects_bucket": (
+        {"finding_type": "TTPs/Execution/Object:S3-MaliciousFile", "resource_type": "S3Object"},
+        Playbook.PROTECT_BUCKET,
+    ),
+    "account_block_public_access_stays_notify_only": (
+        {"finding_type": "Policy:S3/AccountBlockPublicAccessDisabled", "resource_type": "S3Bucket"},
+        Playbook.NOTIFY_ONLY,
+    ),
+    "s3_malicious_file_on_an_instance_stays_notify_only": (
+        instance("Execution:EC2/MaliciousFile", "TARGET"),
+        Playbook.NOTIFY_ONLY,
+    ),
+    "s3_finding_on_an_access_key_stays_revoke_credentials": (
+        key("Exfiltration:S3/ObjectRead.Unusual", "IAMUser"),
+        Playbook.REVOKE_CREDENTIALS,
+    ),
 }
 
 
@@ -132,6 +176,10 @@ FIXTURE_PLAYBOOKS = {
     "securityhub_inspector_high": Playbook.NOTIFY_ONLY,
     "securityhub_guardduty_copy": Playbook.BLOCK_IP,
     "securityhub_custom_action": Playbook.BLOCK_IP,
+    "guardduty_s3_malicious_ip_caller": Playbook.PROTECT_BUCKET,
+    "guardduty_s3_bucket_anonymous_access_granted": Playbook.PROTECT_BUCKET,
+    "guardduty_s3_server_access_logging_disabled": Playbook.PROTECT_BUCKET,
+    "guardduty_s3_malicious_file": Playbook.PROTECT_BUCKET,
 }
 
 

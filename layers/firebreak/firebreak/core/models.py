@@ -18,6 +18,7 @@ class Playbook(StrEnum):
     REVOKE_CREDENTIALS = "revoke-credentials"
     BLOCK_IP = "block-ip"
     NOTIFY_ONLY = "notify-only"
+    PROTECT_BUCKET = "protect-bucket"
 
 
 class Mode(StrEnum):
@@ -60,6 +61,7 @@ class ActionType(StrEnum):
     NOTIFY = "notify"
     RECORD = "record"
     RELEASE = "release"
+    PROTECT_BUCKET = "protect_bucket"
 
 
 class Outcome(StrEnum):
@@ -165,6 +167,9 @@ class Incident:
     updated_at: str | None = None
     first_seen_at: str | None = None
     finding_arn: str | None = None
+    # protect-bucket: the S3 bucket the finding names and, for Malware Protection for S3, the object it scanned.
+    bucket_name: str | None = None
+    object_key: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

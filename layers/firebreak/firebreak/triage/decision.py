@@ -28,6 +28,8 @@ logger = Logger(child=True)
 DEPLOYED_PLAYBOOKS = frozenset(
     {Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY}
 )
+# protect-bucket has its state machine too.
+DEPLOYED_PLAYBOOKS |= {Playbook.PROTECT_BUCKET}
 # What a person must do for principals that no policy in this account can restrict.
 MANUAL_STEPS = {
     "Root": (

@@ -34,6 +34,7 @@ _ASFF_RESOURCE_TYPES = {
     "AwsIamAccessKey": "AccessKey",
     "AwsS3Bucket": "S3Bucket",
     "AwsEksCluster": "EKSCluster",
+    "AwsS3Object": "S3Object",
 }
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
@@ -43,6 +44,11 @@ _API_ACTIONS = ("awsApiCallAction", "kubernetesApiCallAction", "rdsLoginAttemptA
 _GUARDDUTY_FIELD = "aws/guardduty/service/"
 _ACCESS_KEY_ID_PREFIX = "AWS::IAM::AccessKey:"
 # ASFF flattens GuardDuty's evidence into ProductFields, one key per threat list (".0_", ".1_", ...).
+# protect-bucket: S3 bucket names as S3 allows them today, and where an ARN names a bucket or an object in one.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_RESOURCE_TYPES = frozenset({"S3Bucket", "S3Object"})
+_S3_ARN_PREFIX = re.compile(r"arn:aws[a-z-]*:s3:::")
+MAX_OBJECT_KEY = 1024
 _ASFF_THREAT_LIST = re.compile(r"aws/guardduty/service/evidence/threatIntelligenceDetails\.[0-9]+_/threatListName")
 
 
@@ -156,6 +162,7 @@ def _guardduty(finding: _Node) -> Incident:
     is_instance = resource_type == "Instance"
     instance = _guardduty_instance(resource.at("instanceDetails")) if is_instance else {}
     principal = {} if is_instance else _guardduty_principal(resource.at("accessKeyDetails"))
+    bucket = _guardduty_bucket(resource) if resource_type in _BUCKET_RESOURCE_TYPES else {}
     return Incident(
         source=Source.GUARDDUTY,
         finding_id=finding_id,
@@ -178,6 +185,7 @@ def _guardduty(finding: _Node) -> Incident:
         finding_arn=finding.text("arn", 2048),
         **instance,
         **principal,
+        **bucket,
         **_remotes(action),
     )
 
@@ -190,6 +198,21 @@ def _guardduty_instance(details: _Node) -> dict[str, Any]:
         "instance_id": instance_id,
         "vpc_id": enis[0].vpc_id if enis else None,
         "network_interfaces": enis,
+        "resource_tags": _tags(tags, details.where("tags")),
+    }
+
+
+def _guardduty_bucket(resource: _Node) -> dict[str, Any]:
+    """protect-bucket: the first bucket the finding names, its tags, and the object Malware Protection scanned."""
+    buckets = resource.nodes("s3BucketDetails", 1)
+    if not buckets:
+        return {}
+    details = buckets[0]
+    objects = details.nodes("s3ObjectDetails", 1)
+    tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+    return {
+        "bucket_name": details.matching("name", _BUCKET_NAME, "an S3 bucket name"),
+        "object_key": objects[0].text("key", MAX_OBJECT_KEY) if objects else None,
         "resource_tags": _tags(tags, details.where("tags")),
     }
 
@@ -256,6 +279,7 @@ def _asff(finding: _Node) -> Incident:
     fields = _Node(finding.at("ProductFields").data, finding.where("ProductFields"))
     action = finding.at("Action")
     instance = _asff_instance(resources[0]) if resource_type == "Instance" else {}
+    bucket = _asff_bucket(resources) if resource_type in _BUCKET_RESOURCE_TYPES else {}
     return Incident(
         source=Source.SECURITYHUB,
         finding_id=finding_id,
@@ -280,6 +304,7 @@ def _asff(finding: _Node) -> Incident:
         threat_lists=_asff_threat_lists(fields),
         first_seen_at=finding.text("FirstObservedAt", 64) or finding.text("CreatedAt", 64),
         **instance,
+        **bucket,
         **_asff_principal(resources),
         **_remotes(action),
     )
@@ -313,6 +338,24 @@ def _asff_instance(resource: _Node) -> dict[str, Any]:
         ),
         "resource_tags": _tags(list(tags.data.items()), tags.path),
     }
+
+
+def _asff_bucket(resources: list[_Node]) -> dict[str, Any]:
+    """protect-bucket: the bucket (and object) of the first S3 resource, from its ARN, with the resource's tags."""
+    for resource in resources:
+        kind = resource.get("Type")
+        if kind not in ("AwsS3Bucket", "AwsS3Object"):
+            continue
+        arn = resource.required("Id", 2048)
+        path = _S3_ARN_PREFIX.sub("", arn, count=1) if _S3_ARN_PREFIX.match(arn) else ""
+        name, _, key = path.partition("/")
+        tags = resource.at("Tags")
+        return {
+            "bucket_name": _matching(name, resource.where("Id"), _BUCKET_NAME, "an S3 bucket or object ARN"),
+            "object_key": (key[:MAX_OBJECT_KEY] or None) if kind == "AwsS3Object" else None,
+            "resource_tags": _tags(list(tags.data.items()), tags.path),
+        }
+    return {}
 
 
 def _asff_principal(resources: list[_Node]) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""Protect Bucket: {incident_id, incident, mode} -> {status, actions, revoke, block_addresses, suppressed_reason}.
+
+Turns the bucket's Block Public Access on, server access logging back on when the finding says it was turned off,
+and writes Firebreak's bucket-policy statements denying the finding's principal and reads of a malicious object; or
+says why not: NOT_FOUND, EXEMPT, APPROVAL_REQUIRED. `revoke` and `block_addresses` say what the playbook does next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firebreak.containment.bucket import protect
+from firebreak.containment.credentials import RevocationSettings
+from firebreak.core import aws
+from firebreak.core.models import PlaybookRequest
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@aws.member_sessions
+@aws.retryable
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_id=event.get("executionId"))
+    request = PlaybookRequest.from_dict(event["input"])
+    protection = protect(request, RevocationSettings.from_env())
+    logger.info(
+        "Protected bucket",
+        extra={
+            "incident_id": request.incident_id,
+            "bucket": request.incident.bucket_name,
+            "status": protection.status.value,
+            "outcomes": [f"{a.reason[:60]}: {a.outcome.value}" for a in protection.actions],
+        },
+    )
+    return protection.to_dict()
