@@ -62,6 +62,11 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:HeadBucket": ("s3:ListBucket",),
     "s3:ListObjectsV2": ("s3:ListBucket",),
     "s3:ListObjects": ("s3:ListBucket",),
+    # protect-bucket: a bucket's Block Public Access is the Bucket... action; deleting it is a Put (S3 API reference,
+    # DeletePublicAccessBlock: "you must have the s3:PutBucketPublicAccessBlock permission").
+    "s3:GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock",),
+    "s3:PutPublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
+    "s3:DeletePublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
     # Lambda's Invoke API is the InvokeFunction action.
     "lambda:Invoke": ("lambda:InvokeFunction",),
     # STS: GetCallerIdentity needs no permission ("No permissions are required", STS API reference).
@@ -328,6 +333,9 @@ EVENTS = {
     "contain-instance": "eventbridge/guardduty_c2_outbound",
     "revoke-credentials": "eventbridge/guardduty_iam_user_key_compromised",
     "member-account": "eventbridge/guardduty_member_c2_outbound",
+    "protect-bucket": "eventbridge/guardduty_s3_bucket_anonymous_access_granted",
+    "protect-bucket (malicious object)": "eventbridge/guardduty_s3_malicious_file",
+    "protect-bucket (member account)": "eventbridge/guardduty_member_s3_malicious_ip_caller",
 }
 
 

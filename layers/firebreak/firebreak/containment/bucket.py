@@ -180,6 +180,18 @@ def with_statement(policy: Mapping[str, Any] | None, sid: str, statement: dict[s
     return {"Version": (policy or {}).get("Version", "2012-10-17"), **dict(policy or {}), "Statement": merged}
 
 
+def without(policy: Mapping[str, Any] | None, sid: str, values: Sequence[str]) -> dict[str, Any]:
+    """The policy with `values` taken out of Firebreak's statement `sid`, and the statement gone once it names none."""
+    current = firebreak_statement(policy, sid)
+    if current is None:
+        return with_statement(policy, sid, None)
+    if sid == DENY_PRINCIPALS_SID:
+        left = [arn for arn in denied_principals(policy) if arn not in values]
+        return with_statement(policy, sid, {**current, "Principal": {"AWS": left}} if left else None)
+    left = [arn for arn in denied_objects(policy) if arn not in values]
+    return with_statement(policy, sid, {**current, "Resource": left} if left else None)
+
+
 def read_policy(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The bucket's policy document, or None when it has none."""
     try:

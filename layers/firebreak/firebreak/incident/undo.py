@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.blocking import nacl
 from firebreak.blocking.blocklist import Blocklist
+from firebreak.containment import bucket as buckets
 from firebreak.containment.credentials import (
     INSTANCE_SESSIONS_POLICY_PREFIX,
     REVOKE_SESSIONS_POLICY,
@@ -54,7 +55,7 @@ Undo = Callable[[Action, ReleaseContext], Action]
 FIREBREAK_POLICIES = frozenset({USER_DENY_POLICY, REVOKE_SESSIONS_POLICY})
 
 # The key of a recorded state that says which step it is, in the order they are tested.
-_KINDS = (
+_KINDS: tuple[tuple[str, str], ...] = (
     ("ipset", "block"),
     ("network_interface", "interface"),
     ("disable_api_termination", "termination_protection"),
@@ -69,7 +70,22 @@ _KINDS = (
     ("login_profile", "login_profile"),
     ("tags", "tags"),
 )
-_IDS = ("network_interface", "target_group", "user", "role", "policy_name", "access_key_id", "security_group")
+_IDS: tuple[str, ...] = (
+    "network_interface",
+    "target_group",
+    "user",
+    "role",
+    "policy_name",
+    "access_key_id",
+    "security_group",
+)
+# protect-bucket's steps, told apart by the bucket and, in the bucket policy, by Firebreak's statement.
+_KINDS += (
+    ("public_access_block", "public_access_block"),
+    ("logging", "bucket_logging"),
+    ("policy_statement", "bucket_policy_statement"),
+)
+_IDS += ("bucket", "policy_statement")
 
 
 def step_kind(action: Action) -> str:
@@ -384,6 +400,61 @@ def undo_login_profile(action: Action, context: ReleaseContext) -> Action:
     return released(action, found, found, f"user {user} has a console password again, set since by a person")
 
 
+# --- protect_bucket -----------------------------------------------------------------------------------------------
+
+
+def undo_public_access_block(action: Action, context: ReleaseContext) -> Action:
+    """The bucket's Block Public Access back to its earlier settings (or none of its own), unless changed since."""
+    s3, bucket = context.client("s3"), str(action.after["bucket"])
+    found = {"public_access_block": buckets.read_public_access_block(s3, bucket)}
+    problems = differences(found, {"public_access_block": action.after["public_access_block"]})
+    if problems:
+        return conflict(action, found, problems)
+    previous = action.before.get("public_access_block")
+    if previous is None:
+        s3.delete_public_access_block(Bucket=bucket)
+        return released(action, found, {"public_access_block": None}, f"Block Public Access of {bucket} removed again")
+    settings = {key: bool(previous.get(key)) for key in buckets.ALL_BLOCKED}
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=settings)
+    off = ", ".join(key for key, value in settings.items() if not value)
+    return released(
+        action, found, {"public_access_block": settings}, f"Block Public Access of {bucket}: {off} off again"
+    )
+
+
+def undo_bucket_logging(action: Action, context: ReleaseContext) -> Action:
+    """Server access logging back as it was (off, most often), unless someone changed it since."""
+    s3, bucket = context.client("s3"), str(action.after["bucket"])
+    found = {"logging": buckets.read_logging(s3, bucket)}
+    problems = differences(found, {"logging": action.after["logging"]})
+    if problems:
+        return conflict(action, found, problems)
+    previous = action.before.get("logging")
+    buckets.put_logging(s3, bucket, previous)
+    state = "off again, as it was" if previous is None else f"back into {previous['TargetBucket']}"
+    return released(action, found, {"logging": previous}, f"server access logging of {bucket} {state}")
+
+
+def undo_bucket_policy_statement(action: Action, context: ReleaseContext) -> Action:
+    """Take out of Firebreak's statement what this incident added; the statement goes once it names nothing."""
+    s3, bucket, sid = context.client("s3"), str(action.after["bucket"]), str(action.after["policy_statement"])
+    if sid not in buckets.FIREBREAK_SIDS:
+        return conflict(action, {"policy_statement": sid}, [f"{sid} is not a statement Firebreak writes"])
+    kind = "principals" if sid == buckets.DENY_PRINCIPALS_SID else "objects"
+    listed = buckets.denied_principals if kind == "principals" else buckets.denied_objects
+    added = sorted(set(action.after.get(kind) or ()) - set(action.before.get(kind) or ()))
+    policy = buckets.read_policy(s3, bucket)
+    present = listed(policy)
+    found = {kind: present}
+    gone = [value for value in added if value not in present]
+    if gone:
+        return conflict(action, found, [f"statement {sid} no longer denies {', '.join(gone)}"])
+    buckets.write_policy(s3, bucket, buckets.without(policy, sid, added))
+    left = [value for value in present if value not in added]
+    state = f"it still denies {', '.join(left)}" if left else "it named nothing else, so it is gone"
+    return released(action, found, {kind: left}, f"{', '.join(added)} taken out of {sid} on {bucket}; {state}")
+
+
 UNDO: Mapping[str, Undo] = {
     "block": undo_block_ip,
     "interface": undo_interface,
@@ -395,4 +466,7 @@ UNDO: Mapping[str, Undo] = {
     "access_key": undo_access_key,
     "inline_policy": undo_inline_policy,
     "login_profile": undo_login_profile,
+    "public_access_block": undo_public_access_block,
+    "bucket_logging": undo_bucket_logging,
+    "bucket_policy_statement": undo_bucket_policy_statement,
 }
