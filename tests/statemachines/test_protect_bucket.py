@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event
+import pytest
+from botocore.exceptions import ClientError
+
+from firebreak.core import aws
+from firebreak_local.engine import Approvals, Engine, Execution
+from tests.support import TEMPLATE, incident_record, load_event, report_of
 
 PUBLIC = "guardduty_s3_bucket_anonymous_access_granted"
 EXFILTRATION = "guardduty_s3_malicious_ip_caller"
@@ -16,6 +20,8 @@ PUBLIC_BUCKET = "acme-payroll-reports"
 USER_ARN = "arn:aws:iam::123456789012:user/report-exporter"
 SID = "FirebreakDenyIncidentPrincipals"
 OBJECT_SID = "FirebreakDenyMaliciousObjectReads"
+PROTECT_FUNCTION = "firebreak-ProtectBucketFunction"
+REVOKE_FUNCTION = "firebreak-RevokeCredentialsFunction"
 # A statement the bucket's owners wrote, which Firebreak must keep exactly as it is.
 OWNERS_STATEMENT = {
     "Sid": "AllowPayrollApp",
@@ -177,3 +183,270 @@ def test_logging_turned_off_is_turned_on_again_into_the_accounts_log_bucket() ->
         assert engine.world.report()["buckets"][bucket]["denied_principals"] == [session]
         assert engine.world.report()["revoked_roles"] == ["batch-etl"]
         assert report(execution)["status"] == "CONTAINED"
+
+
+# --- failures, modes and guards ---------------------------------------------------------------------------------
+
+
+def refuse(operation: str) -> Any:
+    def refused(**kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AccessDenied", "Message": f"not authorized to perform: s3:{operation}"}}
+        raise ClientError(error, operation)  # type: ignore[arg-type]
+
+    return refused
+
+
+def test_a_refused_policy_write_makes_the_incident_partially_contained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN S3 refuses the bucket-policy write (forced: an SCP denies it)
+    monkeypatch.setattr(aws.client("s3", region="us-east-1"), "put_bucket_policy", refuse("PutBucketPolicy"))
+
+    # WHEN the public-bucket finding runs
+    execution = run(engine, PUBLIC)
+
+    # THEN the refusal is a failed action naming S3's answer, the other steps still ran, and the status is truthful
+    failed = [a["reason"] for a in actions(execution) if a["outcome"] == "failed"]
+    assert failed == [f"writing statement {SID} failed: AccessDenied: not authorized to perform: s3:PutBucketPolicy"]
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
+    assert engine.blocked_ips() == ["185.100.87.41/32"]
+
+
+def test_a_refused_block_public_access_is_failed_and_never_contained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN S3 refuses Block Public Access
+    monkeypatch.setattr(
+        aws.client("s3", region="us-east-1"), "put_public_access_block", refuse("PutBucketPublicAccessBlock")
+    )
+
+    # WHEN the public-bucket finding runs
+    execution = run(engine, PUBLIC)
+
+    # THEN it is failed, the bucket stays public, and the incident is never CONTAINED
+    assert [a["outcome"] for a in actions(execution)] == ["failed", "applied"]
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_the_protect_step_crashing_is_failed_and_the_credentials_are_still_revoked(engine: Engine) -> None:
+    # GIVEN the protect function crashes (forced: a rare runtime error)
+    def crash(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    engine.dispatcher.override(PROTECT_FUNCTION, crash)
+
+    # WHEN the public-bucket finding runs
+    execution = run(engine, PUBLIC)
+
+    # THEN the bucket step is failed, the key is still revoked and the address blocked: partially contained
+    [failed] = actions(execution)
+    assert (failed["target"], failed["outcome"]) == (PUBLIC_BUCKET, "failed")
+    assert failed["reason"] == "step Protect Bucket failed: RuntimeError"
+    assert {a["outcome"] for a in actions(execution, "revoke_credentials")} == {"applied"}
+    assert engine.blocked_ips() == ["185.100.87.41/32"]
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(engine: Engine) -> None:
+    # GIVEN the revoke function crashes
+    def crash(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    engine.dispatcher.override(REVOKE_FUNCTION, crash)
+
+    # WHEN the public-bucket finding runs
+    execution = run(engine, PUBLIC)
+
+    # THEN the revocation is failed, the bucket protected, the address blocked: partially contained
+    assert [a["outcome"] for a in actions(execution, "revoke_credentials")] == ["failed"]
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == [USER_ARN]
+    assert engine.blocked_ips() == ["185.100.87.41/32"]
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_dry_run_plans_every_call_and_changes_nothing() -> None:
+    # GIVEN a stack in dry-run mode
+    with Engine(TEMPLATE, {"ResponseMode": "dry-run"}) as engine:
+        event = seed_with_owners_policy(engine)
+        before = policy(engine, PUBLIC_BUCKET)
+
+        # WHEN the public-bucket finding runs
+        execution = run(engine, PUBLIC, event)
+
+        # THEN every bucket step is planned with its exact call, and the bucket is as it was
+        assert report(execution)["status"] == "DRY_RUN"
+        planned = actions(execution)
+        assert [a["outcome"] for a in planned] == ["planned", "planned"]
+        reasons = " ".join(a["reason"] for a in planned)
+        for call in ("s3:PutPublicAccessBlock(Bucket=acme-payroll-reports", "s3:PutBucketPolicy(Bucket=", USER_ARN):
+            assert call in reasons
+        assert policy(engine, PUBLIC_BUCKET) == before
+        assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
+        assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Active"
+
+
+def test_approval_mode_waits_and_then_protects_once_approved() -> None:
+    # GIVEN protect-bucket in approval mode
+    with Engine(TEMPLATE, {"ProtectBucketMode": "approval"}) as engine:
+        event = load_event(f"eventbridge/{PUBLIC}")
+        rule = engine.matching_rule(event)
+        assert rule is not None
+
+        # WHEN it runs and nobody answers yet
+        waiting = engine.start(rule, event, Approvals.REPORT)
+
+        # THEN it waits with the bucket named in what it will do, and nothing changed
+        assert waiting.status == "RUNNING"
+        assert isinstance(waiting.output, dict)
+        assert waiting.output["status"] == "AWAITING_APPROVAL"
+        planned = {a["target"]: a["outcome"] for a in waiting.output["actions"] if a["type"] == "protect_bucket"}
+        assert planned == {PUBLIC_BUCKET: "awaiting_approval"}
+        assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
+
+    with Engine(TEMPLATE, {"ProtectBucketMode": "approval"}) as engine:
+        # WHEN the request is approved as soon as it is made
+        approved = engine.start(rule, load_event(f"eventbridge/{PUBLIC}"), Approvals.APPROVE)
+
+        # THEN the playbook ran in enforce mode
+        assert (report(approved)["status"], report(approved)["mode"]) == ("CONTAINED", "enforce")
+        assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
+
+
+def test_bucket_tagged_exempt_now_is_suppressed_and_nothing_of_the_incident_is_touched(engine: Engine) -> None:
+    # GIVEN the bucket was tagged firebreak:exempt=true after GuardDuty described it
+    event = load_event(f"eventbridge/{PUBLIC}")
+    engine.world.seed(event)
+    engine.client("s3").put_bucket_tagging(
+        Bucket=PUBLIC_BUCKET, Tagging={"TagSet": [{"Key": "firebreak:exempt", "Value": "true"}]}
+    )
+
+    # WHEN the finding runs
+    execution = run(engine, PUBLIC, event)
+
+    # THEN the playbook stops at the gate: SUPPRESSED, no credentials revoked, no address blocked
+    assert execution.states[4:7] == ["Protect Bucket", "Is Bucket Protectable?", "Protection Skipped"]
+    assert [a["outcome"] for a in actions(execution)] == ["skipped"]
+    assert report(execution)["status"] == "SUPPRESSED"
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Active"
+    assert engine.blocked_ips() == []
+
+
+def test_bucket_tagged_for_approval_since_the_finding_is_not_changed(engine: Engine) -> None:
+    # GIVEN the bucket was tagged firebreak:approval=required after GuardDuty described it
+    event = load_event(f"eventbridge/{PUBLIC}")
+    engine.world.seed(event)
+    engine.client("s3").put_bucket_tagging(
+        Bucket=PUBLIC_BUCKET, Tagging={"TagSet": [{"Key": "firebreak:approval", "Value": "required"}]}
+    )
+
+    # WHEN the finding runs
+    execution = run(engine, PUBLIC, event)
+
+    # THEN nothing is changed without a person, and the reason says how to get one
+    [skipped] = actions(execution)
+    assert skipped["outcome"] == "skipped"
+    assert "firebreak:approval=required" in skipped["reason"]
+    assert report(execution)["status"] == "NOTIFIED"
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
+
+
+def test_a_protected_principal_is_never_denied_on_the_bucket() -> None:
+    # GIVEN report-exporter is on the break-glass list
+    with Engine(TEMPLATE, {"ProtectedPrincipals": "report-exporter"}) as engine:
+        # WHEN the public-bucket finding runs
+        execution = run(engine, PUBLIC)
+
+        # THEN Block Public Access is on, but no statement denies the principal and its key is left alone
+        assert [a["outcome"] for a in actions(execution)] == ["applied", "skipped"]
+        assert "ProtectedPrincipals" in actions(execution)[1]["reason"]
+        assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == []
+        assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Active"
+
+
+# --- release ------------------------------------------------------------------------------------------------------
+
+
+def test_protect_then_release_leaves_the_bucket_as_it_was(engine: Engine) -> None:
+    # GIVEN a bucket with its owners' policy, protected for a finding
+    event = seed_with_owners_policy(engine)
+    before = policy(engine, PUBLIC_BUCKET)
+    incident_id = report(run(engine, PUBLIC, event))["incident_id"]
+
+    # WHEN the incident is released
+    released = report_of(engine.release(incident_id))
+
+    # THEN every change is undone: no Block Public Access of its own again, the owners' policy exactly as it was
+    assert released["status"] == "RELEASED", released
+    assert policy(engine, PUBLIC_BUCKET) == before
+    world = engine.world.report()["buckets"][PUBLIC_BUCKET]
+    assert (world["public_access_blocked"], world["denied_principals"]) == (False, [])
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Active"
+    assert engine.blocked_ips() == []
+
+
+def test_release_after_a_person_changed_the_bucket_leaves_their_change(engine: Engine) -> None:
+    # GIVEN a protected bucket whose Block Public Access a person then loosened
+    incident_id = report(run(engine, PUBLIC))["incident_id"]
+    loosened = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True,
+    }
+    engine.client("s3").put_public_access_block(Bucket=PUBLIC_BUCKET, PublicAccessBlockConfiguration=loosened)
+
+    # WHEN the incident is released
+    released = report_of(engine.release(incident_id))
+
+    # THEN the person's setting is kept, with a conflict reason, and the rest is released
+    entries = [a for a in released["actions"] if a["type"] == "protect_bucket"]
+    assert [a["outcome"] for a in entries] == ["skipped", "released"]
+    assert entries[0]["reason"].startswith("conflict:")
+    config = engine.client("s3").get_public_access_block(Bucket=PUBLIC_BUCKET)["PublicAccessBlockConfiguration"]
+    assert config == loosened
+    assert released["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_release_of_one_incident_leaves_the_principal_another_incident_denied(engine: Engine) -> None:
+    # GIVEN two incidents on one bucket: the public-bucket caller, and another caller added to the same statement
+    first = report(run(engine, PUBLIC))["incident_id"]
+    other = load_event(f"eventbridge/{PUBLIC}")
+    other["detail"]["id"] = "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
+    other["detail"]["resource"]["accessKeyDetails"].update(
+        accessKeyId="AKIAZ4FQH7XKN2LD3VC8", principalId="AIDAZ4FQH7XKN2LD3VC8Y", userName="ledger-sync"
+    )
+    report(run(engine, PUBLIC, other))
+    assert len(engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"]) == 2
+
+    # WHEN the first incident is released
+    released = report_of(engine.release(first))
+
+    # THEN only its own principal left Firebreak's statement; the other caller is still denied
+    assert released["status"] == "RELEASED", released
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == [
+        "arn:aws:iam::123456789012:user/ledger-sync"
+    ]
+
+
+# --- organization -------------------------------------------------------------------------------------------------
+
+
+def test_a_member_accounts_bucket_is_protected_there_through_its_member_role_and_released(engine: Engine) -> None:
+    # GIVEN an exfiltration finding about a bucket of member A in eu-west-1
+    execution = run(engine, "guardduty_member_s3_malicious_ip_caller")
+
+    # THEN the bucket is protected in member A's eu-west-1, through the protect-bucket member role
+    assert report(execution)["status"] == "CONTAINED", actions(execution)
+    world = engine.world.report()["buckets"]["globex-eu-invoices"]
+    assert (world["account"], world["region"]) == ("111122223333", "eu-west-1")
+    assert world["denied_principals"] == ["arn:aws:iam::111122223333:user/invoice-sync"]
+    assert "globex-eu-invoices" not in [b["Name"] for b in engine.client("s3").list_buckets()["Buckets"]]
+    assert engine.assume_role_refusals() == []
+
+    # AND its release puts it back through the release member role
+    released = report_of(engine.release(report(execution)["incident_id"]))
+    assert released["status"] == "RELEASED", released
+    assert engine.world.report()["buckets"]["globex-eu-invoices"]["denied_principals"] == []

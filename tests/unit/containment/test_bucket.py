@@ -1,0 +1,250 @@
+"""protect-bucket's domain module on moto: the policy merge, who may be denied, each step's before/after, the gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from firebreak.containment import bucket
+from firebreak.containment.bucket import (
+    DENY_OBJECT_READS_SID,
+    DENY_PRINCIPALS_SID,
+    ProtectionStatus,
+    admins,
+    block_public_access,
+    denied_principals,
+    deny_in_policy,
+    object_arn,
+    principal_denial,
+    principals_statement,
+    protect,
+    with_statement,
+    without,
+)
+from firebreak.containment.credentials import RevocationSettings
+from firebreak.core import aws
+from firebreak.core.models import Incident, Mode, Outcome, PlaybookRequest, Source
+
+BUCKET = "acme-payroll-reports"
+ACCOUNT = "123456789012"
+SETTINGS = RevocationSettings("firebreak", frozenset({"breakglass"}), False, False)
+OWNERS = {"Sid": "Owners", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "x"}
+
+
+def incident(**fields: Any) -> Incident:
+    base: dict[str, Any] = {
+        "source": Source.GUARDDUTY,
+        "finding_id": "0123456789abcdef0123456789abcdef",
+        "account_id": ACCOUNT,
+        "region": "us-east-1",
+        "finding_type": "Exfiltration:S3/MaliciousIPCaller",
+        "severity": 8.0,
+        "severity_label": "HIGH",
+        "resource_type": "S3Bucket",
+        "bucket_name": BUCKET,
+        "principal_type": "IAMUser",
+        "principal_name": "report-exporter",
+    }
+    return Incident(**{**base, **fields})
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def iam(aws: None) -> Any:
+    client = boto3.client("iam", region_name="us-east-1")
+    client.create_user(UserName="report-exporter", Path="/exporters/")
+    return client
+
+
+def add(s3: Any, arn: str, dry_run: bool = False) -> Any:
+    build = lambda values: principals_statement("aws", BUCKET, values)  # noqa: E731
+    return deny_in_policy(s3, BUCKET, DENY_PRINCIPALS_SID, [arn], build, denied_principals, dry_run)
+
+
+# --- the policy document ------------------------------------------------------------------------------------------
+
+
+def test_firebreaks_statement_is_merged_in_place_and_the_owners_statements_are_kept() -> None:
+    # GIVEN a policy holding the owners' statement before and after Firebreak's
+    mine = principals_statement("aws", BUCKET, ["arn:aws:iam::1:user/a"])
+    policy = {"Version": "2012-10-17", "Id": "keep-me", "Statement": [OWNERS, mine, {**OWNERS, "Sid": "Later"}]}
+
+    # WHEN Firebreak's statement is replaced with one naming a second principal
+    merged = with_statement(policy, DENY_PRINCIPALS_SID, principals_statement("aws", BUCKET, ["b", "a"]))
+
+    # THEN it stays in its place, sorted, and every other statement and key is as it was
+    assert [s["Sid"] for s in merged["Statement"]] == ["Owners", DENY_PRINCIPALS_SID, "Later"]
+    assert merged["Statement"][1]["Principal"] == {"AWS": ["a", "b"]}
+    assert merged["Id"] == "keep-me"
+
+
+def test_a_policy_with_a_single_statement_object_is_read_as_a_list() -> None:
+    merged = with_statement({"Statement": OWNERS}, DENY_PRINCIPALS_SID, principals_statement("aws", BUCKET, ["a"]))
+    assert [s["Sid"] for s in merged["Statement"]] == ["Owners", DENY_PRINCIPALS_SID]
+
+
+def test_taking_out_the_last_principal_removes_the_statement_and_nothing_else() -> None:
+    policy = {"Statement": [OWNERS, principals_statement("aws", BUCKET, ["a", "b"])]}
+    assert denied_principals(without(policy, DENY_PRINCIPALS_SID, ["a"])) == ["b"]
+    assert without(policy, DENY_PRINCIPALS_SID, ["a", "b"])["Statement"] == [OWNERS]
+
+
+@pytest.mark.parametrize(
+    ("key", "resource"),
+    [
+        ("inbox/a.exe", "arn:aws:s3:::b/inbox/a.exe"),
+        ("inbox/*", "arn:aws:s3:::b/inbox/${*}"),
+        ("what?.exe", "arn:aws:s3:::b/what${?}.exe"),
+        ("$HOME/x", "arn:aws:s3:::b/${$}HOME/x"),
+    ],
+)
+def test_an_object_key_never_becomes_a_wildcard_in_the_policy(key: str, resource: str) -> None:
+    # A key with * or ? must deny that one object, not every object it would match as a pattern.
+    assert object_arn("aws", "b", key) == resource
+
+
+def test_the_object_read_deny_keeps_the_root_user_break_glass_and_firebreaks_roles_in() -> None:
+    keep = admins("aws", ACCOUNT, SETTINGS)
+    assert f"arn:aws:iam::{ACCOUNT}:root" in keep
+    assert f"arn:aws:iam::{ACCOUNT}:role/firebreak-*" in keep
+    assert f"arn:aws:iam::{ACCOUNT}:role/*/breakglass" in keep
+    assert f"arn:aws:iam::{ACCOUNT}:user/breakglass" in keep
+
+
+# --- who may be denied ----------------------------------------------------------------------------------------------
+
+
+def test_a_user_is_denied_by_its_real_arn_path_included(iam: Any) -> None:
+    denial = principal_denial(iam, incident(), SETTINGS)
+    assert denial.arn == f"arn:aws:iam::{ACCOUNT}:user/exporters/report-exporter"
+
+
+def test_a_role_is_denied_by_its_session_never_as_a_whole() -> None:
+    # GIVEN an assumed role's session, and the same role without a session name
+    session = incident(principal_type="AssumedRole", principal_name="etl", principal_id="AROAEXAMPLE:i-0abc")
+    whole = incident(principal_type="AssumedRole", principal_name="etl", principal_id="AROAEXAMPLE")
+    # THEN the session is denied by its ARN; the whole role would lock its other users out, so it is not
+    assert principal_denial(None, session, SETTINGS).arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/etl/i-0abc"
+    refused = principal_denial(None, whole, SETTINGS)
+    assert refused.arn is None
+    assert "lock every user" in refused.reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"principal_type": "Root", "principal_name": "root"}, "no IAM user or role session"),
+        ({"principal_type": "AWSService", "principal_name": "s3.amazonaws.com"}, "no IAM user or role session"),
+        ({"principal_name": "BreakGlass"}, "break-glass"),
+        ({"principal_type": "AssumedRole", "principal_name": "firebreak-ProtectBucketFunctionRole-1"}, "Firebreak"),
+        ({"principal_type": "AssumedRole", "principal_name": "firebreak-member-protect-bucket"}, "member role"),
+    ],
+)
+def test_root_services_break_glass_and_firebreaks_own_roles_are_never_denied(fields: dict[str, Any], why: str) -> None:
+    denial = principal_denial(None, incident(**fields), SETTINGS)
+    assert denial.arn is None
+    assert why in denial.reason
+
+
+def test_a_user_gone_since_is_not_denied(aws: None) -> None:
+    denial = principal_denial(boto3.client("iam", region_name="us-east-1"), incident(), SETTINGS)
+    assert (denial.arn, denial.reason) == (None, "user report-exporter no longer exists: nobody left to deny")
+
+
+# --- the steps -----------------------------------------------------------------------------------------------------
+
+
+def test_block_public_access_records_the_earlier_settings_and_is_idempotent(s3: Any) -> None:
+    # GIVEN a bucket that blocked public ACLs only
+    half = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": False,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False,
+    }
+    s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=half)
+
+    # WHEN Block Public Access is turned on, twice
+    first = block_public_access(s3, BUCKET, dry_run=False)
+    second = block_public_access(s3, BUCKET, dry_run=False)
+
+    # THEN the first records the earlier settings and applies; the second changes nothing
+    assert (first.outcome, first.before["public_access_block"]) == (Outcome.APPLIED, half)
+    assert second.outcome is Outcome.ALREADY_APPLIED
+    config = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(config.values())
+
+
+def test_a_concurrent_writer_is_merged_again_not_overwritten(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN another writer puts the owners' policy right after Firebreak's first write
+    real = s3.put_bucket_policy
+    writes: list[str] = []
+
+    def racing(**kwargs: Any) -> Any:
+        result = real(**kwargs)
+        writes.append(kwargs["Policy"])
+        if len(writes) == 1:
+            real(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [OWNERS]}))
+        return result
+
+    monkeypatch.setattr(s3, "put_bucket_policy", racing)
+
+    # WHEN Firebreak adds its statement
+    action = add(s3, "arn:aws:iam::1:user/a")
+
+    # THEN it re-read and merged: both the owners' statement and Firebreak's are in the policy
+    assert action.outcome is Outcome.APPLIED
+    assert len(writes) == 2
+    document = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
+    assert [s["Sid"] for s in document["Statement"]] == ["Owners", DENY_PRINCIPALS_SID]
+
+
+def test_dry_run_plans_the_policy_write_and_writes_nothing(s3: Any) -> None:
+    action = add(s3, "arn:aws:iam::1:user/a", dry_run=True)
+    assert action.outcome is Outcome.PLANNED
+    assert "s3:PutBucketPolicy(Bucket=acme-payroll-reports" in action.reason
+    assert action.after["principals"] == ["arn:aws:iam::1:user/a"]
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_bucket_policy(Bucket=BUCKET)
+
+
+def test_a_missing_bucket_is_not_found_and_the_credentials_are_still_revoked(aws: None) -> None:
+    request = PlaybookRequest("fb-1", incident(bucket_name="gone-bucket-123"), Mode.ENFORCE)
+    protection = protect(request, SETTINGS)
+    assert protection.status is ProtectionStatus.NOT_FOUND
+    assert protection.revoke is True
+    assert protection.actions[0].reason == "bucket gone-bucket-123 does not exist: nothing to protect"
+
+
+def test_firebreaks_own_bucket_is_never_touched(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the bucket carries CloudFormation's tag naming the Firebreak stack (only CloudFormation can set it)
+    stack_tags = {"TagSet": [{"Key": "aws:cloudformation:stack-name", "Value": "firebreak"}]}
+    monkeypatch.setattr(aws.client("s3", region="us-east-1"), "get_bucket_tagging", lambda **kwargs: stack_tags)
+
+    # WHEN it is protected THEN nothing of the incident is touched
+    protection = protect(PlaybookRequest("fb-1", incident(), Mode.ENFORCE), SETTINGS)
+    assert protection.status is ProtectionStatus.EXEMPT
+    assert (protection.revoke, protection.block_addresses) == (False, ())
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_public_access_block(Bucket=BUCKET)
+
+
+def test_logging_is_left_off_with_the_reason_when_the_accounts_log_bucket_is_missing(s3: Any) -> None:
+    request = PlaybookRequest(
+        "fb-1", incident(finding_type="Stealth:S3/ServerAccessLoggingDisabled", principal_type=None), Mode.ENFORCE
+    )
+    protection = protect(request, SETTINGS)
+    [logging] = [a for a in protection.actions if "log bucket" in a.reason]
+    assert logging.outcome is Outcome.SKIPPED
+    assert "firebreak-access-logs-123456789012-us-east-1" in logging.reason
+    assert DENY_OBJECT_READS_SID not in json.dumps([a.to_dict() for a in protection.actions])
+    assert bucket.read_logging(s3, BUCKET) is None
