@@ -127,6 +127,10 @@ def test_happy_path_blocks_public_access_denies_the_caller_revokes_its_key_and_b
     assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Inactive"
     assert engine.blocked_ips() == ["185.100.87.41/32"]
     assert incident_record(engine, outcome["incident_id"])["status"] == "CONTAINED"
+    # AND the responders are told the bucket and what was done to it
+    told = json.loads(engine.notifications()[-1]["message"])
+    assert told["finding"]["bucket_name"] == PUBLIC_BUCKET
+    assert "Block Public Access turned on (it had none of its own)" in [a["reason"] for a in told["actions"]]
 
 
 def test_second_finding_on_a_protected_bucket_changes_nothing_and_says_already_applied(engine: Engine) -> None:

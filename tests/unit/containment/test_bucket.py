@@ -26,7 +26,19 @@ from firebreak.containment.bucket import (
 )
 from firebreak.containment.credentials import RevocationSettings
 from firebreak.core import aws
-from firebreak.core.models import Incident, Mode, Outcome, PlaybookRequest, Source
+from firebreak.core.models import (
+    Action,
+    ActionType,
+    Incident,
+    IncidentStatus,
+    Mode,
+    Outcome,
+    Playbook,
+    PlaybookRequest,
+    Source,
+    Triage,
+)
+from firebreak.incident.notifications import summary
 
 BUCKET = "acme-payroll-reports"
 ACCOUNT = "123456789012"
@@ -248,3 +260,36 @@ def test_logging_is_left_off_with_the_reason_when_the_accounts_log_bucket_is_mis
     assert "firebreak-access-logs-123456789012-us-east-1" in logging.reason
     assert DENY_OBJECT_READS_SID not in json.dumps([a.to_dict() for a in protection.actions])
     assert bucket.read_logging(s3, BUCKET) is None
+
+
+def test_the_responders_summary_names_the_bucket_the_object_and_how_to_undo_each_step_by_hand() -> None:
+    # GIVEN a malicious-object incident whose Block Public Access and object-read deny were applied
+    found = incident(object_key="inbox/a.exe", principal_type=None, principal_name=None)
+    triage = Triage("fb-1", found, Playbook.PROTECT_BUCKET, Mode.ENFORCE)
+    steps = [
+        block_public_access_action(),
+        Action(
+            ActionType.PROTECT_BUCKET,
+            BUCKET,
+            Outcome.APPLIED,
+            "denied",
+            {"bucket": BUCKET, "policy_statement": DENY_OBJECT_READS_SID, "objects": []},
+            {"bucket": BUCKET, "policy_statement": DENY_OBJECT_READS_SID, "objects": ["arn:aws:s3:::b/inbox/a.exe"]},
+        ),
+    ]
+
+    # WHEN the email text is written
+    text = summary(IncidentStatus.CONTAINED, triage, steps, "arn:aws:states:us-east-1:1:execution:x:y")
+
+    # THEN it names the bucket and the object kept as evidence, and the by-hand undo of both steps
+    assert f"Bucket:    {BUCKET}" in text
+    assert "Object:    inbox/a.exe (kept as evidence; reads denied)" in text
+    assert f"aws s3api delete-public-access-block --bucket {BUCKET}" in text
+    assert f"take arn:aws:s3:::b/inbox/a.exe out of statement {DENY_OBJECT_READS_SID}" in text
+
+
+def block_public_access_action() -> Action:
+    before = {"bucket": BUCKET, "public_access_block": None}
+    return Action(
+        ActionType.PROTECT_BUCKET, BUCKET, Outcome.APPLIED, "on", before, {**before, "public_access_block": {}}
+    )

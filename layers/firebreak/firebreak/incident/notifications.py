@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+from firebreak.core.models import Incident as _Incident
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def undo_lines(incident_id: str, actions: Sequence[Action], release_arn: str) ->
         lines.append(f"  in AWS:  {request['command']}")
     lines.append(f"  locally: {LOCAL_RELEASE}")
     lines += [f"  by hand: {step}" for step in map(revoke_undo, changed) if step]
+    lines += [f"  by hand: {step}" for step in map(bucket_undo, changed) if step]
     return lines
 
 
@@ -114,6 +116,7 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
         if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST and " " not in action.target
     ]
     steps = [revoke_undo(action) for action in actions if action.type is ActionType.REVOKE_CREDENTIALS]
+    steps += [bucket_undo(action) for action in actions if action.type is ActionType.PROTECT_BUCKET]
     if blocked:
         # The blocklist table is the truth: an address removed from an IPSet by hand is put back by the next sweep.
         steps.append(
@@ -144,6 +147,35 @@ def revoke_undo(action: Action) -> str | None:
     return None
 
 
+def bucket_undo(action: Action) -> str | None:
+    """protect-bucket: what reverses one applied bucket step by hand, read from its recorded before-state."""
+    before, bucket = action.before, action.target
+    if action.outcome is not Outcome.APPLIED:
+        return None
+    if "public_access_block" in before:
+        if before["public_access_block"] is None:
+            return f"aws s3api delete-public-access-block --bucket {bucket}"
+        return f"put the earlier Block Public Access of bucket {bucket} back from the incident record"
+    if "logging" in before:
+        return f"aws s3api put-bucket-logging --bucket {bucket} --bucket-logging-status '{{}}' (logging was off)"
+    if "policy_statement" in before:
+        added = sorted(
+            set(action.after.get("principals") or action.after.get("objects") or ())
+            - set(before.get("principals") or before.get("objects") or ())
+        )
+        return f"take {', '.join(added)} out of statement {before['policy_statement']} in the policy of bucket {bucket}"
+    return None
+
+
+def _bucket_lines(incident: _Incident) -> list[str]:
+    """protect-bucket: the bucket the finding names and the object Malware Protection found, for the responders."""
+    if not incident.bucket_name:
+        return []
+    return [f"Bucket:    {incident.bucket_name}"] + (
+        [f"Object:    {incident.object_key} (kept as evidence; reads denied)"] if incident.object_key else []
+    )
+
+
 def _action_lines(actions: Sequence[Action]) -> list[str]:
     lines = [
         f"  {OUTCOME_MARKS.get(a.outcome, '?')} {a.type.value} {a.target}: {a.outcome.value}"
@@ -155,17 +187,21 @@ def _action_lines(actions: Sequence[Action]) -> list[str]:
 
 def _header(triage: Triage) -> list[str]:
     incident = triage.incident
-    return [
-        f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
-        f" from {incident.product_name or incident.source}",
-        f"Account:   {incident.account_id} {incident.region}",
-        f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
-        + (f" ({incident.resource_role})" if incident.resource_role else ""),
-        f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
-    ] + (
-        [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
-        if incident.principal_type
-        else []
+    return (
+        [
+            f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
+            f" from {incident.product_name or incident.source}",
+            f"Account:   {incident.account_id} {incident.region}",
+            f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
+            + (f" ({incident.resource_role})" if incident.resource_role else ""),
+            f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
+        ]
+        + (
+            [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
+            if incident.principal_type
+            else []
+        )
+        + _bucket_lines(incident)
     )
 
 
@@ -267,7 +303,7 @@ def chatbot_notification(
     request = release_request(triage.incident_id, release_arn)
     if changes(actions) and request["command"]:
         next_steps.append(f"Undo: `{request['command']}`")
-    related = [value for value in (incident.instance_id, incident.access_key_id) if value]
+    related = [value for value in (incident.instance_id, incident.access_key_id, incident.bucket_name) if value]
     return {
         "version": "1.0",
         "source": "custom",
