@@ -22,6 +22,7 @@ SCENARIOS = {
     "revoke-credentials (role)": "guardduty_access_key_malicious_ip",
     "contain-instance (member)": "guardduty_member_c2_outbound",
     "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
+    "protect-bucket": "guardduty_s3_bucket_anonymous_access_granted",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
