@@ -293,3 +293,27 @@ def block_public_access_action() -> Action:
     return Action(
         ActionType.PROTECT_BUCKET, BUCKET, Outcome.APPLIED, "on", before, {**before, "public_access_block": {}}
     )
+
+
+@pytest.mark.parametrize("role", ["firebreak-ReleaseIncidentFunctionRole-1A2B", "firebreak-member-release-incident"])
+def test_a_change_by_firebreaks_own_role_is_not_protected_again(s3: Any, role: str) -> None:
+    # GIVEN the finding reports Block Public Access turned off by Firebreak's release (its own role)
+    found = incident(
+        finding_type="Policy:S3/BucketBlockPublicAccessDisabled",
+        principal_type="AssumedRole",
+        principal_name=role,
+        principal_id="AROAEXAMPLE:fb-1",
+    )
+    # WHEN the bucket is protected THEN nothing is done again, so the release a person asked for stands
+    protection = protect(PlaybookRequest("fb-2", found, Mode.ENFORCE), SETTINGS)
+    assert protection.status is ProtectionStatus.EXEMPT
+    assert protection.suppressed_reason == "change made by Firebreak's own role"
+    assert (protection.revoke, protection.block_addresses) == (False, ())
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_public_access_block(Bucket=BUCKET)
+
+
+def test_without_the_stack_name_only_the_member_roles_count_as_firebreaks() -> None:
+    unnamed = RevocationSettings("", frozenset(), False, False)
+    assert bucket._firebreaks_role("firebreak-member-protect-bucket", unnamed)
+    assert not bucket._firebreaks_role("batch-etl", unnamed)

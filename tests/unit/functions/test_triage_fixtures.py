@@ -155,6 +155,9 @@ FIXTURES = {
         "bucket-exposed-or-attacked",
         "enforce",
     ),
+    "guardduty_member_s3_malicious_ip_caller": Expected(
+        GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("193.32.162.96",), "bucket-exposed-or-attacked", "enforce"
+    ),
     "guardduty_s3_malicious_file": Expected(
         GD, "S3Object", "TARGET", None, None, (), "bucket-malicious-object", "enforce"
     ),

@@ -1,4 +1,4 @@
-"""normalise for protect-bucket: the bucket, its tags and the scanned object, from GuardDuty and from Security Hub."""
+"""Triage for protect-bucket: the bucket, its tags and the scanned object from either source; mode, budget, plan."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import Any
 import pytest
 
 from firebreak.core.errors import FindingRejected
+from firebreak.core.models import ActionType, Mode, Outcome, Playbook
+from firebreak.core.settings import Settings
+from firebreak.triage.approvals import planned_actions
+from firebreak.triage.breaker import WORKLOADS
+from firebreak.triage.decision import charge, triage
 from firebreak.triage.findings import normalise
 from tests.support import load_event
 
@@ -83,3 +88,32 @@ def test_a_security_hub_s3_resource_whose_id_is_no_s3_arn_is_rejected() -> None:
     event = asff_copy([{"Type": "AwsS3Bucket", "Id": "acme-payroll-reports"}], "Policy:S3-BucketPublicAccessGranted")
     with pytest.raises(FindingRejected, match=r"Resources\[0\]\.Id"):
         normalise(event)
+
+
+# --- the rest of triage ---------------------------------------------------------------------------------------------
+
+
+def test_protect_bucket_is_deployed_has_its_own_mode_and_counts_in_the_workload_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN protect-bucket set to approval while the stack enforces
+    monkeypatch.setenv("RESPONSE_MODE", "enforce")
+    monkeypatch.setenv("PROTECT_BUCKET_MODE", "approval")
+    settings = Settings.from_env()
+    result = triage(normalise(load_event("eventbridge/guardduty_s3_bucket_anonymous_access_granted")), settings)
+
+    # THEN it runs (no escalation), waits for approval, and takes one unit of the workload budget
+    assert (result.playbook, result.escalation, result.mode) == (Playbook.PROTECT_BUCKET, None, Mode.APPROVAL)
+    assert charge(result, settings)[0] is WORKLOADS
+    assert charge(result, settings)[2] == 1
+
+
+def test_approvers_are_told_the_bucket_the_caller_revoked_and_the_addresses_blocked() -> None:
+    incident = normalise(load_event("eventbridge/guardduty_s3_bucket_anonymous_access_granted"))
+    planned = planned_actions(Playbook.PROTECT_BUCKET, incident, Outcome.AWAITING_APPROVAL)
+    assert [(a.type, a.target) for a in planned] == [
+        (ActionType.PROTECT_BUCKET, "acme-payroll-reports"),
+        (ActionType.REVOKE_CREDENTIALS, "AKIAZ4FQH7XKN2LD3VC7"),
+        (ActionType.BLOCK_IP, "185.100.87.41"),
+    ]
+    assert "Block Public Access" in planned[0].reason

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from firebreak.containment.credentials import RevocationSettings, protection_reason
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
-from firebreak.core.members import partition_of, playbook_client
+from firebreak.core.members import MEMBER_ROLES, partition_of, playbook_client
 from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
 
 if TYPE_CHECKING:
@@ -396,7 +396,25 @@ def _gate(s3: S3Client, incident: Incident, bucket: str, settings: RevocationSet
     if settings.stack_name and tags.get(STACK_TAG) == settings.stack_name:
         reason = f"bucket {bucket} belongs to the Firebreak stack {settings.stack_name}: never touched"
         return Protection(ProtectionStatus.EXEMPT, (_action(bucket, Outcome.SKIPPED, reason),))
+    # A release putting Block Public Access or logging back as they were raises the same finding, by Firebreak's
+    # own role: protecting the bucket again would undo the release a person asked for.
+    if incident.principal_type == "AssumedRole" and _firebreaks_role(incident.principal_name or "", settings):
+        reason = (
+            f"the finding reports a change by Firebreak's own role {incident.principal_name} (a release puts the "
+            "bucket back as it was): not protected again"
+        )
+        suppressed = "change made by Firebreak's own role"
+        return Protection(ProtectionStatus.EXEMPT, (_action(bucket, Outcome.SKIPPED, reason),), suppressed)
     return None
+
+
+def _firebreaks_role(role: str, settings: RevocationSettings) -> bool:
+    """A member role or a role of the stack (CloudFormation names them <stack>-<LogicalId>-<suffix>)."""
+    name = role.casefold()
+    stack = settings.stack_name.casefold()
+    return name in {member.casefold() for member in MEMBER_ROLES.values()} or bool(
+        stack and name.startswith(f"{stack}-")
+    )
 
 
 def _policy_steps(

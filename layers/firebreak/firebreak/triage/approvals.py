@@ -100,6 +100,9 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
         targets.append((ActionType.REVOKE_CREDENTIALS, principal))
     elif playbook is Playbook.PROTECT_BUCKET:
         targets.append((ActionType.PROTECT_BUCKET, incident.bucket_name or "the finding's bucket"))
+        if incident.principal_type in ("IAMUser", "AssumedRole"):
+            principal = incident.access_key_id or incident.principal_name or "the finding's principal"
+            targets.append((ActionType.REVOKE_CREDENTIALS, principal))
     if playbook is not Playbook.NOTIFY_ONLY:
         targets += [(ActionType.BLOCK_IP, address) for address in incident.remote_ips]
     return tuple(Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets)
