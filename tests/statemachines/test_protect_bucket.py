@@ -22,6 +22,7 @@ SID = "FirebreakDenyIncidentPrincipals"
 OBJECT_SID = "FirebreakDenyMaliciousObjectReads"
 PROTECT_FUNCTION = "firebreak-ProtectBucketFunction"
 REVOKE_FUNCTION = "firebreak-RevokeCredentialsFunction"
+BLOCK_FUNCTION = "firebreak-BlockIpFunction"
 # A statement the bucket's owners wrote, which Firebreak must keep exactly as it is.
 OWNERS_STATEMENT = {
     "Sid": "AllowPayrollApp",
@@ -268,6 +269,40 @@ def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(en
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == [USER_ARN]
     assert engine.blocked_ips() == ["185.100.87.41/32"]
     assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_the_block_step_crashing_is_failed_and_the_bucket_and_credentials_are_still_protected(engine: Engine) -> None:
+    # GIVEN the block function crashes
+    def crash(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    engine.dispatcher.override(BLOCK_FUNCTION, crash)
+
+    # WHEN the public-bucket finding runs
+    execution = run(engine, PUBLIC)
+
+    # THEN the address is reported failed, never dropped, and the incident is partially contained
+    [failed] = actions(execution, "block_ip")
+    assert (failed["target"], failed["outcome"]) == ("185.100.87.41", "failed")
+    assert failed["reason"] == "step Block Addresses failed: RuntimeError"
+    assert {a["outcome"] for a in actions(execution)} == {"applied"}
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_a_refused_logging_write_is_failed_and_the_rest_still_protects(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Engine(TEMPLATE, {"AlwaysRespondTypes": "Stealth:S3/ServerAccessLoggingDisabled"}) as engine:
+        # GIVEN S3 refuses to turn logging on
+        monkeypatch.setattr(aws.client("s3", region="us-east-1"), "put_bucket_logging", refuse("PutBucketLogging"))
+
+        # WHEN the logging finding runs
+        execution = run(engine, LOGGING)
+
+        # THEN the logging step is failed with S3's answer, the caller's session is still denied and revoked
+        outcomes = [(a["outcome"], a["reason"].split(":")[0]) for a in actions(execution)]
+        assert outcomes[1] == ("failed", "turning logging on failed")
+        assert outcomes[2][0] == "applied"
+        assert engine.world.report()["revoked_roles"] == ["batch-etl"]
+        assert report(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
