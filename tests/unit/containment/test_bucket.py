@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from firebreak.containment import bucket
 from firebreak.containment.bucket import (
@@ -317,3 +318,32 @@ def test_without_the_stack_name_only_the_member_roles_count_as_firebreaks() -> N
     unnamed = RevocationSettings("", frozenset(), False, False)
     assert bucket._firebreaks_role("firebreak-member-protect-bucket", unnamed)
     assert not bucket._firebreaks_role("batch-etl", unnamed)
+
+
+def throttled(**kwargs: Any) -> Any:
+    raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutBucketPolicy")
+
+
+def test_throttling_before_any_change_propagates_for_the_state_machines_retry(
+    s3: Any, iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN Block Public Access already on, and S3 throttling the policy write
+    s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=dict.fromkeys(bucket.ALL_BLOCKED, True))
+    monkeypatch.setattr(aws.client("s3", region="us-east-1"), "put_bucket_policy", throttled)
+    # WHEN / THEN nothing changed yet, so a retry of the whole step is safe: it propagates
+    with pytest.raises(ClientError):
+        protect(PlaybookRequest("fb-1", incident(), Mode.ENFORCE), SETTINGS)
+
+
+def test_throttling_after_a_change_is_a_failed_action_so_the_change_stays_on_the_record(
+    s3: Any, iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN Block Public Access is turned on by this run, then S3 throttles the policy write
+    monkeypatch.setattr(aws.client("s3", region="us-east-1"), "put_bucket_policy", throttled)
+    # WHEN the bucket is protected
+    protection = protect(PlaybookRequest("fb-1", incident(), Mode.ENFORCE), SETTINGS)
+    # THEN the change is recorded applied (with its before-state) and the throttled write failed, not retried
+    assert [a.outcome for a in protection.actions] == [Outcome.APPLIED, Outcome.FAILED]
+    assert protection.actions[0].before["public_access_block"] is None
+    assert protection.actions[1].reason.startswith("SlowDown")
+    assert protection.status is ProtectionStatus.FAILED

@@ -10,10 +10,11 @@ but keeps the root user and the break-glass principals in, so the evidence can s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +27,12 @@ from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outc
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PublicAccessBlockConfigurationTypeDef
+
+P = ParamSpec("P")
+# Firebreak's statement for some values (principal or object ARNs), and the values a policy's statement names.
+Build = Callable[[Sequence[str]], dict[str, Any]]
+Listed = Callable[[Mapping[str, Any] | None], list[str]]
 
 # The Sids Firebreak owns in a bucket policy; release and every later run find its statements by them.
 DENY_PRINCIPALS_SID = "FirebreakDenyIncidentPrincipals"
@@ -281,7 +288,13 @@ def block_public_access(s3: S3Client, bucket: str, dry_run: bool) -> Action:
     if dry_run:
         call = f"would call s3:PutPublicAccessBlock(Bucket={bucket}, PublicAccessBlockConfiguration=<all four true>)"
         return _action(bucket, Outcome.PLANNED, call, before, after)
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(ALL_BLOCKED))  # type: ignore[arg-type]
+    settings: PublicAccessBlockConfigurationTypeDef = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=settings)
     was = "none of its own" if current is None else ", ".join(k for k, v in current.items() if not v) + " off"
     return _action(bucket, Outcome.APPLIED, f"Block Public Access turned on (it had {was})", before, after)
 
@@ -316,7 +329,7 @@ def restore_logging(s3: S3Client, incident: Incident, bucket: str, dry_run: bool
 
 
 def deny_in_policy(
-    s3: S3Client, bucket: str, sid: str, adding: Sequence[str], build: Any, listed: Any, dry_run: bool
+    s3: S3Client, bucket: str, sid: str, adding: Sequence[str], build: Build, listed: Listed, dry_run: bool
 ) -> Action:
     """Add `adding` to Firebreak's statement `sid` (built by build(values), read by listed(policy)), merging into
     the bucket's policy; a concurrent writer's change is re-read and merged again rather than overwritten."""
@@ -364,11 +377,31 @@ def protect(request: PlaybookRequest, settings: RevocationSettings) -> Protectio
         gate_revoke = revoke and gate.status not in STOPPED
         gate_addresses = () if gate.status in STOPPED else addresses
         return Protection(gate.status, gate.actions, gate.suppressed_reason, gate_revoke, gate_addresses)
-    actions = [_step(bucket, "turning Block Public Access on", block_public_access, s3, bucket, request.dry_run)]
+    dry_run = request.dry_run
+    steps: list[Callable[[], Action]] = [
+        partial(_step, bucket, "turning Block Public Access on", block_public_access, s3, bucket, dry_run)
+    ]
     if any(kind in incident.finding_type for kind in _LOGGING_DISABLED):
-        actions.append(_step(bucket, "turning logging on", restore_logging, s3, incident, bucket, request.dry_run))
-    actions += _policy_steps(s3, iam, incident, bucket, settings, request.dry_run)
-    return Protection(_status(actions, request.dry_run), tuple(actions), None, revoke, addresses)
+        steps.append(partial(_step, bucket, "turning logging on", restore_logging, s3, incident, bucket, dry_run))
+    steps += _policy_steps(s3, iam, incident, bucket, settings, dry_run)
+    actions = _in_order(bucket, steps)
+    return Protection(_status(actions, dry_run), tuple(actions), None, revoke, addresses)
+
+
+def _in_order(bucket: str, steps: Sequence[Callable[[], Action]]) -> list[Action]:
+    """Each step's action. S3 still throttling propagates for the ASL Retry only while this run has changed nothing:
+    a retry after a change finds it done and records the changed state as its before-state, so the release could not
+    put the bucket back. After a change it is a failed action, and the incident is truthfully partially contained."""
+    actions: list[Action] = []
+    for step in steps:
+        try:
+            actions.append(step())
+        except ClientError as error:
+            if all(action.outcome is not Outcome.APPLIED for action in actions):
+                raise
+            reason = f"{describe_error(error)}: still failing after retries; not retried, so the change before it stays"
+            actions.append(_action(bucket, Outcome.FAILED, reason))
+    return actions
 
 
 def _gate(s3: S3Client, incident: Incident, bucket: str, settings: RevocationSettings) -> Protection | None:
@@ -424,39 +457,17 @@ def _policy_steps(
     bucket: str,
     settings: RevocationSettings,
     dry_run: bool,
-) -> list[Action]:
+) -> list[Callable[[], Action]]:
+    """The bucket-policy steps: deny the caller when the finding names one, deny reads of a malicious object."""
     partition = partition_of(incident.region)
-    actions: list[Action] = []
+    steps: list[Callable[[], Action]] = []
     if incident.principal_type is not None:
-        try:
-            denial = principal_denial(iam, incident, settings)
-        except ClientError as error:
-            if is_transient(error):
-                raise
-            denial = Denial(None, f"looking the user's ARN up failed: {describe_error(error)}")
-            actions.append(_action(bucket, Outcome.FAILED, f"caller not denied: {denial.reason}"))
-        else:
-            if denial.arn is None:
-                actions.append(_action(bucket, Outcome.SKIPPED, f"caller not denied on the bucket: {denial.reason}"))
-            else:
-                actions.append(
-                    _step(
-                        bucket,
-                        f"writing statement {DENY_PRINCIPALS_SID}",
-                        deny_in_policy,
-                        s3,
-                        bucket,
-                        DENY_PRINCIPALS_SID,
-                        [denial.arn],
-                        lambda values: principals_statement(partition, bucket, values),
-                        denied_principals,
-                        dry_run,
-                    )
-                )
+        steps.append(partial(_deny_caller, s3, iam, incident, bucket, settings, dry_run))
     if incident.object_key:
         keep_in = admins(partition, incident.account_id, settings)
-        actions.append(
-            _step(
+        steps.append(
+            partial(
+                _step,
                 bucket,
                 f"writing statement {DENY_OBJECT_READS_SID}",
                 deny_in_policy,
@@ -469,18 +480,48 @@ def _policy_steps(
                 dry_run,
             )
         )
-    return actions
+    return steps
 
 
-def _step(bucket: str, doing: str, run: Any, *args: Any) -> Action:
+def _deny_caller(
+    s3: S3Client,
+    iam: IAMClient | None,
+    incident: Incident,
+    bucket: str,
+    settings: RevocationSettings,
+    dry_run: bool,
+) -> Action:
+    try:
+        denial = principal_denial(iam, incident, settings)
+    except ClientError as error:
+        if is_transient(error):
+            raise
+        return _action(bucket, Outcome.FAILED, f"caller not denied: looking its ARN up failed: {describe_error(error)}")
+    if denial.arn is None:
+        return _action(bucket, Outcome.SKIPPED, f"caller not denied on the bucket: {denial.reason}")
+    partition = partition_of(incident.region)
+    return _step(
+        bucket,
+        f"writing statement {DENY_PRINCIPALS_SID}",
+        deny_in_policy,
+        s3,
+        bucket,
+        DENY_PRINCIPALS_SID,
+        [denial.arn],
+        lambda values: principals_statement(partition, bucket, values),
+        denied_principals,
+        dry_run,
+    )
+
+
+def _step(bucket: str, doing: str, run: Callable[P, Action], *args: P.args, **kwargs: P.kwargs) -> Action:
     """run's action, or a failed one naming S3's refusal; throttling and 5xx propagate for the ASL Retry."""
     try:
-        action: Action = run(*args)
+        return run(*args, **kwargs)
     except ClientError as error:
         if is_transient(error):
             raise
         return _action(bucket, Outcome.FAILED, f"{doing} failed: {describe_error(error)}"[:500])
-    return action
 
 
 def _status(actions: Sequence[Action], dry_run: bool) -> ProtectionStatus:
