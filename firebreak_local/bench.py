@@ -42,6 +42,16 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
     if isinstance(instance, str):
         # Unique per scenario too: two scenarios naming one instance would find it already isolated.
         text = text.replace(instance, f"i-{zlib.crc32(instance.encode() + text.encode()):08x}{run + 2:09x}")
+    buckets = resource.get("s3BucketDetails") if isinstance(resource, dict) else None
+    if (
+        isinstance(buckets, list)
+        and buckets
+        and isinstance(buckets[0], dict)
+        and isinstance(buckets[0].get("name"), str)
+    ):
+        # protect-bucket: a bucket of its own per run, so each run protects one rather than finding it protected.
+        text = text.replace(f'"{buckets[0]["name"]}"', f'"{buckets[0]["name"]}-{run + 2}"')
+        text = text.replace(f':::{buckets[0]["name"]}"', f':::{buckets[0]["name"]}-{run + 2}"')
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
