@@ -1,8 +1,9 @@
-"""Protect Bucket: {incident_id, incident, mode} -> {status, actions, revoke, block_addresses, suppressed_reason}.
+"""Protect Bucket: {incident_id, incident, mode, approved} -> {status, actions, revoke, block_addresses, ...}.
 
 Turns the bucket's Block Public Access on, server access logging back on when the finding says it was turned off,
 and writes Firebreak's bucket-policy statements denying the finding's principal and reads of a malicious object; or
-says why not: NOT_FOUND, EXEMPT, APPROVAL_REQUIRED. `revoke` and `block_addresses` say what the playbook does next.
+says why not: NOT_FOUND, EXEMPT, APPROVAL_REQUIRED (a tag added since the finding, and `approved` not true).
+`revoke` and `block_addresses` say what the playbook does next; `suppressed_reason` makes an exempt bucket SUPPRESSED.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])
-    protection = protect(request, RevocationSettings.from_env())
+    protection = protect(request, RevocationSettings.from_env(), approved=event["input"].get("approved") is True)
     logger.info(
         "Protected bucket",
         extra={

@@ -392,6 +392,25 @@ def test_bucket_tagged_for_approval_since_the_finding_is_not_changed(engine: Eng
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
 
 
+def test_a_bucket_tagged_for_approval_since_the_finding_is_protected_once_a_person_approves() -> None:
+    # GIVEN protect-bucket in approval mode, and a bucket tagged firebreak:approval=required since the finding
+    with Engine(TEMPLATE, {"ProtectBucketMode": "approval"}) as engine:
+        event = load_event(f"eventbridge/{PUBLIC}")
+        engine.world.seed(event)
+        engine.client("s3").put_bucket_tagging(
+            Bucket=PUBLIC_BUCKET, Tagging={"TagSet": [{"Key": "firebreak:approval", "Value": "required"}]}
+        )
+        rule = engine.matching_rule(event)
+        assert rule is not None
+
+        # WHEN a person approves the run
+        execution = engine.start(rule, event, Approvals.APPROVE)
+
+        # THEN the approval counts: the bucket is protected
+        assert report(execution)["status"] == "CONTAINED"
+        assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
+
+
 def test_a_protected_principal_is_never_denied_on_the_bucket() -> None:
     # GIVEN report-exporter is on the break-glass list
     with Engine(TEMPLATE, {"ProtectedPrincipals": "report-exporter"}) as engine:

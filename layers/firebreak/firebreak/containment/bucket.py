@@ -357,8 +357,9 @@ def deny_in_policy(
 # --- the playbook step ---------------------------------------------------------------------------------------------
 
 
-def protect(request: PlaybookRequest, settings: RevocationSettings) -> Protection:
-    """Protect Bucket in the incident's account and Region: the guards, then each step; a refused step fails alone."""
+def protect(request: PlaybookRequest, settings: RevocationSettings, approved: bool = False) -> Protection:
+    """Protect Bucket in the incident's account and Region: the guards, then each step; a refused step fails alone.
+    `approved`: a person approved this run, which a bucket tagged firebreak:approval=required needs."""
     incident = request.incident
     bucket = incident.bucket_name
     revoke = incident.principal_type in _REVOCABLE
@@ -372,7 +373,7 @@ def protect(request: PlaybookRequest, settings: RevocationSettings) -> Protectio
     except MemberRoleUnavailable as error:
         failed = _action(bucket, Outcome.FAILED, f"bucket not protected: {error}")
         return Protection(ProtectionStatus.FAILED, (failed,), revoke=revoke, block_addresses=addresses)
-    gate = _gate(s3, incident, bucket, settings)
+    gate = _gate(s3, incident, bucket, settings, approved)
     if gate is not None:
         gate_revoke = revoke and gate.status not in STOPPED
         gate_addresses = () if gate.status in STOPPED else addresses
@@ -404,7 +405,9 @@ def _in_order(bucket: str, steps: Sequence[Callable[[], Action]]) -> list[Action
     return actions
 
 
-def _gate(s3: S3Client, incident: Incident, bucket: str, settings: RevocationSettings) -> Protection | None:
+def _gate(
+    s3: S3Client, incident: Incident, bucket: str, settings: RevocationSettings, approved: bool
+) -> Protection | None:
     """Gone, exempt, waiting for approval or Firebreak's own, by the bucket's tags now; None when it may be changed."""
     try:
         tags = {tag["Key"]: tag["Value"] for tag in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
@@ -420,10 +423,10 @@ def _gate(s3: S3Client, incident: Incident, bucket: str, settings: RevocationSet
         suppressed = f"bucket tagged {EXEMPT_TAG}=true"
         return Protection(ProtectionStatus.EXEMPT, (_action(bucket, Outcome.SKIPPED, reason),), suppressed)
     # Triage waited for a person when the finding carried the tag; one added since has had no answer yet.
-    if tags.get(APPROVAL_TAG, "").lower() == "required" and (incident.tag(APPROVAL_TAG) or "").lower() != "required":
+    if tags.get(APPROVAL_TAG, "").lower() == "required" and not approved:
         reason = (
             f"bucket {bucket} is tagged {APPROVAL_TAG}=required since GuardDuty described it: nothing changed without "
-            "a person's approval; run the finding again in approval mode"
+            "a person's approval; run the finding again with ProtectBucketMode approval"
         )
         return Protection(ProtectionStatus.APPROVAL_REQUIRED, (_action(bucket, Outcome.SKIPPED, reason),))
     if settings.stack_name and tags.get(STACK_TAG) == settings.stack_name:
