@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, IncidentStatus, Outcome, Triage
-from firebreak.core.models import Incident as _Incident
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
 if TYPE_CHECKING:
@@ -167,8 +166,9 @@ def bucket_undo(action: Action) -> str | None:
     return None
 
 
-def _bucket_lines(incident: _Incident) -> list[str]:
+def _bucket_lines(triage: Triage) -> list[str]:
     """protect-bucket: the bucket the finding names and the object Malware Protection found, for the responders."""
+    incident = triage.incident
     if not incident.bucket_name:
         return []
     return [f"Bucket:    {incident.bucket_name}"] + (
@@ -187,21 +187,17 @@ def _action_lines(actions: Sequence[Action]) -> list[str]:
 
 def _header(triage: Triage) -> list[str]:
     incident = triage.incident
-    return (
-        [
-            f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
-            f" from {incident.product_name or incident.source}",
-            f"Account:   {incident.account_id} {incident.region}",
-            f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
-            + (f" ({incident.resource_role})" if incident.resource_role else ""),
-            f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
-        ]
-        + (
-            [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
-            if incident.principal_type
-            else []
-        )
-        + _bucket_lines(incident)
+    return [
+        f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
+        f" from {incident.product_name or incident.source}",
+        f"Account:   {incident.account_id} {incident.region}",
+        f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
+        + (f" ({incident.resource_role})" if incident.resource_role else ""),
+        f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
+    ] + (
+        [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
+        if incident.principal_type
+        else []
     )
 
 
@@ -215,7 +211,7 @@ def summary(
 ) -> str:
     """The readable message: what happened, what was done, skipped and failed, where to look, how to undo."""
     incident = triage.incident
-    lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage)]
+    lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage), *_bucket_lines(triage)]
     verdict = verdict_line(actions)
     if verdict:
         lines.append(f"Verdict:   {verdict}")

@@ -43,12 +43,12 @@ _NORMALIZED_BANDS = ((1.0, "INFORMATIONAL"), (40.0, "LOW"), (70.0, "MEDIUM"), (9
 _API_ACTIONS = ("awsApiCallAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
 _GUARDDUTY_FIELD = "aws/guardduty/service/"
 _ACCESS_KEY_ID_PREFIX = "AWS::IAM::AccessKey:"
-# ASFF flattens GuardDuty's evidence into ProductFields, one key per threat list (".0_", ".1_", ...).
 # protect-bucket: S3 bucket names as S3 allows them today, and where an ARN names a bucket or an object in one.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_RESOURCE_TYPES = frozenset({"S3Bucket", "S3Object"})
 _S3_ARN_PREFIX = re.compile(r"arn:aws[a-z-]*:s3:::")
 MAX_OBJECT_KEY = 1024
+# ASFF flattens GuardDuty's evidence into ProductFields, one key per threat list (".0_", ".1_", ...).
 _ASFF_THREAT_LIST = re.compile(r"aws/guardduty/service/evidence/threatIntelligenceDetails\.[0-9]+_/threatListName")
 
 
