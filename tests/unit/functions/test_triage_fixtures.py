@@ -46,6 +46,7 @@ ROUTED = {
     "instance-port-probed": "block-ip",
     "instance-compromised": "contain-instance",
     "credentials-compromised": "revoke-credentials",
+    "function-compromised": "contain-function",
     "posture-finding": "notify-only",
     "everything-else": "notify-only",
 }
@@ -94,7 +95,7 @@ FIXTURES = {
         "enforce",
     ),
     "guardduty_lambda_crypto_mining": Expected(
-        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "everything-else", "enforce"
+        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "function-compromised", "enforce"
     ),
     "guardduty_member_c2_outbound": Expected(
         GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"

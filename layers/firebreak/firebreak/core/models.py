@@ -18,6 +18,7 @@ class Playbook(StrEnum):
     REVOKE_CREDENTIALS = "revoke-credentials"
     BLOCK_IP = "block-ip"
     NOTIFY_ONLY = "notify-only"
+    CONTAIN_FUNCTION = "contain-function"
 
 
 class Mode(StrEnum):
@@ -60,6 +61,7 @@ class ActionType(StrEnum):
     NOTIFY = "notify"
     RECORD = "record"
     RELEASE = "release"
+    CONTAIN_FUNCTION = "contain_function"
 
 
 class Outcome(StrEnum):
@@ -165,6 +167,10 @@ class Incident:
     updated_at: str | None = None
     first_seen_at: str | None = None
     finding_arn: str | None = None
+    # contain-function: the Lambda function a Lambda Protection finding names, and its execution role's ARN.
+    function_name: str | None = None
+    function_arn: str | None = None
+    function_role_arn: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

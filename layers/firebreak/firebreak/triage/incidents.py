@@ -8,11 +8,14 @@ from collections.abc import Iterable
 from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, Mode, Outcome, Playbook
 
 # Actions that change the account; enrichment, notification and records do not contain anything.
-CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
+CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP}) | {
+    ActionType.CONTAIN_FUNCTION
+}
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
 # A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
 # incident, whatever else it blocked.
 _MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
+_MAIN_ACTION[Playbook.CONTAIN_FUNCTION] = ActionType.CONTAIN_FUNCTION
 
 
 def incident_id_for(incident: Incident) -> str:
