@@ -97,6 +97,9 @@ FIXTURES = {
     "guardduty_lambda_crypto_mining": Expected(
         GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "function-compromised", "enforce"
     ),
+    "guardduty_member_lambda_c2_activity": Expected(
+        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "function-compromised", "enforce"
+    ),
     "guardduty_member_c2_outbound": Expected(
         GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"
     ),

@@ -27,6 +27,7 @@ from firebreak.containment.credentials import (
     USER_DENY_POLICY,
     inline_policy,
 )
+from firebreak.containment.function import reserved_concurrency
 from firebreak.containment.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.core.aws import error_code
 from firebreak.core.models import Action, ActionType, Outcome, utc_now
@@ -68,8 +69,20 @@ _KINDS = (
     ("access_key_id", "access_key"),
     ("login_profile", "login_profile"),
     ("tags", "tags"),
+    # contain-function
+    ("evidence_version", "function_evidence"),
+    ("reserved_concurrency", "reserved_concurrency"),
 )
-_IDS = ("network_interface", "target_group", "user", "role", "policy_name", "access_key_id", "security_group")
+_IDS: tuple[str, ...] = (
+    "network_interface",
+    "target_group",
+    "user",
+    "role",
+    "policy_name",
+    "access_key_id",
+    "security_group",
+)
+_IDS += ("function",)
 
 
 def step_kind(action: Action) -> str:
@@ -94,6 +107,9 @@ def kept(action: Action) -> str | None:
     if kind == "firebreak_group":
         # One quarantine group per VPC holds every isolated instance there, whichever incident isolated it.
         return f"Firebreak group {action.after.get('security_group', '')} (shared by every incident in its VPC)"
+    if kind == "function_evidence":
+        version, function = action.after.get("evidence_version", ""), action.after.get("function", "")
+        return f"version {version} of function {function} (evidence)"
     return None
 
 
@@ -384,6 +400,32 @@ def undo_login_profile(action: Action, context: ReleaseContext) -> Action:
     return released(action, found, found, f"user {user} has a console password again, set since by a person")
 
 
+# --- contain_function ---------------------------------------------------------------------------------------------
+
+
+def undo_reserved_concurrency(action: Action, context: ReleaseContext) -> Action:
+    """The function's reserved concurrency back to what it was, or none reserved again, if it is still 0."""
+    client, name = context.client("lambda"), str(action.after["function"])
+    try:
+        current = reserved_concurrency(client, name)
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+        return conflict(action, {"reserved_concurrency": None}, [f"function {name} no longer exists"])
+    found = {"reserved_concurrency": current}
+    problems = differences(found, {"reserved_concurrency": action.after["reserved_concurrency"]})
+    if problems:
+        return conflict(action, found, problems)
+    previous = action.before.get("reserved_concurrency")
+    if previous is None:
+        client.delete_function_concurrency(FunctionName=name)
+        reason = f"function {name} has no reserved concurrency again: it shares the account's pool and can be invoked"
+    else:
+        client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(previous))
+        reason = f"reserved concurrency of function {name} back to {previous}: it can be invoked again"
+    return released(action, found, {"reserved_concurrency": previous}, reason)
+
+
 UNDO: Mapping[str, Undo] = {
     "block": undo_block_ip,
     "interface": undo_interface,
@@ -395,4 +437,5 @@ UNDO: Mapping[str, Undo] = {
     "access_key": undo_access_key,
     "inline_policy": undo_inline_policy,
     "login_profile": undo_login_profile,
+    "reserved_concurrency": undo_reserved_concurrency,
 }
