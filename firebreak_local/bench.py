@@ -22,6 +22,7 @@ SCENARIOS = {
     "revoke-credentials (role)": "guardduty_access_key_malicious_ip",
     "contain-instance (member)": "guardduty_member_c2_outbound",
     "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
+    "contain-function": "guardduty_lambda_crypto_mining",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
@@ -41,6 +42,10 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
     if isinstance(instance, str):
         # Unique per scenario too: two scenarios naming one instance would find it already isolated.
         text = text.replace(instance, f"i-{zlib.crc32(instance.encode() + text.encode()):08x}{run + 2:09x}")
+    function = resource.get("lambdaDetails", {}).get("functionName") if isinstance(resource, dict) else None
+    if isinstance(function, str):
+        # contain-function: a function (and role) per run, or every later run would find it stopped already.
+        text = text.replace(function, f"{function}-bench{run + 2}")
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"

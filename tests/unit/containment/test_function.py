@@ -22,9 +22,11 @@ from firebreak.containment.function import (
     publish_evidence,
     stop_invocations,
 )
-from firebreak.core.models import Action, ActionType, Mode, Outcome, PlaybookRequest
+from firebreak.core.models import Action, ActionType, IncidentStatus, Mode, Outcome, Playbook, PlaybookRequest, Triage
+from firebreak.incident.notifications import summary, undo_hint
 from firebreak.incident.undo import ReleaseContext, kept, undo
 from firebreak.triage.findings import normalise
+from firebreak.triage.incidents import incident_id_for
 from tests.support import load_event
 
 NAME = "thumbnailer"
@@ -302,3 +304,28 @@ def test_security_hub_copy_of_a_lambda_finding_names_the_function_by_its_arn() -
     incident = normalise(event)
     assert (incident.resource_type, incident.function_name) == ("Lambda", NAME)
     assert incident.tag("firebreak:approval") == "required"
+
+
+# --- what responders read -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("previous", "command"),
+    [
+        (None, "aws lambda delete-function-concurrency --function-name thumbnailer"),
+        (7, "aws lambda put-function-concurrency --function-name thumbnailer --reserved-concurrent-executions 7"),
+    ],
+)
+def test_the_notification_names_the_function_its_role_and_how_to_undo_the_stop(
+    previous: int | None, command: str
+) -> None:
+    # GIVEN a contained function's incident
+    finding = normalise(load_event("eventbridge/guardduty_lambda_crypto_mining"))
+    triage = Triage(incident_id_for(finding), finding, Playbook.CONTAIN_FUNCTION, Mode.ENFORCE)
+
+    # WHEN the responders' message is written
+    text = summary(IncidentStatus.CONTAINED, triage, [recorded(previous)], "arn:aws:states:::execution:x")
+
+    # THEN it names the function and its role, and the by-hand undo of the concurrency
+    assert "Function:  thumbnailer (execution role arn:aws:iam::123456789012:role/thumbnailer-role)" in text
+    assert command in (undo_hint([recorded(previous)]) or "")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, Incident, IncidentStatus, Outcome, Triage
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
         if action.type is ActionType.BLOCK_IP and action.outcome in _ADDED_TO_BLOCK_LIST and " " not in action.target
     ]
     steps = [revoke_undo(action) for action in actions if action.type is ActionType.REVOKE_CREDENTIALS]
+    steps += [function_undo(action) for action in actions if action.type is ActionType.CONTAIN_FUNCTION]
     if blocked:
         # The blocklist table is the truth: an address removed from an IPSet by hand is put back by the next sweep.
         steps.append(
@@ -142,6 +143,23 @@ def revoke_undo(action: Action) -> str | None:
     if before.get("login_profile"):
         return f"aws iam create-login-profile --user-name {before['user']} (a new password)"
     return None
+
+
+def function_undo(action: Action) -> str | None:
+    """contain-function: the command that gives a stopped function back its reserved concurrency, or none."""
+    if action.outcome is not Outcome.APPLIED or "reserved_concurrency" not in action.before:
+        return None
+    name, previous = action.before.get("function"), action.before["reserved_concurrency"]
+    if previous is None:
+        return f"aws lambda delete-function-concurrency --function-name {name}"
+    return f"aws lambda put-function-concurrency --function-name {name} --reserved-concurrent-executions {previous}"
+
+
+def _function_lines(incident: Incident) -> list[str]:
+    """contain-function: the function and the execution role whose older sessions it denies."""
+    if not incident.function_name:
+        return []
+    return [f"Function:  {incident.function_name} (execution role {incident.function_role_arn or 'unknown'})"]
 
 
 def _action_lines(actions: Sequence[Action]) -> list[str]:
@@ -180,6 +198,7 @@ def summary(
     """The readable message: what happened, what was done, skipped and failed, where to look, how to undo."""
     incident = triage.incident
     lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage)]
+    lines += _function_lines(incident)
     verdict = verdict_line(actions)
     if verdict:
         lines.append(f"Verdict:   {verdict}")
