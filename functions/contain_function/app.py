@@ -1,8 +1,9 @@
-"""Contain Function: {incident_id, incident, mode} -> {status, actions, role_name, block_addresses, suppressed_reason}.
+"""Contain Function: {incident_id, incident, mode, approved_by} -> {status, actions, role_name, block_addresses, ...}.
 
 Sets the finding's Lambda function's reserved concurrency to 0 and publishes a version of it as evidence, or says why
 not: NOT_FOUND, EXEMPT, REFUSED (Firebreak's own, or tagged for approval since the finding). Also names the execution
-role whose older sessions the playbook denies next, and the remote addresses it blocks.
+role whose older sessions the playbook denies next, the remote addresses it blocks, and suppressed_reason.
+approved_by (who approved this run, if anyone) lets an approved run past an approval tag added since the finding.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])
-    containment = contain(request, RevocationSettings.from_env().stack_name)
+    approved = bool(event["input"].get("approved_by"))
+    containment = contain(request, RevocationSettings.from_env().stack_name, approved)
     logger.info(
         "Contained function",
         extra={

@@ -367,7 +367,9 @@ def test_approval_mode_waits_and_changes_nothing_until_approved() -> None:
         client = seed(engine, event)
         rule = engine.matching_rule(event)
         assert rule is not None
-        # AND once approved, it is contained
+        # AND once approved, it is contained, even though the function was tagged for approval since the finding
+        arn = client.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
+        client.tag_resource(Resource=arn, Tags={"firebreak:approval": "required"})
         approved = engine.start(rule, event, Approvals.APPROVE)
         assert report(approved)["status"] == "CONTAINED"
         assert concurrency(client) == 0

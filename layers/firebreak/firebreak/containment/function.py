@@ -183,7 +183,9 @@ def firebreak_own(function: LambdaFunction, stack_name: str) -> str | None:
     return None
 
 
-def _refusal(request: PlaybookRequest, function: LambdaFunction, stack_name: str) -> FunctionContainment | None:
+def _refusal(
+    request: PlaybookRequest, function: LambdaFunction, stack_name: str, approved: bool
+) -> FunctionContainment | None:
     name = function.name
     if (function.tag(EXEMPT_TAG) or "").strip().lower() == "true":
         reason = f"function {name} is tagged {EXEMPT_TAG}=true: Firebreak never touches it"
@@ -195,7 +197,8 @@ def _refusal(request: PlaybookRequest, function: LambdaFunction, stack_name: str
         return FunctionContainment(ContainmentStatus.REFUSED, (_action(name, Outcome.SKIPPED, f"{own}; act by hand"),))
     # The finding's tags decided the mode; a tag added since must not be overridden by a run nobody approved.
     tagged_now = (function.tag(APPROVAL_TAG) or "").strip().lower() == "required"
-    if tagged_now and request.mode is Mode.ENFORCE and (request.incident.tag(APPROVAL_TAG) or "").lower() != "required":
+    asked = (request.incident.tag(APPROVAL_TAG) or "").lower() == "required"
+    if tagged_now and request.mode is Mode.ENFORCE and not asked and not approved:
         reason = (
             f"function {name} is tagged {APPROVAL_TAG}=required now (not when the finding was made): not contained "
             "without a person's approval; contain it by hand or answer a new finding in approval mode"
@@ -267,8 +270,11 @@ def _published_versions(client: LambdaClient, name: str) -> set[str]:
 # --- the playbook step --------------------------------------------------------------------------------------------
 
 
-def contain_function(client: LambdaClient, request: PlaybookRequest, stack_name: str) -> FunctionContainment:
-    """Contain Function: the guards, then reserved concurrency 0, then the evidence version."""
+def contain_function(
+    client: LambdaClient, request: PlaybookRequest, stack_name: str, approved: bool = False
+) -> FunctionContainment:
+    """Contain Function: the guards, then reserved concurrency 0, then the evidence version; `approved`: a person
+    approved this run (the live approval tag then asks for nothing more)."""
     name = request.incident.function_name
     if name is None:
         skipped = _action("unknown", Outcome.SKIPPED, "the finding names no Lambda function")
@@ -277,7 +283,7 @@ def contain_function(client: LambdaClient, request: PlaybookRequest, stack_name:
     if function is None:
         skipped = _action(name, Outcome.SKIPPED, f"function {name} does not exist: nothing left to contain")
         return FunctionContainment(ContainmentStatus.NOT_FOUND, (skipped,))
-    refusal = _refusal(request, function, stack_name)
+    refusal = _refusal(request, function, stack_name, approved)
     if refusal is not None:
         return refusal
     steps: Sequence[tuple[str, Callable[[], Action]]] = (
@@ -317,7 +323,7 @@ def _status(actions: Sequence[Action], dry_run: bool) -> ContainmentStatus:
     return ContainmentStatus.PLANNED if dry_run else ContainmentStatus.CONTAINED
 
 
-def contain(request: PlaybookRequest, stack_name: str) -> FunctionContainment:
+def contain(request: PlaybookRequest, stack_name: str, approved: bool = False) -> FunctionContainment:
     """contain_function in the incident's account and Region, through the function's member role outside the stack's."""
     try:
         client = playbook_client("lambda", request, "contain_function")
@@ -328,7 +334,7 @@ def contain(request: PlaybookRequest, stack_name: str) -> FunctionContainment:
         # The finding's role: revoke-credentials acts through a member role of its own, which may still be there.
         role = (request.incident.function_role_arn or "").rpartition("/")[2] or None
         return FunctionContainment(ContainmentStatus.FAILED, (failed,), role, request.incident.remote_ips)
-    return contain_function(client, request, stack_name)
+    return contain_function(client, request, stack_name, approved)
 
 
 def _action(
