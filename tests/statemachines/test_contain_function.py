@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
+import pytest
+
+from firebreak_local.cli import main
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event
+from tests.support import ROOT, TEMPLATE, incident_record, load_event
 
 FUNCTION = "thumbnailer"
 ROLE = "thumbnailer-role"
@@ -457,3 +461,24 @@ def test_a_member_accounts_function_is_contained_there_through_its_member_role_a
     released = report(engine.release(report(execution)["incident_id"]))
     assert released["status"] == "RELEASED", released
     assert concurrency(client, "order-webhook") is None
+
+
+# --- the run report ---------------------------------------------------------------------------------------------
+
+
+def test_the_run_report_shows_the_stopped_function_as_the_contract_says(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the crypto-mining function's finding, run as `firebreak run --json` would
+    monkeypatch.chdir(ROOT)
+    status = main(["run", "--json", "events/eventbridge/guardduty_lambda_crypto_mining.json"])
+    document = json.loads(capsys.readouterr().out)
+
+    # THEN the report validates against the contract and its world shows the function stopped and kept
+    jsonschema.validate(document, json.loads((ROOT / "contracts" / "run-report.schema.json").read_text()))
+    assert status == 0
+    assert [r["status"] for r in document["results"]] == ["CONTAINED"]
+    assert document["world"]["functions"] == {
+        FUNCTION: {"reserved_concurrency": 0, "evidence_version": "1", "account": "123456789012", "region": "us-east-1"}
+    }
+    assert document["world"]["blocked_ips"] == ["45.9.148.108/32"]

@@ -143,13 +143,10 @@ def test_exempt_function_is_never_touched(client: Any) -> None:
     assert concurrency(client) is None
 
 
-def test_a_live_approval_tag_stops_an_enforce_run_but_not_one_the_finding_already_asked_approval_for(
-    client: Any,
-) -> None:
+def test_a_live_approval_tag_stops_an_enforce_run_but_not_one_a_person_approved(client: Any) -> None:
     tag(client, "firebreak:approval", "required")
     assert contain_function(client, request(), STACK).status is ContainmentStatus.REFUSED
-    approved = request(resource_tags=(("firebreak:approval", "required"),))
-    assert contain_function(client, approved, STACK).status is ContainmentStatus.CONTAINED
+    assert contain_function(client, request(), STACK, approved=True).status is ContainmentStatus.CONTAINED
 
 
 def test_a_finding_naming_no_function_is_not_found(client: Any) -> None:

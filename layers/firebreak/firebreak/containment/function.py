@@ -195,10 +195,9 @@ def _refusal(
     own = firebreak_own(function, stack_name)
     if own is not None:
         return FunctionContainment(ContainmentStatus.REFUSED, (_action(name, Outcome.SKIPPED, f"{own}; act by hand"),))
-    # The finding's tags decided the mode; a tag added since must not be overridden by a run nobody approved.
+    # The finding's tags decided the mode; a tag added since stops every enforce run a person did not approve.
     tagged_now = (function.tag(APPROVAL_TAG) or "").strip().lower() == "required"
-    asked = (request.incident.tag(APPROVAL_TAG) or "").lower() == "required"
-    if tagged_now and request.mode is Mode.ENFORCE and not asked and not approved:
+    if tagged_now and request.mode is Mode.ENFORCE and not approved:
         reason = (
             f"function {name} is tagged {APPROVAL_TAG}=required now (not when the finding was made): not contained "
             "without a person's approval; contain it by hand or answer a new finding in approval mode"
