@@ -202,6 +202,7 @@ def test_publishing_twice_keeps_one_version_and_says_already_applied(client: Any
 
     # THEN the first published version 1, the second found Lambda had nothing new to publish
     assert (first.outcome, first.after["evidence_version"]) == (Outcome.APPLIED, "1")
+    assert first.after["finding_version"] == "$LATEST"
     assert (second.outcome, second.after["evidence_version"]) == (Outcome.ALREADY_APPLIED, "1")
     assert kept(first) == f"version 1 of function {NAME} (evidence)"
 

@@ -249,6 +249,8 @@ def publish_evidence(client: LambdaClient, function: LambdaFunction, request: Pl
     published = client.publish_version(**arguments)
     version = str(published["Version"])
     after = {**before, "evidence_version": version, "version_arn": published.get("FunctionArn"), **kept}
+    # A numbered version the finding saw run is immutable, so it is evidence as it stands; $LATEST is what this keeps.
+    after["finding_version"] = request.incident.function_version
     if version in existing:
         reason = (
             f"Lambda published no new version of {name}: version {version} already holds the code and configuration "

@@ -171,6 +171,7 @@ class Incident:
     function_name: str | None = None
     function_arn: str | None = None
     function_role_arn: str | None = None
+    function_version: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

@@ -210,6 +210,7 @@ def _guardduty_function(details: _Node) -> dict[str, Any]:
         "function_name": _matching(name, details.where("functionName"), _FUNCTION_NAME, "a Lambda function name"),
         "function_arn": arn,
         "function_role_arn": details.text("role", 2048),
+        "function_version": details.text("functionVersion", 64),
         "vpc_id": details.at("vpcConfig").text("vpcId", 64),
         "resource_tags": _tags(tags, details.where("tags")),
     }
