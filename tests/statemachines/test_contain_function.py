@@ -482,3 +482,42 @@ def test_the_run_report_shows_the_stopped_function_as_the_contract_says(
         FUNCTION: {"reserved_concurrency": 0, "evidence_version": "1", "account": "123456789012", "region": "us-east-1"}
     }
     assert document["world"]["blocked_ips"] == ["45.9.148.108/32"]
+
+
+# --- throttling -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("short_retry_waits")
+@pytest.mark.parametrize("operation", ["GetFunction", "GetFunctionConcurrency", "PutFunctionConcurrency"])
+def test_throttling_past_the_clients_retries_before_any_change_is_retried_by_the_step(
+    engine: Engine, operation: str
+) -> None:
+    # GIVEN Lambda throttles one call of Contain Function before it changed anything, past the client's 3 attempts
+    event = crypto_mining()
+    client = seed(engine, event)
+    with engine.faults.inject("lambda", operation, "TooManyRequestsException", times=3) as fault:
+        execution = run(engine, event)
+
+    # THEN the step's ASL Retry ran it again and the function is contained, nothing recorded twice
+    assert fault.hits == 3
+    assert report(execution)["status"] == "CONTAINED"
+    assert [a["outcome"] for a in actions(execution)] == ["applied", "applied"]
+    assert concurrency(client) == 0
+
+
+@pytest.mark.usefixtures("short_retry_waits")
+def test_throttling_of_the_version_after_the_stop_is_a_failed_step_so_the_stop_stays_on_the_record(
+    engine: Engine,
+) -> None:
+    # GIVEN Lambda throttles PublishVersion past the client's retries, after the concurrency was set to 0
+    event = crypto_mining()
+    client = seed(engine, event)
+    client.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=5)
+    with engine.faults.inject("lambda", "PublishVersion", "TooManyRequestsException", times=3):
+        execution = run(engine, event)
+
+    # THEN the step is not retried (it would record 0 as the before-state): the version failed, the stop kept 5
+    stop, keep = actions(execution)
+    assert (stop["outcome"], stop["before"]["reserved_concurrency"]) == ("applied", 5)
+    assert keep["outcome"] == "failed" and "TooManyRequestsException" in keep["reason"]
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
