@@ -22,6 +22,7 @@ from firebreak.containment.function import (
     publish_evidence,
     stop_invocations,
 )
+from firebreak.core.errors import FindingRejected
 from firebreak.core.models import Action, ActionType, IncidentStatus, Mode, Outcome, Playbook, PlaybookRequest, Triage
 from firebreak.incident.notifications import summary, undo_hint
 from firebreak.incident.undo import ReleaseContext, kept, undo
@@ -327,3 +328,16 @@ def test_the_notification_names_the_function_its_role_and_how_to_undo_the_stop(
     # THEN it names the function and its role, and the by-hand undo of the concurrency
     assert "Function:  thumbnailer (execution role arn:aws:iam::123456789012:role/thumbnailer-role)" in text
     assert command in (undo_hint([recorded(previous)]) or "")
+
+
+def test_a_lambda_finding_without_the_function_is_kept_and_one_with_a_garbled_name_refused() -> None:
+    # GIVEN a Lambda finding whose details lack the function, and one whose name is not a function name
+    event = load_event("eventbridge/guardduty_lambda_crypto_mining")
+    event["detail"]["resource"]["lambdaDetails"] = {}
+    garbled = load_event("eventbridge/guardduty_lambda_crypto_mining")
+    garbled["detail"]["resource"]["lambdaDetails"]["functionName"] = "thumbnailer; rm -rf /"
+
+    # THEN the first is an incident naming no function (the playbook then says so), the second is rejected
+    assert normalise(event).function_name is None
+    with pytest.raises(FindingRejected, match="lambdaDetails.functionName is missing or not a Lambda function name"):
+        normalise(garbled)

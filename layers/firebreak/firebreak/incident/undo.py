@@ -81,8 +81,9 @@ _IDS: tuple[str, ...] = (
     "policy_name",
     "access_key_id",
     "security_group",
+    # contain-function
+    "function",
 )
-_IDS += ("function",)
 
 
 def step_kind(action: Action) -> str:

@@ -207,7 +207,7 @@ def _guardduty_function(details: _Node) -> dict[str, Any]:
     name = details.text("functionName", 128) or _function_name_of(arn)
     tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
     return {
-        "function_name": _matching(name, details.where("functionName"), _FUNCTION_NAME, "a Lambda function name"),
+        "function_name": _function_name(name, details.where("functionName")),
         "function_arn": arn,
         "function_role_arn": details.text("role", 2048),
         "function_version": details.text("functionVersion", 64),
@@ -223,12 +223,17 @@ def _asff_function(resource: _Node) -> dict[str, Any]:
     name = details.text("FunctionName", 128) or _function_name_of(arn)
     tags = resource.at("Tags")
     return {
-        "function_name": _matching(name, resource.where("Id"), _FUNCTION_NAME, "a Lambda function name or ARN"),
+        "function_name": _function_name(name, resource.where("Id")),
         "function_arn": arn if _FUNCTION_ARN.fullmatch(arn) else None,
         "function_role_arn": details.text("Role", 2048),
         "vpc_id": details.at("VpcConfig").text("VpcId", 64),
         "resource_tags": _tags(list(tags.data.items()), tags.path),
     }
+
+
+def _function_name(name: str | None, where: str) -> str | None:
+    # A finding without the function is still escalated (the playbook says it names none); a garbled name is refused.
+    return None if name is None else _matching(name, where, _FUNCTION_NAME, "a Lambda function name")
 
 
 def _function_name_of(arn: str | None) -> str | None:
