@@ -23,6 +23,7 @@ SCENARIOS = {
     "contain-instance (member)": "guardduty_member_c2_outbound",
     "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
     "protect-bucket": "guardduty_s3_bucket_anonymous_access_granted",
+    "contain-function": "guardduty_lambda_crypto_mining",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
@@ -52,6 +53,10 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
         # protect-bucket: a bucket of its own per run, so each run protects one rather than finding it protected.
         text = text.replace(f'"{buckets[0]["name"]}"', f'"{buckets[0]["name"]}-{run + 2}"')
         text = text.replace(f':::{buckets[0]["name"]}"', f':::{buckets[0]["name"]}-{run + 2}"')
+    function = resource.get("lambdaDetails", {}).get("functionName") if isinstance(resource, dict) else None
+    if isinstance(function, str):
+        # contain-function: a function (and role) per run, or every later run would find it stopped already.
+        text = text.replace(function, f"{function}-bench{run + 2}")
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"

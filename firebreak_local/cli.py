@@ -30,11 +30,19 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_ssh_brute_force_approval_required.json",
     "events/eventbridge/securityhub_untrusted_product_brute_force.json",
     "events/eventbridge/guardduty_malformed.json",
+    # contain-function: a crypto-mining Lambda function, stopped and kept as evidence.
+    "events/eventbridge/guardduty_lambda_crypto_mining.json",
     # An organization: findings of two member accounts in other Regions, answered there through the member roles.
     "events/eventbridge/guardduty_member_c2_outbound.json",
     "events/eventbridge/guardduty_member_iam_user_key_compromised.json",
 )
-PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode", "ProtectBucketMode")
+PLAYBOOK_MODE_PARAMETERS = (
+    "BlockIpMode",
+    "ContainInstanceMode",
+    "RevokeCredentialsMode",
+    "ProtectBucketMode",
+    "ContainFunctionMode",
+)
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.
 UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE", "AWAITING_APPROVAL"})

@@ -162,6 +162,10 @@ def request_resources(event_name: str, request: Any, account: str) -> list[str]:
     if service == "lambda" and operation == "Invoke":
         name = urllib.parse.unquote(str(request.url).split("/functions/", 1)[-1].split("/", 1)[0])
         return [name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{name}"]
+    # contain-function: Lambda's other function APIs (concurrency, versions) name the function in the path too.
+    if service == "lambda" and "/functions/" in str(request.url):
+        name = urllib.parse.unquote(str(request.url).split("/functions/", 1)[-1].split("/", 1)[0].split("?", 1)[0])
+        return [name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{name}"]
     if service == "iam" and (parameters.get("UserName") or parameters.get("RoleName")):
         # IAM's own paths are not in the request; Firebreak's grants name users and roles with path wildcards.
         kind, name = (
@@ -336,6 +340,8 @@ EVENTS = {
     "protect-bucket": "eventbridge/guardduty_s3_bucket_anonymous_access_granted",
     "protect-bucket (malicious object)": "eventbridge/guardduty_s3_malicious_file",
     "protect-bucket (member account)": "eventbridge/guardduty_member_s3_malicious_ip_caller",
+    "contain-function": "eventbridge/guardduty_lambda_crypto_mining",
+    "contain-function (member)": "eventbridge/guardduty_member_lambda_c2_activity",
 }
 
 

@@ -49,6 +49,10 @@ _EC2_TRUST_POLICY = json.dumps(
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
 )
+# contain-function: a seeded function's execution role, and the smallest package Lambda (and moto) accept.
+_LAMBDA_TRUST_POLICY = _EC2_TRUST_POLICY.replace("ec2.amazonaws.com", "lambda.amazonaws.com")
+_FUNCTION_ROLE = "seeded-function-role"
+EVIDENCE_PREFIX = "Firebreak evidence"
 
 
 def finding_places(event: Any) -> list[tuple[str, str | None]]:
@@ -90,6 +94,8 @@ class _Place:
     ids: dict[str, str] = field(default_factory=dict)
     vpcs: dict[str, str] = field(default_factory=dict)
     subnets: dict[str, list[str]] = field(default_factory=dict)
+    # contain-function: the place's Lambda client, made on first use.
+    lambda_client: Any = None
 
 
 @dataclass
@@ -129,6 +135,8 @@ class World:
         self._to_finding: dict[str, str] = {}
         self._instances: list[tuple[str, _Place]] = []
         self._buckets: list[tuple[str, _Place]] = []
+        # contain-function: the functions findings named, by name, in the place they were seeded.
+        self._functions: list[tuple[str, _Place]] = []
 
     def include(self, account: str, region: str | None = None) -> None:
         """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
@@ -152,6 +160,8 @@ class World:
                 self._seed_instance(place, incident)
             if incident.bucket_name:
                 self._seed_bucket(place, incident)
+            if incident.resource_type == "Lambda":
+                self._seed_function(place, holder, incident)
             if incident.principal_type == "IAMUser":
                 self._seed_user(holder, incident.principal_name, incident.access_key_id)
             elif incident.principal_type == "AssumedRole":
@@ -182,7 +192,16 @@ class World:
         key_labels = _labels(
             [(key, (account,)) for account, holder in self._accounts.items() for key in holder.key_users]
         )
+        function_labels = _labels([(name, (place.account, place.region)) for name, place in self._functions])
         return {
+            "functions": {
+                function_labels[(name, (place.account, place.region))]: {
+                    **self._function_report(place, name),
+                    "account": place.account,
+                    "region": place.region,
+                }
+                for name, place in self._functions
+            },
             "instances": {
                 instance_labels[(finding, (place.account, place.region))]: {
                     **self._instance_report(place, place.ids[finding]),
@@ -373,14 +392,48 @@ class World:
         else:
             self._map(holder.ids, finding_key, holder.iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
 
-    def _seed_role(self, holder: _Account, role: str | None) -> None:
+    def _seed_role(self, holder: _Account, role: str | None, trust: str = _EC2_TRUST_POLICY) -> None:
         if role is None or not _IAM_NAME.fullmatch(role) or role in holder.roles:
             return
         holder.roles.append(role)
         try:
             holder.iam.get_role(RoleName=role)
         except holder.iam.exceptions.NoSuchEntityException:
-            holder.iam.create_role(RoleName=role, AssumeRolePolicyDocument=_EC2_TRUST_POLICY)
+            holder.iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+
+    def _lambda(self, place: _Place) -> Any:
+        if place.lambda_client is None:
+            if self._clients is not None:
+                place.lambda_client = self._clients("lambda", place.account, place.region)
+            else:
+                import boto3
+
+                place.lambda_client = boto3.client("lambda", region_name=place.region)
+        return place.lambda_client
+
+    def _seed_function(self, place: _Place, holder: _Account, incident: Incident) -> None:
+        """contain-function: the finding's function with its tags and execution role, unless it exists already."""
+        name = incident.function_name
+        if name is None or any(seeded == name and where is place for seeded, where in self._functions):
+            return
+        self._functions.append((name, place))
+        client = self._lambda(place)
+        try:
+            client.get_function(FunctionName=name)
+            return
+        except client.exceptions.ResourceNotFoundException:
+            pass
+        role = (incident.function_role_arn or "").rpartition("/")[2] or _FUNCTION_ROLE
+        self._seed_role(holder, role, _LAMBDA_TRUST_POLICY)
+        arn = holder.iam.get_role(RoleName=role)["Role"]["Arn"]
+        client.create_function(
+            FunctionName=name,
+            Runtime="python3.13",
+            Role=arn,
+            Handler="app.handler",
+            Code={"ZipFile": _function_package()},
+            Tags=dict(incident.resource_tags),
+        )
 
     # --- observing ----------------------------------------------------------------------------------------------
 
@@ -433,6 +486,18 @@ class World:
             "policy_statements": len(statements),
         }
 
+    def _function_report(self, place: _Place, name: str) -> dict[str, Any]:
+        """contain-function: its reserved concurrency (None: none reserved) and the latest evidence version."""
+        client = self._lambda(place)
+        try:
+            reserved = client.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        except client.exceptions.ResourceNotFoundException:
+            return {"reserved_concurrency": None, "evidence_version": None}
+        versions = client.list_versions_by_function(FunctionName=name)["Versions"]
+        evidence = [v["Version"] for v in versions if (v.get("Description") or "").startswith(EVIDENCE_PREFIX)]
+        reserved = None if reserved is None else int(reserved)
+        return {"reserved_concurrency": reserved, "evidence_version": evidence[-1] if evidence else None}
+
     def _key_status(self, holder: _Account, finding_key: str, user: str) -> str:
         keys = holder.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
         status = next((key["Status"] for key in keys if key["AccessKeyId"] == holder.ids[finding_key]), None)
@@ -458,6 +523,16 @@ def _log_delivery_policy(bucket: str, account: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _function_package() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
 
 
 def _labels(entries: list[tuple[str, tuple[str, ...]]]) -> dict[tuple[str, tuple[str, ...]], str]:

@@ -43,7 +43,7 @@ def test_every_mode_parameter_offers_approval(template: Template) -> None:
     parameters = template.body["Parameters"]
     # THEN the stack offers enforce, approval and dry-run, and each playbook can also inherit it
     assert parameters["ResponseMode"]["AllowedValues"] == MODES
-    for name in ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode"):
+    for name in ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode", "ContainFunctionMode"):
         assert parameters[name]["AllowedValues"] == ["inherit", *MODES]
         assert parameters[name]["Default"] == "inherit"
 

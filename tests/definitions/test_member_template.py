@@ -20,9 +20,7 @@ REGION = "us-east-1"
 STACK_NAME = "fbsec"
 ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh,ou-ab12-ijklmnop"}
 # What a member account holds; the shared state (tables, topic, WAF, machines, keys, secrets) stays in the security one.
-WORKLOAD_SERVICES = frozenset({"ec2", "iam", "autoscaling", "elasticloadbalancing", "securityhub"})
-# protect-bucket acts on the workload's buckets.
-WORKLOAD_SERVICES |= {"s3"}
+WORKLOAD_SERVICES = frozenset({"ec2", "iam", "autoscaling", "elasticloadbalancing", "securityhub", "s3", "lambda"})
 REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
 SCENARIOS = {
     "one-region": {},
@@ -128,7 +126,9 @@ def canonical(statement: Mapping[str, Any], account: str, own_roles: str) -> str
 
     def resource(arn: str) -> str:
         arn = arn.replace(f":{REGION}:", ":*:").replace(f":{account}:", ":<account>:")
-        return arn.replace(f":role/{own_roles}", ":role/<firebreak's own roles>")
+        arn = arn.replace(f":role/{own_roles}", ":role/<firebreak's own roles>")
+        # contain-function: the stack's own functions, which no member account holds, written the same way.
+        return arn.replace(f":function:{own_roles}", ":function:<firebreak's own functions>")
 
     conditions = {
         operator: {key: _own(value, account) for key, value in operands.items() if key not in REGION_KEYS}

@@ -46,6 +46,7 @@ ROUTED = {
     "instance-port-probed": "block-ip",
     "instance-compromised": "contain-instance",
     "credentials-compromised": "revoke-credentials",
+    "function-compromised": "contain-function",
     "posture-finding": "notify-only",
     "bucket-exposed-or-attacked": "protect-bucket",
     "bucket-malicious-object": "protect-bucket",
@@ -96,7 +97,10 @@ FIXTURES = {
         "enforce",
     ),
     "guardduty_lambda_crypto_mining": Expected(
-        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "everything-else", "enforce"
+        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("45.9.148.108",), "function-compromised", "enforce"
+    ),
+    "guardduty_member_lambda_c2_activity": Expected(
+        GD, "Lambda", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "function-compromised", "enforce"
     ),
     "guardduty_member_c2_outbound": Expected(
         GD, "Instance", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "instance-compromised", "enforce"

@@ -94,6 +94,7 @@ def test_layers_are_samconfig_then_mode_then_the_command_line(project: Path) -> 
         "ResponseMode": "dry-run",
         "ContainInstanceMode": "inherit",
         "RevokeCredentialsMode": "inherit",
+        "ContainFunctionMode": "inherit",
         "BlockIpMode": "enforce",
         "SeverityThreshold": "9",
     }

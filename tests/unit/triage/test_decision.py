@@ -110,3 +110,23 @@ def test_block_ip_counts_at_most_the_cap_and_nothing_for_allow_listed_addresses(
     # THEN both act; the probe took one slot (the cap), the brute force none (block-ip will block nothing)
     assert (probe.mode, brute_force.mode) == (Mode.ENFORCE, Mode.ENFORCE)
     assert addresses_used(breaker) == 1
+
+
+def test_contain_function_takes_a_workload_slot_and_its_addresses_ride_along(
+    breaker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a workload budget of 1
+    monkeypatch.setenv("MAX_CONTAINMENTS_PER_HOUR", "1")
+    settings = Settings.from_env()
+
+    # WHEN a crypto-mining function is contained, then an instance talking to a C2 address
+    function, isolation = (
+        decide("guardduty_lambda_crypto_mining", settings),
+        decide("guardduty_c2_outbound", settings),
+    )
+
+    # THEN the function acts without touching the address budget, and the isolation waits on the workload budget
+    assert (function.playbook.value, function.mode) == ("contain-function", Mode.ENFORCE)
+    assert addresses_used(breaker) == 0
+    assert isolation.mode is Mode.APPROVAL and isolation.approval is not None
+    assert "MaxContainmentsPerHour" in isolation.approval.reason

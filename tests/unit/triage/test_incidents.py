@@ -160,10 +160,14 @@ def test_every_containment_action_type_counts(type_: ActionType) -> None:
 def test_containment_actions_are_exactly_the_ones_that_change_the_account() -> None:
     # GIVEN the action types
     # WHEN the containment set is read
-    # THEN it names isolation, revocation and blocking and nothing else
-    assert {ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP} < CONTAINMENT_ACTIONS
-    # AND protect-bucket's changes to the bucket
-    assert ActionType.PROTECT_BUCKET in CONTAINMENT_ACTIONS
+    # THEN it names isolation, revocation and blocking, and each new playbook's own action, and nothing else
+    assert {
+        ActionType.ISOLATE_INSTANCE,
+        ActionType.REVOKE_CREDENTIALS,
+        ActionType.BLOCK_IP,
+        ActionType.PROTECT_BUCKET,
+        ActionType.CONTAIN_FUNCTION,
+    } == CONTAINMENT_ACTIONS
 
 
 def test_final_status_reads_a_one_shot_iterable() -> None:

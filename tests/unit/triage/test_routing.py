@@ -88,8 +88,32 @@ ROWS = {
         {"finding_type": "CredentialAccess:RDS/AnomalousBehavior.SuccessfulLogin", "resource_type": "RDSDBInstance"},
         Playbook.NOTIFY_ONLY,
     ),
-    "lambda_notifies_only": (
+    "lambda_command_and_control_contains_function": (
         {"finding_type": "Backdoor:Lambda/C&CActivity.B", "resource_type": "Lambda"},
+        Playbook.CONTAIN_FUNCTION,
+    ),
+    "lambda_crypto_mining_contains_function": (
+        {"finding_type": "CryptoCurrency:Lambda/BitcoinTool.B", "resource_type": "Lambda"},
+        Playbook.CONTAIN_FUNCTION,
+    ),
+    "lambda_drop_point_contains_function": (
+        {"finding_type": "Trojan:Lambda/DropPoint", "resource_type": "Lambda"},
+        Playbook.CONTAIN_FUNCTION,
+    ),
+    "lambda_tor_client_contains_function": (
+        {"finding_type": "UnauthorizedAccess:Lambda/TorClient", "resource_type": "Lambda"},
+        Playbook.CONTAIN_FUNCTION,
+    ),
+    "asff_lambda_command_and_control_contains_function": (
+        {"finding_type": "TTPs/Command and Control/Backdoor:Lambda-C&CActivity.B", "resource_type": "Lambda"},
+        Playbook.CONTAIN_FUNCTION,
+    ),
+    "lambda_type_outside_the_families_notifies_only": (
+        {"finding_type": "Discovery:Lambda/SomethingNew", "resource_type": "Lambda"},
+        Playbook.NOTIFY_ONLY,
+    ),
+    "lambda_type_on_another_resource_notifies_only": (
+        {"finding_type": "Backdoor:Lambda/C&CActivity.B", "resource_type": "SomethingNew"},
         Playbook.NOTIFY_ONLY,
     ),
     "instance_malware_notifies_only": (instance("Execution:EC2/MaliciousFile", "TARGET"), Playbook.NOTIFY_ONLY),
@@ -172,6 +196,7 @@ FIXTURE_PLAYBOOKS = {
     "guardduty_access_key_malicious_ip": Playbook.REVOKE_CREDENTIALS,
     "guardduty_iam_user_key_compromised": Playbook.REVOKE_CREDENTIALS,
     "guardduty_root_credential_usage": Playbook.NOTIFY_ONLY,
+    "guardduty_lambda_crypto_mining": Playbook.CONTAIN_FUNCTION,
     "guardduty_attack_sequence": Playbook.NOTIFY_ONLY,
     "securityhub_inspector_high": Playbook.NOTIFY_ONLY,
     "securityhub_guardduty_copy": Playbook.BLOCK_IP,

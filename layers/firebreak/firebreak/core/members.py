@@ -26,6 +26,7 @@ MEMBER_ROLES = {
     "sweep_blocklist": "firebreak-member-sweep-blocklist",
     "release_incident": "firebreak-member-release-incident",
     "protect_bucket": "firebreak-member-protect-bucket",
+    "contain_function": "firebreak-member-contain-function",
 }
 _SESSION_NAME_LIMIT = 64
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")

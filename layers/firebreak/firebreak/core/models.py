@@ -19,6 +19,7 @@ class Playbook(StrEnum):
     BLOCK_IP = "block-ip"
     NOTIFY_ONLY = "notify-only"
     PROTECT_BUCKET = "protect-bucket"
+    CONTAIN_FUNCTION = "contain-function"
 
 
 class Mode(StrEnum):
@@ -62,6 +63,7 @@ class ActionType(StrEnum):
     RECORD = "record"
     RELEASE = "release"
     PROTECT_BUCKET = "protect_bucket"
+    CONTAIN_FUNCTION = "contain_function"
 
 
 class Outcome(StrEnum):
@@ -170,6 +172,11 @@ class Incident:
     # protect-bucket: the S3 bucket the finding names and, for Malware Protection for S3, the object it scanned.
     bucket_name: str | None = None
     object_key: str | None = None
+    # contain-function: the Lambda function a Lambda Protection finding names, and its execution role's ARN.
+    function_name: str | None = None
+    function_arn: str | None = None
+    function_role_arn: str | None = None
+    function_version: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

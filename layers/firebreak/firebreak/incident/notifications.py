@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, IncidentStatus, Outcome, Triage
+from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, Incident, IncidentStatus, Outcome, Triage
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ def undo_hint(actions: Sequence[Action]) -> str | None:
     ]
     steps = [revoke_undo(action) for action in actions if action.type is ActionType.REVOKE_CREDENTIALS]
     steps += [bucket_undo(action) for action in actions if action.type is ActionType.PROTECT_BUCKET]
+    steps += [function_undo(action) for action in actions if action.type is ActionType.CONTAIN_FUNCTION]
     if blocked:
         # The blocklist table is the truth: an address removed from an IPSet by hand is put back by the next sweep.
         steps.append(
@@ -166,14 +167,30 @@ def bucket_undo(action: Action) -> str | None:
     return None
 
 
-def _bucket_lines(triage: Triage) -> list[str]:
+def _bucket_lines(incident: Incident) -> list[str]:
     """protect-bucket: the bucket the finding names and the object Malware Protection found, for the responders."""
-    incident = triage.incident
     if not incident.bucket_name:
         return []
     return [f"Bucket:    {incident.bucket_name}"] + (
         [f"Object:    {incident.object_key} (kept as evidence; reads denied)"] if incident.object_key else []
     )
+
+
+def function_undo(action: Action) -> str | None:
+    """contain-function: the command that gives a stopped function back its reserved concurrency, or none."""
+    if action.outcome is not Outcome.APPLIED or "reserved_concurrency" not in action.before:
+        return None
+    name, previous = action.before.get("function"), action.before["reserved_concurrency"]
+    if previous is None:
+        return f"aws lambda delete-function-concurrency --function-name {name}"
+    return f"aws lambda put-function-concurrency --function-name {name} --reserved-concurrent-executions {previous}"
+
+
+def _function_lines(incident: Incident) -> list[str]:
+    """contain-function: the function and the execution role whose older sessions it denies."""
+    if not incident.function_name:
+        return []
+    return [f"Function:  {incident.function_name} (execution role {incident.function_role_arn or 'unknown'})"]
 
 
 def _action_lines(actions: Sequence[Action]) -> list[str]:
@@ -211,7 +228,8 @@ def summary(
 ) -> str:
     """The readable message: what happened, what was done, skipped and failed, where to look, how to undo."""
     incident = triage.incident
-    lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage), *_bucket_lines(triage)]
+    lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage)]
+    lines += _bucket_lines(incident) + _function_lines(incident)
     verdict = verdict_line(actions)
     if verdict:
         lines.append(f"Verdict:   {verdict}")

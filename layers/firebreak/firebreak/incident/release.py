@@ -60,6 +60,12 @@ revoke_credentials (revoke-credentials; contain-instance for its role's sessions
                   issued before the revocation work again until they expire.
     login profile before {"user", "login_profile": true}, after {"user", "login_profile": false}
                   A deleted password cannot be restored: skipped with what a person must do.
+
+contain_function (contain-function), target the function name (its role's sessions: revoke_credentials above):
+    concurrency   before {"function": <name>, "reserved_concurrency": <n> | null}   (null: none was reserved)
+                  after  {"function": <name>, "reserved_concurrency": 0}
+                  Undo: put <n> back, or delete the reserved concurrency when there was none.
+    evidence      before {"function", "evidence_version": null}, after {"function", "evidence_version", ...}: kept
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from firebreak.containment.credentials import (
     USER_DENY_POLICY,
     inline_policy,
 )
+from firebreak.containment.function import reserved_concurrency
 from firebreak.containment.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.core.aws import error_code
 from firebreak.core.models import Action, ActionType, Outcome, utc_now
@@ -69,6 +70,13 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("access_key_id", "access_key"),
     ("login_profile", "login_profile"),
     ("tags", "tags"),
+    # contain-function
+    ("evidence_version", "function_evidence"),
+    ("reserved_concurrency", "reserved_concurrency"),
+    # protect-bucket: told apart by the bucket and, in the bucket policy, by Firebreak's statement
+    ("public_access_block", "public_access_block"),
+    ("logging", "bucket_logging"),
+    ("policy_statement", "bucket_policy_statement"),
 )
 _IDS: tuple[str, ...] = (
     "network_interface",
@@ -78,14 +86,10 @@ _IDS: tuple[str, ...] = (
     "policy_name",
     "access_key_id",
     "security_group",
+    "function",
+    "bucket",
+    "policy_statement",
 )
-# protect-bucket's steps, told apart by the bucket and, in the bucket policy, by Firebreak's statement.
-_KINDS += (
-    ("public_access_block", "public_access_block"),
-    ("logging", "bucket_logging"),
-    ("policy_statement", "bucket_policy_statement"),
-)
-_IDS += ("bucket", "policy_statement")
 
 
 def step_kind(action: Action) -> str:
@@ -110,6 +114,9 @@ def kept(action: Action) -> str | None:
     if kind == "firebreak_group":
         # One quarantine group per VPC holds every isolated instance there, whichever incident isolated it.
         return f"Firebreak group {action.after.get('security_group', '')} (shared by every incident in its VPC)"
+    if kind == "function_evidence":
+        version, function = action.after.get("evidence_version", ""), action.after.get("function", "")
+        return f"version {version} of function {function} (evidence)"
     return None
 
 
@@ -455,6 +462,32 @@ def undo_bucket_policy_statement(action: Action, context: ReleaseContext) -> Act
     return released(action, found, {kind: left}, f"{', '.join(added)} taken out of {sid} on {bucket}; {state}")
 
 
+# --- contain_function ---------------------------------------------------------------------------------------------
+
+
+def undo_reserved_concurrency(action: Action, context: ReleaseContext) -> Action:
+    """The function's reserved concurrency back to what it was, or none reserved again, if it is still 0."""
+    client, name = context.client("lambda"), str(action.after["function"])
+    try:
+        current = reserved_concurrency(client, name)
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+        return conflict(action, {"reserved_concurrency": None}, [f"function {name} no longer exists"])
+    found = {"reserved_concurrency": current}
+    problems = differences(found, {"reserved_concurrency": action.after["reserved_concurrency"]})
+    if problems:
+        return conflict(action, found, problems)
+    previous = action.before.get("reserved_concurrency")
+    if previous is None:
+        client.delete_function_concurrency(FunctionName=name)
+        reason = f"function {name} has no reserved concurrency again: it shares the account's pool and can be invoked"
+    else:
+        client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(previous))
+        reason = f"reserved concurrency of function {name} back to {previous}: it can be invoked again"
+    return released(action, found, {"reserved_concurrency": previous}, reason)
+
+
 UNDO: Mapping[str, Undo] = {
     "block": undo_block_ip,
     "interface": undo_interface,
@@ -469,4 +502,5 @@ UNDO: Mapping[str, Undo] = {
     "public_access_block": undo_public_access_block,
     "bucket_logging": undo_bucket_logging,
     "bucket_policy_statement": undo_bucket_policy_statement,
+    "reserved_concurrency": undo_reserved_concurrency,
 }

@@ -37,6 +37,7 @@ _WILL = {
         "protect: Block Public Access on, server access logging back on if it was turned off, and a Firebreak "
         "bucket-policy statement denying the caller (and reads of a malicious object); its credentials revoked"
     ),
+    ActionType.CONTAIN_FUNCTION: "stop it (reserved concurrency 0), keep a version, revoke its role's sessions",
 }
 
 
@@ -103,6 +104,8 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
         if incident.principal_type in ("IAMUser", "AssumedRole"):
             principal = incident.access_key_id or incident.principal_name or "the finding's principal"
             targets.append((ActionType.REVOKE_CREDENTIALS, principal))
+    elif playbook is Playbook.CONTAIN_FUNCTION:
+        targets.append((ActionType.CONTAIN_FUNCTION, incident.function_name or "the finding's function"))
     if playbook is not Playbook.NOTIFY_ONLY:
         targets += [(ActionType.BLOCK_IP, address) for address in incident.remote_ips]
     return tuple(Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets)

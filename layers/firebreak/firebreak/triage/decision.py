@@ -27,6 +27,7 @@ logger = Logger(child=True)
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
 DEPLOYED_PLAYBOOKS = frozenset(
     {Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY}
+    | {Playbook.CONTAIN_FUNCTION}
 )
 # protect-bucket has its state machine too.
 DEPLOYED_PLAYBOOKS |= {Playbook.PROTECT_BUCKET}
@@ -96,6 +97,7 @@ def charge(result: Triage, settings: Settings) -> tuple[Budget, int, int]:
     are only known later, so the count errs high). contain-instance and revoke-credentials take one workload unit;
     the addresses they also block ride along on it, so a storm of scanners using up the address budget can never
     hold back the isolation of a compromised instance, and they stay bounded by the workload budget and the cap.
+    contain-function takes one workload unit the same way: it stops a function and revokes its role's sessions.
     """
     if result.playbook is Playbook.BLOCK_IP:
         addresses, _ = partition(result.incident.remote_ips, settings.allow_list, settings.max_addresses_per_incident)

@@ -29,12 +29,16 @@ SECURITYHUB_DETAIL_TYPES = frozenset({"Security Hub Findings - Imported", "Secur
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+# contain-function: Lambda's own limits on a function name, and the ARN of a function (a version or alias at the end).
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:([A-Za-z0-9_-]{1,64})(:[^:]+)?")
 _ASFF_RESOURCE_TYPES = {
     "AwsEc2Instance": "Instance",
     "AwsIamAccessKey": "AccessKey",
     "AwsS3Bucket": "S3Bucket",
     "AwsEksCluster": "EKSCluster",
     "AwsS3Object": "S3Object",
+    "AwsLambdaFunction": "Lambda",
 }
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
@@ -161,7 +165,9 @@ def _guardduty(finding: _Node) -> Incident:
     # Sample findings put placeholder details on every resource type, so read only what the type has.
     is_instance = resource_type == "Instance"
     instance = _guardduty_instance(resource.at("instanceDetails")) if is_instance else {}
-    principal = {} if is_instance else _guardduty_principal(resource.at("accessKeyDetails"))
+    is_function = resource_type == "Lambda"
+    principal = {} if is_instance or is_function else _guardduty_principal(resource.at("accessKeyDetails"))
+    function = _guardduty_function(resource.at("lambdaDetails")) if is_function else {}
     bucket = _guardduty_bucket(resource) if resource_type in _BUCKET_RESOURCE_TYPES else {}
     return Incident(
         source=Source.GUARDDUTY,
@@ -186,6 +192,7 @@ def _guardduty(finding: _Node) -> Incident:
         **instance,
         **principal,
         **bucket,
+        **function,
         **_remotes(action),
     )
 
@@ -215,6 +222,46 @@ def _guardduty_bucket(resource: _Node) -> dict[str, Any]:
         "object_key": objects[0].text("key", MAX_OBJECT_KEY) if objects else None,
         "resource_tags": _tags(tags, details.where("tags")),
     }
+
+
+def _guardduty_function(details: _Node) -> dict[str, Any]:
+    """contain-function: the function, by name (or its ARN's name), its execution role, VPC and tags."""
+    arn = details.text("functionArn", 2048)
+    name = details.text("functionName", 128) or _function_name_of(arn)
+    tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+    return {
+        "function_name": _function_name(name, details.where("functionName")),
+        "function_arn": arn,
+        "function_role_arn": details.text("role", 2048),
+        "function_version": details.text("functionVersion", 64),
+        "vpc_id": details.at("vpcConfig").text("vpcId", 64),
+        "resource_tags": _tags(tags, details.where("tags")),
+    }
+
+
+def _asff_function(resource: _Node) -> dict[str, Any]:
+    """contain-function: the Security Hub copy names the function by ARN, with its details under AwsLambdaFunction."""
+    arn = resource.required("Id", 2048)
+    details = resource.at("Details", "AwsLambdaFunction")
+    name = details.text("FunctionName", 128) or _function_name_of(arn)
+    tags = resource.at("Tags")
+    return {
+        "function_name": _function_name(name, resource.where("Id")),
+        "function_arn": arn if _FUNCTION_ARN.fullmatch(arn) else None,
+        "function_role_arn": details.text("Role", 2048),
+        "vpc_id": details.at("VpcConfig").text("VpcId", 64),
+        "resource_tags": _tags(list(tags.data.items()), tags.path),
+    }
+
+
+def _function_name(name: str | None, where: str) -> str | None:
+    # A finding without the function is still escalated (the playbook says it names none); a garbled name is refused.
+    return None if name is None else _matching(name, where, _FUNCTION_NAME, "a Lambda function name")
+
+
+def _function_name_of(arn: str | None) -> str | None:
+    match = _FUNCTION_ARN.fullmatch(arn or "")
+    return match.group(1) if match else None
 
 
 def _guardduty_eni(eni: _Node) -> NetworkInterface:
@@ -280,6 +327,7 @@ def _asff(finding: _Node) -> Incident:
     action = finding.at("Action")
     instance = _asff_instance(resources[0]) if resource_type == "Instance" else {}
     bucket = _asff_bucket(resources) if resource_type in _BUCKET_RESOURCE_TYPES else {}
+    function = _asff_function(resources[0]) if resource_type == "Lambda" else {}
     return Incident(
         source=Source.SECURITYHUB,
         finding_id=finding_id,
@@ -305,6 +353,7 @@ def _asff(finding: _Node) -> Incident:
         first_seen_at=finding.text("FirstObservedAt", 64) or finding.text("CreatedAt", 64),
         **instance,
         **bucket,
+        **function,
         **_asff_principal(resources),
         **_remotes(action),
     )

@@ -8,14 +8,23 @@ from collections.abc import Iterable
 from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, Mode, Outcome, Playbook
 
 # Actions that change the account; enrichment, notification and records do not contain anything.
-CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
-# protect-bucket's changes to the bucket contain too.
-CONTAINMENT_ACTIONS |= {ActionType.PROTECT_BUCKET}
+CONTAINMENT_ACTIONS = frozenset(
+    {
+        ActionType.ISOLATE_INSTANCE,
+        ActionType.REVOKE_CREDENTIALS,
+        ActionType.BLOCK_IP,
+        ActionType.PROTECT_BUCKET,
+        ActionType.CONTAIN_FUNCTION,
+    }
+)
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
 # A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
 # incident, whatever else it blocked.
-_MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
-_MAIN_ACTION[Playbook.PROTECT_BUCKET] = ActionType.PROTECT_BUCKET
+_MAIN_ACTION = {
+    Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS,
+    Playbook.PROTECT_BUCKET: ActionType.PROTECT_BUCKET,
+    Playbook.CONTAIN_FUNCTION: ActionType.CONTAIN_FUNCTION,
+}
 
 
 def incident_id_for(incident: Incident) -> str:
