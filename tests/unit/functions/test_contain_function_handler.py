@@ -1,4 +1,5 @@
-"""The Contain Function handler with the sample event for `sam local invoke`, on moto."""
+"""The Contain Function handler with the sample event for `sam local invoke`, on moto (named apart from the
+playbook's tests/statemachines/test_contain_function.py: test modules need distinct basenames)."""
 
 from __future__ import annotations
 
