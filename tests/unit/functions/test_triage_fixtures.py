@@ -22,6 +22,7 @@ SETTINGS_ENV = (
     "BLOCK_IP_MODE",
     "CONTAIN_INSTANCE_MODE",
     "REVOKE_CREDENTIALS_MODE",
+    "CONTAIN_DATABASE_MODE",
     "TRUSTED_PRODUCT_COMPANIES",
     "APPROVAL_TIMEOUT_MINUTES",
     "APPROVAL_TIMEOUT_ACTION",
@@ -46,6 +47,8 @@ ROUTED = {
     "instance-port-probed": "block-ip",
     "instance-compromised": "contain-instance",
     "credentials-compromised": "revoke-credentials",
+    "database-login-succeeded": "contain-database",
+    "database-login-attempted": "block-ip",
     "posture-finding": "notify-only",
     "everything-else": "notify-only",
 }
@@ -129,7 +132,14 @@ FIXTURES = {
         "enforce",
     ),
     "guardduty_rds_login_attempt": Expected(
-        GD, "RDSDBInstance", "TARGET", "RDS_LOGIN_ATTEMPT", None, ("185.196.8.150",), "everything-else", "enforce"
+        GD,
+        "RDSDBInstance",
+        "TARGET",
+        "RDS_LOGIN_ATTEMPT",
+        None,
+        ("185.196.8.150",),
+        "database-login-succeeded",
+        "enforce",
     ),
     "guardduty_root_credential_usage": Expected(
         GD, "AccessKey", "TARGET", "AWS_API_CALL", "Root", ("91.92.250.41",), "everything-else", "enforce"

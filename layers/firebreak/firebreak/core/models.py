@@ -18,6 +18,7 @@ class Playbook(StrEnum):
     REVOKE_CREDENTIALS = "revoke-credentials"
     BLOCK_IP = "block-ip"
     NOTIFY_ONLY = "notify-only"
+    CONTAIN_DATABASE = "contain-database"
 
 
 class Mode(StrEnum):
@@ -60,6 +61,7 @@ class ActionType(StrEnum):
     NOTIFY = "notify"
     RECORD = "record"
     RELEASE = "release"
+    CONTAIN_DATABASE = "contain_database"
 
 
 class Outcome(StrEnum):
@@ -165,6 +167,13 @@ class Incident:
     updated_at: str | None = None
     first_seen_at: str | None = None
     finding_arn: str | None = None
+    # contain-database: the RDS DB instance and, for Aurora, its cluster (the unit contained), the engine, and the
+    # database user and database the login used (Firebreak cannot rotate a user from outside the database).
+    db_instance_id: str | None = None
+    db_cluster_id: str | None = None
+    db_engine: str | None = None
+    db_user: str | None = None
+    db_name: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

@@ -33,6 +33,9 @@ _WILL = {
     ActionType.BLOCK_IP: "add to the WAF block list (enrichment and the address guards may still skip it)",
     ActionType.ISOLATE_INSTANCE: "isolate behind the quarantine security group and snapshot its volumes",
     ActionType.REVOKE_CREDENTIALS: "revoke: deactivate the key or the sessions, and attach a deny-all policy",
+    ActionType.CONTAIN_DATABASE: (
+        "snapshot, then move into its VPC's quarantine security group: its application loses the database"
+    ),
 }
 
 
@@ -94,6 +97,9 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
     elif playbook is Playbook.REVOKE_CREDENTIALS:
         principal = incident.access_key_id or incident.principal_name or "the finding's principal"
         targets.append((ActionType.REVOKE_CREDENTIALS, principal))
+    elif playbook is Playbook.CONTAIN_DATABASE:
+        database = incident.db_cluster_id or incident.db_instance_id or "the finding's database"
+        targets.append((ActionType.CONTAIN_DATABASE, database))
     if playbook is not Playbook.NOTIFY_ONLY:
         targets += [(ActionType.BLOCK_IP, address) for address in incident.remote_ips]
     return tuple(Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets)

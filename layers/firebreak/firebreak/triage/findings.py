@@ -29,6 +29,10 @@ SECURITYHUB_DETAIL_TYPES = frozenset({"Security Hub Findings - Imported", "Secur
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+# RDS DB instance and cluster identifiers: a letter, then letters, digits and hyphens, 63 at most.
+_DB_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
+# GuardDuty RDS Protection resource types and where each keeps its database; a Limitless database is its cluster.
+_DATABASE_DETAILS = {"RDSDBInstance": "rdsDbInstanceDetails", "RDSLimitlessDB": "rdsLimitlessDbDetails"}
 _ASFF_RESOURCE_TYPES = {
     "AwsEc2Instance": "Instance",
     "AwsIamAccessKey": "AccessKey",
@@ -155,7 +159,8 @@ def _guardduty(finding: _Node) -> Incident:
     # Sample findings put placeholder details on every resource type, so read only what the type has.
     is_instance = resource_type == "Instance"
     instance = _guardduty_instance(resource.at("instanceDetails")) if is_instance else {}
-    principal = {} if is_instance else _guardduty_principal(resource.at("accessKeyDetails"))
+    database = _guardduty_database(resource, resource_type)
+    principal = {} if is_instance or database else _guardduty_principal(resource.at("accessKeyDetails"))
     return Incident(
         source=Source.GUARDDUTY,
         finding_id=finding_id,
@@ -177,9 +182,32 @@ def _guardduty(finding: _Node) -> Incident:
         first_seen_at=service.text("eventFirstSeen", 64) or finding.text("createdAt", 64),
         finding_arn=finding.text("arn", 2048),
         **instance,
+        **database,
         **principal,
         **_remotes(action),
     )
+
+
+def _guardduty_database(resource: _Node, resource_type: str) -> dict[str, Any]:
+    """contain-database: the DB instance and its cluster (Aurora), its tags, and the user the login used."""
+    details_key = _DATABASE_DETAILS.get(resource_type)
+    if details_key is None:
+        return {}
+    details = resource.at(details_key)
+    user = resource.at("rdsDbUserDetails")
+    tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+    return {
+        "db_instance_id": _db_identifier(details, "dbInstanceIdentifier"),
+        "db_cluster_id": _db_identifier(details, "dbClusterIdentifier"),
+        "db_engine": details.text("engine", 64, printable=True),
+        "db_user": user.text("user", 128, printable=True),
+        "db_name": user.text("database", 128, printable=True),
+        "resource_tags": _tags(tags, details.where("tags")),
+    }
+
+
+def _db_identifier(details: _Node, name: str) -> str | None:
+    return None if details.get(name) in (None, "") else details.matching(name, _DB_IDENTIFIER, "an RDS identifier")
 
 
 def _guardduty_instance(details: _Node) -> dict[str, Any]:

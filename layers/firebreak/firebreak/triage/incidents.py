@@ -9,10 +9,13 @@ from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, 
 
 # Actions that change the account; enrichment, notification and records do not contain anything.
 CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
+# contain-database: the snapshot and the quarantine of the database.
+CONTAINMENT_ACTIONS |= {ActionType.CONTAIN_DATABASE}
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
 # A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
 # incident, whatever else it blocked.
 _MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
+_MAIN_ACTION[Playbook.CONTAIN_DATABASE] = ActionType.CONTAIN_DATABASE
 
 
 def incident_id_for(incident: Incident) -> str:
