@@ -141,6 +141,26 @@ FIXTURES = {
         "database-login-succeeded",
         "enforce",
     ),
+    "guardduty_rds_successful_brute_force": Expected(
+        GD,
+        "RDSDBInstance",
+        "TARGET",
+        "RDS_LOGIN_ATTEMPT",
+        None,
+        ("45.141.84.120",),
+        "database-login-succeeded",
+        "enforce",
+    ),
+    "guardduty_rds_malicious_ip_failed_login": Expected(
+        GD,
+        "RDSDBInstance",
+        "TARGET",
+        "RDS_LOGIN_ATTEMPT",
+        None,
+        ("45.141.84.120",),
+        "database-login-attempted",
+        "enforce",
+    ),
     "guardduty_root_credential_usage": Expected(
         GD, "AccessKey", "TARGET", "AWS_API_CALL", "Root", ("91.92.250.41",), "everything-else", "enforce"
     ),

@@ -103,6 +103,10 @@ ROWS = {
         {"finding_type": "CredentialAccess:RDS/MaliciousIPCaller.FailedLogin", "resource_type": "RDSDBInstance"},
         Playbook.BLOCK_IP,
     ),
+    "rds_other_finding_notifies_only": (
+        {"finding_type": "CredentialAccess:RDS/ModifyAuthenticationProcess", "resource_type": "RDSDBInstance"},
+        Playbook.NOTIFY_ONLY,
+    ),
     "rds_discovery_blocks_the_address": (
         {"finding_type": "Discovery:RDS/TorIPCaller", "resource_type": "RDSDBInstance"},
         Playbook.BLOCK_IP,

@@ -178,6 +178,27 @@ def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, An
     )
 
 
+def database_groups(
+    rds: RDSClient, identifier: str, cluster: bool
+) -> tuple[str, tuple[str, ...] | None, dict[str, str]]:
+    """The database's ARN, groups (None when it is gone) and tags, by the identifier and kind a record names."""
+    try:
+        if cluster:
+            found: Sequence[Mapping[str, Any]] = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+        else:
+            found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+    except ClientError as error:
+        if error_code(error) in _NOT_FOUND_CODES:
+            return "", None, {}
+        raise
+    if not found:
+        return "", None, {}
+    data = found[0]
+    arn = str(data.get("DBClusterArn") or data.get("DBInstanceArn") or "")
+    groups = tuple(str(group["VpcSecurityGroupId"]) for group in data.get("VpcSecurityGroups", []))
+    return arn, groups, dict(_tag_pairs(data.get("TagList", [])))
+
+
 def _tag_pairs(tags: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(tag["Key"]), str(tag.get("Value", ""))) for tag in tags))
 
@@ -213,8 +234,8 @@ def _gate(rds: RDSClient, incident: Incident, target: str) -> Database | Step:
 def take_snapshot(rds: RDSClient, database: Database, incident_id: str, dry_run: bool) -> Action:
     """One snapshot of the database per incident, tagged with the incident and the database."""
     name = snapshot_name(incident_id)
-    before = {"database": database.identifier}
-    after = {"database": database.identifier, "db_snapshot": name}
+    before = {"database": database.identifier, "cluster": database.cluster}
+    after = {"database": database.identifier, "cluster": database.cluster, "db_snapshot": name}
     existing = _existing_snapshot(rds, database, name)
     if existing is not None:
         if existing != database.identifier:
@@ -323,8 +344,8 @@ def move_to_quarantine(rds: RDSClient, ec2: EC2Client, database: Database, dry_r
         return [_action(target, Outcome.FAILED, str(error))]
     actions = [action for action in (_group_action(target, database.vpc_id, quarantine),) if action]
     originals = original_groups(database, quarantine.group_id)
-    before = {"database": target, "db_security_groups": list(originals)}
-    after = {"database": target, "db_security_groups": [quarantine.group_id]}
+    before = {"database": target, "cluster": database.cluster, "db_security_groups": list(originals)}
+    after = {"database": target, "cluster": database.cluster, "db_security_groups": [quarantine.group_id]}
     if database.group_ids == (quarantine.group_id,):
         reason = f"{database.kind} {target} already holds only quarantine group {quarantine.group_id}"
         return [*actions, _action(target, Outcome.ALREADY_APPLIED, reason, before, after)]
@@ -357,8 +378,8 @@ def _plan_quarantine(ec2: EC2Client, database: Database) -> Action:
     found = find_group(ec2, QUARANTINE, vpc_id)
     quarantine = found or QUARANTINE.name(vpc_id)
     originals = original_groups(database, quarantine)
-    before = {"database": database.identifier, "db_security_groups": list(originals)}
-    after = {"database": database.identifier, "db_security_groups": [quarantine]}
+    before = {"database": database.identifier, "cluster": database.cluster, "db_security_groups": list(originals)}
+    after = {"database": database.identifier, "cluster": database.cluster, "db_security_groups": [quarantine]}
     if database.group_ids == (quarantine,):
         reason = f"{database.kind} {database.identifier} already holds only quarantine group {quarantine}"
         return _action(database.identifier, Outcome.ALREADY_APPLIED, reason, before, after)

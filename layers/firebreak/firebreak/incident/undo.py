@@ -27,6 +27,7 @@ from firebreak.containment.credentials import (
     USER_DENY_POLICY,
     inline_policy,
 )
+from firebreak.containment.database import database_groups
 from firebreak.containment.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.core.aws import error_code
 from firebreak.core.models import Action, ActionType, Outcome, utc_now
@@ -54,7 +55,7 @@ Undo = Callable[[Action, ReleaseContext], Action]
 FIREBREAK_POLICIES = frozenset({USER_DENY_POLICY, REVOKE_SESSIONS_POLICY})
 
 # The key of a recorded state that says which step it is, in the order they are tested.
-_KINDS = (
+_KINDS: tuple[tuple[str, str], ...] = (
     ("ipset", "block"),
     ("network_interface", "interface"),
     ("disable_api_termination", "termination_protection"),
@@ -69,6 +70,8 @@ _KINDS = (
     ("login_profile", "login_profile"),
     ("tags", "tags"),
 )
+# contain-database: the database's groups, and its snapshot (evidence, kept).
+_KINDS += (("db_security_groups", "db_quarantine"), ("db_snapshot", "db_snapshot"))
 _IDS = ("network_interface", "target_group", "user", "role", "policy_name", "access_key_id", "security_group")
 
 
@@ -91,6 +94,8 @@ def kept(action: Action) -> str | None:
     kind = step_kind(action)
     if kind == "snapshot":
         return f"snapshot {action.after.get('snapshot', '')} of {action.after.get('volume', '')} (evidence)".strip()
+    if kind == "db_snapshot":
+        return f"snapshot {action.after.get('db_snapshot', '')} of {action.after.get('database', '')} (evidence)"
     if kind == "firebreak_group":
         # One quarantine group per VPC holds every isolated instance there, whichever incident isolated it.
         return f"Firebreak group {action.after.get('security_group', '')} (shared by every incident in its VPC)"
@@ -384,6 +389,30 @@ def undo_login_profile(action: Action, context: ReleaseContext) -> Action:
     return released(action, found, found, f"user {user} has a console password again, set since by a person")
 
 
+# --- contain_database -----------------------------------------------------------------------------------------------
+
+
+def undo_database_groups(action: Action, context: ReleaseContext) -> Action:
+    """The database back in its own groups, and the tags where the quarantine kept them removed."""
+    rds = context.client("rds")
+    target, cluster = str(action.after["database"]), bool(action.after.get("cluster"))
+    arn, groups, tags = database_groups(rds, target, cluster)
+    found = {"db_security_groups": None if groups is None else sorted(groups)}
+    problems = differences(found, {"db_security_groups": sorted(action.after["db_security_groups"])})
+    if problems:
+        return conflict(action, found, problems)
+    originals = [str(group) for group in action.before["db_security_groups"]]
+    if cluster:
+        rds.modify_db_cluster(DBClusterIdentifier=target, VpcSecurityGroupIds=originals, ApplyImmediately=True)
+    else:
+        rds.modify_db_instance(DBInstanceIdentifier=target, VpcSecurityGroupIds=originals, ApplyImmediately=True)
+    bookkeeping = [key for key in tags if key in ORIGINAL_GROUP_TAG_KEYS]
+    if bookkeeping:
+        rds.remove_tags_from_resource(ResourceName=arn, TagKeys=bookkeeping)
+    kind = "cluster" if cluster else "DB instance"
+    return released(action, found, {"db_security_groups": originals}, f"{kind} {target} back in {', '.join(originals)}")
+
+
 UNDO: Mapping[str, Undo] = {
     "block": undo_block_ip,
     "interface": undo_interface,
@@ -395,4 +424,5 @@ UNDO: Mapping[str, Undo] = {
     "access_key": undo_access_key,
     "inline_policy": undo_inline_policy,
     "login_profile": undo_login_profile,
+    "db_quarantine": undo_database_groups,
 }
