@@ -40,7 +40,7 @@ from moto.iam.models import get_account_id_from, iam_backends
 from moto.sts.models import sts_backends
 
 from firebreak_local import runtime
-from firebreak_local.engine import Engine
+from firebreak_local.engine import Approvals, Engine
 from firebreak_local.events import read_event
 from firebreak_local.iam_check import ROOT, as_list, expand, policy_statements, security_stack, table
 from firebreak_local.template import Stack, load_template
@@ -328,6 +328,8 @@ EVENTS = {
     "contain-instance": "eventbridge/guardduty_c2_outbound",
     "revoke-credentials": "eventbridge/guardduty_iam_user_key_compromised",
     "member-account": "eventbridge/guardduty_member_c2_outbound",
+    "contain-database": "eventbridge/guardduty_rds_login_attempt",
+    "contain-database-instance": "eventbridge/guardduty_rds_successful_brute_force",
 }
 
 
@@ -354,7 +356,8 @@ def run_event(engine: Engine, event_name: str, root: Path = ROOT) -> Run:
         rule = engine.matching_rule(event)
         if rule is None:
             raise ValueError(f"{event_name}: no rule matches it")
-        execution = engine.start(rule, event)
+        # Approved as soon as asked: a playbook that waits by default (contain-database) must show its grants too.
+        execution = engine.start(rule, event, Approvals.APPROVE)
         report = execution.output if isinstance(execution.output, dict) else {}
         released = ""
         if report.get("incident_id"):

@@ -119,12 +119,13 @@ def target_of(incident: Incident) -> str | None:
     return incident.db_cluster_id or incident.db_instance_id
 
 
-def describe_database(rds: RDSClient, incident: Incident) -> Database:
-    """The database now; DatabaseNotFound when RDS knows neither it nor its cluster."""
+def describe_database(rds: RDSClient, incident: Incident, with_vpc: bool = True) -> Database:
+    """The database now (a cluster's VPC only when asked: its subnet group is read for it); DatabaseNotFound when RDS
+    knows neither it nor its cluster."""
     instance = None if incident.db_instance_id is None else _describe_instance(rds, incident.db_instance_id)
     cluster_id = incident.db_cluster_id or (instance or {}).get("DBClusterIdentifier")
     if cluster_id:
-        return _describe_cluster(rds, cluster_id, instance)
+        return _describe_cluster(rds, cluster_id, instance, with_vpc)
     if instance is None:
         raise DatabaseNotFound(f"DB instance {incident.db_instance_id} does not exist")
     return Database(
@@ -148,7 +149,7 @@ def _describe_instance(rds: RDSClient, identifier: str) -> Mapping[str, Any] | N
     return found[0] if found else None
 
 
-def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, Any] | None) -> Database:
+def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, Any] | None, with_vpc: bool) -> Database:
     try:
         found = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
     except ClientError as error:
@@ -159,7 +160,7 @@ def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, An
         raise DatabaseNotFound(f"cluster {identifier} does not exist")
     cluster = found[0]
     vpc_id = (instance or {}).get("DBSubnetGroup", {}).get("VpcId")
-    if vpc_id is None and cluster.get("DBSubnetGroup"):
+    if vpc_id is None and with_vpc and cluster.get("DBSubnetGroup"):
         groups = rds.describe_db_subnet_groups(DBSubnetGroupName=cluster["DBSubnetGroup"])["DBSubnetGroups"]
         vpc_id = groups[0].get("VpcId") if groups else None
     # Either one tagged exempt exempts the database: the instance is what GuardDuty named, the cluster what moves.
@@ -211,10 +212,10 @@ def snapshot_name(incident_id: str) -> str:
 # --- the gate -------------------------------------------------------------------------------------------------------
 
 
-def _gate(rds: RDSClient, incident: Incident, target: str) -> Database | Step:
+def _gate(rds: RDSClient, incident: Incident, target: str, with_vpc: bool) -> Database | Step:
     """The database, or the step that ends the playbook: not found, being deleted, exempt."""
     try:
-        database = describe_database(rds, incident)
+        database = describe_database(rds, incident, with_vpc)
     except DatabaseNotFound as error:
         return Step(DatabaseStatus.NOT_FOUND, (_action(target, Outcome.SKIPPED, f"{error}: not contained"),))
     if database.gone:
@@ -305,7 +306,7 @@ def snapshot(request: PlaybookRequest) -> Step:
         # The shared block lists need no member role: the addresses are still blocked.
         failed = _action(target, Outcome.FAILED, f"no snapshot taken: {error}")
         return Step(DatabaseStatus.FAILED, (failed,), addresses)
-    gated = _gate(rds, incident, target)
+    gated = _gate(rds, incident, target, with_vpc=False)
     if isinstance(gated, Step):
         return gated
     action = take_snapshot(rds, gated, request.incident_id, request.dry_run)
@@ -416,7 +417,7 @@ def quarantine(request: PlaybookRequest) -> Step:
         ec2 = playbook_client("ec2", request, "quarantine_database")
     except MemberRoleUnavailable as error:
         return Step(DatabaseStatus.FAILED, (_action(target, Outcome.FAILED, f"not quarantined: {error}"),))
-    gated = _gate(rds, incident, target)
+    gated = _gate(rds, incident, target, with_vpc=True)
     if isinstance(gated, Step):
         return gated
     actions = tuple(move_to_quarantine(rds, ec2, gated, request.dry_run))
