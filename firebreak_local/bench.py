@@ -22,6 +22,7 @@ SCENARIOS = {
     "revoke-credentials (role)": "guardduty_access_key_malicious_ip",
     "contain-instance (member)": "guardduty_member_c2_outbound",
     "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
+    "contain-database (Aurora)": "guardduty_rds_login_attempt",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
@@ -41,6 +42,11 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
     if isinstance(instance, str):
         # Unique per scenario too: two scenarios naming one instance would find it already isolated.
         text = text.replace(instance, f"i-{zlib.crc32(instance.encode() + text.encode()):08x}{run + 2:09x}")
+    database = resource.get("rdsDbInstanceDetails", {}) if isinstance(resource, dict) else {}
+    for key in ("dbInstanceIdentifier", "dbClusterIdentifier"):
+        # contain-database: a new database per run, or every run after the first would find it quarantined.
+        if isinstance(database.get(key), str):
+            text = text.replace(f'"{database[key]}"', f'"{database[key]}-bench{run + 2}"')
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
@@ -66,6 +72,8 @@ def main() -> int:
     started = time.perf_counter()
     # The circuit breaker would hold every destructive run past its hourly budgets for approval: measured apart.
     budgets = {"MaxContainmentsPerHour": str(BREAKER_LIMIT), "MaxBlockedAddressesPerHour": str(BREAKER_LIMIT)}
+    # contain-database waits for a person by default; the bench measures the playbook itself.
+    budgets["ContainDatabaseMode"] = "enforce"
     with Engine(root / "template.yaml", budgets) as engine:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
         provisioned_ms = (time.perf_counter() - started) * 1000
