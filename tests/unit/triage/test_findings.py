@@ -699,3 +699,28 @@ def test_a_database_identifier_rds_would_refuse_rejects_the_finding(identifier: 
     event["detail"]["resource"]["rdsDbInstanceDetails"]["dbInstanceIdentifier"] = identifier
     with pytest.raises(FindingRejected, match=r"rdsDbInstanceDetails\.dbInstanceIdentifier"):
         normalise(event)
+
+
+def test_security_hub_copy_of_an_rds_finding_names_the_instance_and_its_cluster() -> None:
+    # GIVEN the Security Hub copy of a GuardDuty RDS login finding, its DB instance as an AwsRdsDbInstance resource
+    event = load_event("securityhub_guardduty_copy")
+    finding = event["detail"]["findings"][0]
+    finding["Types"] = ["TTPs/Credential Access/CredentialAccess:RDS-MaliciousIPCaller.SuccessfulLogin"]
+    finding["Resources"] = [
+        {
+            "Type": "AwsRdsDbInstance",
+            "Id": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders-db",
+            "Tags": {"Team": "orders"},
+            "Details": {"AwsRdsDbInstance": {"DbClusterIdentifier": "orders", "Engine": "aurora-postgresql"}},
+        }
+    ]
+    # WHEN it is normalised
+    incident = normalise(event)
+    # THEN the instance comes from the ARN, the cluster and engine from the details
+    assert incident.resource_type == "RDSDBInstance"
+    assert (incident.db_instance_id, incident.db_cluster_id, incident.db_engine) == (
+        "orders-db",
+        "orders",
+        "aurora-postgresql",
+    )
+    assert incident.resource_tags == (("Team", "orders"),)

@@ -38,6 +38,7 @@ _ASFF_RESOURCE_TYPES = {
     "AwsIamAccessKey": "AccessKey",
     "AwsS3Bucket": "S3Bucket",
     "AwsEksCluster": "EKSCluster",
+    "AwsRdsDbInstance": "RDSDBInstance",
 }
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
@@ -284,6 +285,7 @@ def _asff(finding: _Node) -> Incident:
     fields = _Node(finding.at("ProductFields").data, finding.where("ProductFields"))
     action = finding.at("Action")
     instance = _asff_instance(resources[0]) if resource_type == "Instance" else {}
+    database = _asff_database(resources[0]) if resource_type == "RDSDBInstance" else {}
     return Incident(
         source=Source.SECURITYHUB,
         finding_id=finding_id,
@@ -308,6 +310,7 @@ def _asff(finding: _Node) -> Incident:
         threat_lists=_asff_threat_lists(fields),
         first_seen_at=finding.text("FirstObservedAt", 64) or finding.text("CreatedAt", 64),
         **instance,
+        **database,
         **_asff_principal(resources),
         **_remotes(action),
     )
@@ -339,6 +342,21 @@ def _asff_instance(resource: _Node) -> dict[str, Any]:
         "network_interfaces": tuple(
             NetworkInterface(eni_id, subnet_id if single else None, vpc_id if single else None) for eni_id in eni_ids
         ),
+        "resource_tags": _tags(list(tags.data.items()), tags.path),
+    }
+
+
+def _asff_database(resource: _Node) -> dict[str, Any]:
+    """contain-database: the DB instance (its ARN's last part when the details leave it out) and its cluster."""
+    details = resource.at("Details", "AwsRdsDbInstance")
+    if details.get("DbInstanceIdentifier") in (None, ""):
+        arn = resource.required("Id", 2048)
+        details = _Node({**details.data, "DbInstanceIdentifier": arn.rpartition(":")[2]}, details.path, pascal=True)
+    tags = resource.at("Tags")
+    return {
+        "db_instance_id": _db_identifier(details, "dbInstanceIdentifier"),
+        "db_cluster_id": _db_identifier(details, "dbClusterIdentifier"),
+        "db_engine": details.text("engine", 64, printable=True),
         "resource_tags": _tags(list(tags.data.items()), tags.path),
     }
 
