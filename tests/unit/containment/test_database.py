@@ -236,3 +236,16 @@ def test_quarantine_step_reports_its_status(rds: Any, ec2: Any) -> None:
     incident = seeded(ec2, AURORA)
     assert database.quarantine(request(incident)).status is DatabaseStatus.QUARANTINED
     assert database.quarantine(request(incident)).status is DatabaseStatus.ALREADY_QUARANTINED
+
+
+def test_the_quarantine_says_which_read_replicas_it_leaves_open(rds: Any, ec2: Any) -> None:
+    # GIVEN a standalone instance with a read replica, which holds the same users
+    incident = seeded(ec2, MYSQL)
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier="billing-db-replica", SourceDBInstanceIdentifier="billing-db"
+    )
+    # WHEN the instance is quarantined
+    *_, moved = move_to_quarantine(rds, ec2, describe_database(rds, incident), dry_run=False)
+    # THEN the action says the replica keeps its groups, so a person decides about it
+    assert moved.outcome is Outcome.APPLIED
+    assert moved.reason.endswith("its read replicas billing-db-replica keep their groups and the same users")

@@ -71,6 +71,8 @@ class Database:
     vpc_id: str | None
     group_ids: tuple[str, ...]
     tags: tuple[tuple[str, str], ...] = ()
+    # A read replica is a DB instance of its own with the same users: the quarantine of its source leaves it open.
+    replicas: tuple[str, ...] = ()
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -136,6 +138,7 @@ def describe_database(rds: RDSClient, incident: Incident, with_vpc: bool = True)
         vpc_id=instance.get("DBSubnetGroup", {}).get("VpcId"),
         group_ids=tuple(group["VpcSecurityGroupId"] for group in instance.get("VpcSecurityGroups", [])),
         tags=_tag_pairs(instance.get("TagList", [])),
+        replicas=tuple(instance.get("ReadReplicaDBInstanceIdentifiers", [])),
     )
 
 
@@ -371,6 +374,8 @@ def move_to_quarantine(rds: RDSClient, ec2: EC2Client, database: Database, dry_r
         f"{database.kind} {target} moved from {', '.join(originals) or 'no group'} to quarantine group "
         f"{quarantine.group_id}; sessions already open stay open until ended inside the database"
     )
+    if database.replicas:
+        reason += f"; its read replicas {', '.join(database.replicas)} keep their groups and the same users"
     return [*actions, _action(target, Outcome.APPLIED, reason, before, after)]
 
 
