@@ -24,6 +24,7 @@ SCENARIOS = {
     "revoke-credentials (member)": "guardduty_member_iam_user_key_compromised",
     "protect-bucket": "guardduty_s3_bucket_anonymous_access_granted",
     "contain-function": "guardduty_lambda_crypto_mining",
+    "contain-database (Aurora)": "guardduty_rds_login_attempt",
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
@@ -57,6 +58,11 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
     if isinstance(function, str):
         # contain-function: a function (and role) per run, or every later run would find it stopped already.
         text = text.replace(function, f"{function}-bench{run + 2}")
+    database = resource.get("rdsDbInstanceDetails", {}) if isinstance(resource, dict) else {}
+    for key in ("dbInstanceIdentifier", "dbClusterIdentifier"):
+        # contain-database: a new database per run, or every run after the first would find it quarantined.
+        if isinstance(database.get(key), str):
+            text = text.replace(f'"{database[key]}"', f'"{database[key]}-bench{run + 2}"')
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"
@@ -82,6 +88,8 @@ def main() -> int:
     started = time.perf_counter()
     # The circuit breaker would hold every destructive run past its hourly budgets for approval: measured apart.
     budgets = {"MaxContainmentsPerHour": str(BREAKER_LIMIT), "MaxBlockedAddressesPerHour": str(BREAKER_LIMIT)}
+    # contain-database waits for a person by default; the bench measures the playbook itself.
+    budgets["ContainDatabaseMode"] = "enforce"
     with Engine(root / "template.yaml", budgets) as engine:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
         provisioned_ms = (time.perf_counter() - started) * 1000

@@ -40,7 +40,7 @@ from moto.iam.models import get_account_id_from, iam_backends
 from moto.sts.models import sts_backends
 
 from firebreak_local import runtime
-from firebreak_local.engine import Engine
+from firebreak_local.engine import Approvals, Engine
 from firebreak_local.events import read_event
 from firebreak_local.iam_check import ROOT, as_list, expand, policy_statements, security_stack, table
 from firebreak_local.template import Stack, load_template
@@ -342,6 +342,8 @@ EVENTS = {
     "protect-bucket (member account)": "eventbridge/guardduty_member_s3_malicious_ip_caller",
     "contain-function": "eventbridge/guardduty_lambda_crypto_mining",
     "contain-function (member)": "eventbridge/guardduty_member_lambda_c2_activity",
+    "contain-database": "eventbridge/guardduty_rds_login_attempt",
+    "contain-database-instance": "eventbridge/guardduty_rds_successful_brute_force",
 }
 
 
@@ -368,7 +370,8 @@ def run_event(engine: Engine, event_name: str, root: Path = ROOT) -> Run:
         rule = engine.matching_rule(event)
         if rule is None:
             raise ValueError(f"{event_name}: no rule matches it")
-        execution = engine.start(rule, event)
+        # Approved as soon as asked: a playbook that waits by default (contain-database) must show its grants too.
+        execution = engine.start(rule, event, Approvals.APPROVE)
         report = execution.output if isinstance(execution.output, dict) else {}
         released = ""
         if report.get("incident_id"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_rds.type_defs import TagTypeDef as RdsTagTypeDef
 
     from firebreak.core.models import Incident, NetworkInterface
 
@@ -137,6 +139,8 @@ class World:
         self._buckets: list[tuple[str, _Place]] = []
         # contain-function: the functions findings named, by name, in the place they were seeded.
         self._functions: list[tuple[str, _Place]] = []
+        # contain-database: the databases findings named (the Aurora cluster, or the DB instance), where they are.
+        self._databases: list[tuple[str, bool, _Place]] = []
 
     def include(self, account: str, region: str | None = None) -> None:
         """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
@@ -162,6 +166,8 @@ class World:
                 self._seed_bucket(place, incident)
             if incident.resource_type == "Lambda":
                 self._seed_function(place, holder, incident)
+            if incident.db_instance_id or incident.db_cluster_id:
+                self._seed_database(place, incident)
             if incident.principal_type == "IAMUser":
                 self._seed_user(holder, incident.principal_name, incident.access_key_id)
             elif incident.principal_type == "AssumedRole":
@@ -189,6 +195,7 @@ class World:
         `<account>/<id>` (access keys) for each of them, so neither hides the other.
         """
         instance_labels = _labels([(finding, (place.account, place.region)) for finding, place in self._instances])
+        database_labels = _labels([(name, (place.account, place.region)) for name, _, place in self._databases])
         key_labels = _labels(
             [(key, (account,)) for account, holder in self._accounts.items() for key in holder.key_users]
         )
@@ -221,6 +228,14 @@ class World:
             "buckets": {
                 bucket: {**self._bucket_report(place, bucket), "account": place.account, "region": place.region}
                 for bucket, place in self._buckets
+            },
+            "databases": {
+                database_labels[(name, (place.account, place.region))]: {
+                    **self._database_report(place, name, cluster),
+                    "account": place.account,
+                    "region": place.region,
+                }
+                for name, cluster, place in self._databases
             },
         }
 
@@ -376,6 +391,66 @@ class World:
                 self._map(place.ids, group, created["GroupId"])
         return subnet, [place.ids[group] for group in interface.security_group_ids]
 
+    def _rds(self, place: _Place) -> RDSClient:
+        if self._clients is None:
+            import boto3
+
+            client: RDSClient = boto3.client("rds", region_name=place.region)
+            return client
+        rds: RDSClient = self._clients("rds", place.account, place.region)
+        return rds
+
+    def _seed_database(self, place: _Place, incident: Incident) -> None:
+        """The finding's DB instance, in an Aurora cluster when it names one, in a VPC with a group of its own."""
+        from firebreak.core.models import NetworkInterface
+
+        cluster = incident.db_cluster_id
+        name = cluster or incident.db_instance_id or ""
+        if any(seeded == name and where is place for seeded, _, where in self._databases):
+            return
+        self._databases.append((name, cluster is not None, place))
+        rds = self._rds(place)
+        subnet, _ = self._placement(place, NetworkInterface(""), None)
+        vpc = place.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+        group = place.ec2.create_security_group(
+            GroupName=f"seeded-{name}-clients", Description=f"Seeded for database {name}", VpcId=vpc
+        )["GroupId"]
+        subnet_group = f"seeded-{vpc}"
+        if subnet_group not in {g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]}:
+            rds.create_db_subnet_group(
+                DBSubnetGroupName=subnet_group, DBSubnetGroupDescription="Seeded for findings", SubnetIds=[subnet]
+            )
+        tags: list[RdsTagTypeDef] = [{"Key": key, "Value": value} for key, value in incident.resource_tags]
+        engine = incident.db_engine or ("aurora-postgresql" if cluster else "postgres")
+        if cluster:
+            rds.create_db_cluster(
+                DBClusterIdentifier=cluster,
+                Engine=engine,
+                MasterUsername="seeded",
+                MasterUserPassword="seeded-password",
+                DBSubnetGroupName=subnet_group,
+                VpcSecurityGroupIds=[group],
+                Tags=tags,
+            )
+        if incident.db_instance_id:
+            rds.create_db_instance(
+                DBInstanceIdentifier=incident.db_instance_id,
+                DBInstanceClass="db.t3.medium",
+                Engine=engine,
+                **(
+                    {"DBClusterIdentifier": cluster}
+                    if cluster
+                    else {
+                        "AllocatedStorage": 20,
+                        "MasterUsername": "seeded",
+                        "MasterUserPassword": "seeded-password",
+                        "DBSubnetGroupName": subnet_group,
+                        "VpcSecurityGroupIds": [group],
+                    }
+                ),
+                Tags=tags,
+            )
+
     def _seed_user(self, holder: _Account, user: str | None, finding_key: str | None) -> None:
         if user is None or not _IAM_NAME.fullmatch(user):
             return
@@ -497,6 +572,24 @@ class World:
         evidence = [v["Version"] for v in versions if (v.get("Description") or "").startswith(EVIDENCE_PREFIX)]
         reserved = None if reserved is None else int(reserved)
         return {"reserved_concurrency": reserved, "evidence_version": evidence[-1] if evidence else None}
+
+    def _database_report(self, place: _Place, name: str, cluster: bool) -> dict[str, Any]:
+        rds = self._rds(place)
+        found: Sequence[Mapping[str, Any]]
+        snapshots: Sequence[Mapping[str, Any]]
+        if cluster:
+            found = rds.describe_db_clusters(Filters=[{"Name": "db-cluster-id", "Values": [name]}])["DBClusters"]
+            snapshots = rds.describe_db_cluster_snapshots(DBClusterIdentifier=name)["DBClusterSnapshots"]
+        else:
+            found = rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [name]}])["DBInstances"]
+            snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=name)["DBSnapshots"]
+        ids = [group["VpcSecurityGroupId"] for database in found for group in database.get("VpcSecurityGroups", [])]
+        groups = place.ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"] if ids else []
+        return {
+            "security_groups": sorted(self.finding_id(group_id) for group_id in ids),
+            "quarantined": bool(groups) and all(g["GroupName"].startswith(QUARANTINE_GROUP_PREFIX) for g in groups),
+            "snapshots": len([s for s in snapshots if s.get("SnapshotType", "manual") == "manual"]),
+        }
 
     def _key_status(self, holder: _Account, finding_key: str, user: str) -> str:
         keys = holder.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]

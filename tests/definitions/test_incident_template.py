@@ -94,7 +94,7 @@ def test_time_to_contain_has_an_alarm_to_the_responders_and_a_dashboard(template
     assert {m["Namespace"] for m in metrics} == {"Firebreak"}
     assert {m["MetricName"] for m in metrics} == {"TimeToContain"}
     playbooks = {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "playbook"}
-    assert playbooks == {"block-ip", "contain-instance", "revoke-credentials"}
+    assert playbooks == {"block-ip", "contain-instance", "revoke-credentials"} | {"contain-database"}
     assert alarm["AlarmActions"] == ["ResponderTopic"]
     (dashboard,) = dashboards
     body = json.loads(stack.properties(dashboard)["DashboardBody"])

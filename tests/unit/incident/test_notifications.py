@@ -163,3 +163,30 @@ def test_release_message_tells_what_was_undone_and_what_was_refused() -> None:
     chat = json.loads(message["https"])
     assert (chat["version"], chat["source"], chat["metadata"]["threadId"]) == ("1.0", "custom", "fb-1")
     assert chat["content"]["title"].startswith("Firebreak RELEASE INCOMPLETE (PARTIALLY_CONTAINED)")
+
+
+# --- contain-database -------------------------------------------------------------------------------------------
+
+
+def database_triage(event: str) -> Triage:
+    incident = normalise(load_event(f"eventbridge/{event}"))
+    return Triage(incident_id_for(incident), incident, Playbook.CONTAIN_DATABASE, Mode.ENFORCE)
+
+
+def test_a_successful_database_login_names_the_database_and_the_user_to_rotate() -> None:
+    # GIVEN a brute force that ended in a login as admin to billing-db, and an Aurora login as postgres
+    mysql = summary(IncidentStatus.CONTAINED, database_triage("guardduty_rds_successful_brute_force"), (), EXECUTION)
+    aurora = summary(IncidentStatus.CONTAINED, database_triage("guardduty_rds_login_attempt"), (), EXECUTION)
+    # THEN each message names the database and the user a person must rotate from inside it
+    assert "Database:  DB instance billing-db, mysql" in mysql
+    assert "Rotate:    database user admin of database billing: change its password" in mysql
+    assert "Database:  cluster orders (instance orders-db), aurora-postgresql" in aurora
+    assert "Rotate:    database user postgres of database orders" in aurora
+
+
+def test_failed_database_logins_name_the_database_but_no_user_to_rotate() -> None:
+    failed = summary(
+        IncidentStatus.CONTAINED, database_triage("guardduty_rds_malicious_ip_failed_login"), (), EXECUTION
+    )
+    assert "Database:  DB instance billing-db, mysql" in failed
+    assert "Rotate:" not in failed

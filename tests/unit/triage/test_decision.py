@@ -130,3 +130,18 @@ def test_contain_function_takes_a_workload_slot_and_its_addresses_ride_along(
     assert addresses_used(breaker) == 0
     assert isolation.mode is Mode.APPROVAL and isolation.approval is not None
     assert "MaxContainmentsPerHour" in isolation.approval.reason
+
+
+def test_contain_database_takes_a_workload_slot(breaker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a workload budget of 1, and contain-database in enforce mode
+    monkeypatch.setenv("MAX_CONTAINMENTS_PER_HOUR", "1")
+    monkeypatch.setenv("CONTAIN_DATABASE_MODE", "enforce")
+    settings = Settings.from_env()
+
+    # WHEN a database login runs, then an isolation
+    database, isolation = decide("guardduty_rds_login_attempt", settings), decide("guardduty_c2_outbound", settings)
+
+    # THEN the database took the hour's one workload slot, so the isolation waits for approval
+    assert (database.playbook.value, database.mode) == ("contain-database", Mode.ENFORCE)
+    assert isolation.mode is Mode.APPROVAL
+    assert isolation.approval is not None and "MaxContainmentsPerHour" in isolation.approval.reason

@@ -651,3 +651,76 @@ def test_incident_round_trips_through_json() -> None:
 
     # THEN nothing is lost
     assert restored == incident
+
+
+# --- RDS Protection (contain-database) --------------------------------------------------------------------------
+
+
+def test_rds_login_names_the_instance_its_cluster_the_user_and_the_tags() -> None:
+    incident = normalise(load_event("guardduty_rds_login_attempt"))
+    assert (incident.db_instance_id, incident.db_cluster_id, incident.db_engine) == (
+        "orders-db",
+        "orders",
+        "aurora-postgresql",
+    )
+    assert (incident.db_user, incident.db_name) == ("postgres", "orders")
+    assert incident.resource_tags == (("Team", "orders"),)
+    assert incident.remote_ips == ("185.196.8.150",)
+
+
+def test_rds_finding_carries_no_principal_even_when_a_sample_puts_key_details_on_it() -> None:
+    event = load_event("guardduty_rds_successful_brute_force")
+    event["detail"]["resource"]["accessKeyDetails"] = {
+        "accessKeyId": "GeneratedFindingAccessKeyId",
+        "userType": "IAMUser",
+    }
+    incident = normalise(event)
+    assert (incident.db_instance_id, incident.db_cluster_id) == ("billing-db", None)
+    assert (incident.access_key_id, incident.principal_type) == (None, None)
+
+
+def test_aurora_limitless_finding_names_its_cluster() -> None:
+    event = load_event("guardduty_rds_login_attempt")
+    resource = event["detail"]["resource"]
+    resource["resourceType"] = "RDSLimitlessDB"
+    resource["rdsLimitlessDbDetails"] = {
+        "dbShardGroupIdentifier": "orders-shards",
+        "dbClusterIdentifier": "orders-limitless",
+        "engine": "aurora-postgresql",
+    }
+    del resource["rdsDbInstanceDetails"]
+    incident = normalise(event)
+    assert (incident.db_instance_id, incident.db_cluster_id) == (None, "orders-limitless")
+
+
+@pytest.mark.parametrize("identifier", ["1db", "db_with_underscore", "x" * 64, "db;drop"])
+def test_a_database_identifier_rds_would_refuse_rejects_the_finding(identifier: str) -> None:
+    event = load_event("guardduty_rds_login_attempt")
+    event["detail"]["resource"]["rdsDbInstanceDetails"]["dbInstanceIdentifier"] = identifier
+    with pytest.raises(FindingRejected, match=r"rdsDbInstanceDetails\.dbInstanceIdentifier"):
+        normalise(event)
+
+
+def test_security_hub_copy_of_an_rds_finding_names_the_instance_and_its_cluster() -> None:
+    # GIVEN the Security Hub copy of a GuardDuty RDS login finding, its DB instance as an AwsRdsDbInstance resource
+    event = load_event("securityhub_guardduty_copy")
+    finding = event["detail"]["findings"][0]
+    finding["Types"] = ["TTPs/Credential Access/CredentialAccess:RDS-MaliciousIPCaller.SuccessfulLogin"]
+    finding["Resources"] = [
+        {
+            "Type": "AwsRdsDbInstance",
+            "Id": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders-db",
+            "Tags": {"Team": "orders"},
+            "Details": {"AwsRdsDbInstance": {"DbClusterIdentifier": "orders", "Engine": "aurora-postgresql"}},
+        }
+    ]
+    # WHEN it is normalised
+    incident = normalise(event)
+    # THEN the instance comes from the ARN, the cluster and engine from the details
+    assert incident.resource_type == "RDSDBInstance"
+    assert (incident.db_instance_id, incident.db_cluster_id, incident.db_engine) == (
+        "orders-db",
+        "orders",
+        "aurora-postgresql",
+    )
+    assert incident.resource_tags == (("Team", "orders"),)

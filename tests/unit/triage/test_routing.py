@@ -84,9 +84,32 @@ ROWS = {
         {"finding_type": "Discovery:Kubernetes/SuccessfulAnonymousAccess", "resource_type": "EKSCluster"},
         Playbook.NOTIFY_ONLY,
     ),
-    "rds_notifies_only": (
+    "rds_successful_login_contains_the_database": (
         {"finding_type": "CredentialAccess:RDS/AnomalousBehavior.SuccessfulLogin", "resource_type": "RDSDBInstance"},
+        Playbook.CONTAIN_DATABASE,
+    ),
+    "rds_successful_brute_force_contains_the_database": (
+        {
+            "finding_type": "CredentialAccess:RDS/AnomalousBehavior.SuccessfulBruteForce",
+            "resource_type": "RDSDBInstance",
+        },
+        Playbook.CONTAIN_DATABASE,
+    ),
+    "rds_limitless_tor_login_contains_the_database": (
+        {"finding_type": "CredentialAccess:RDS/TorIPCaller.SuccessfulLogin", "resource_type": "RDSLimitlessDB"},
+        Playbook.CONTAIN_DATABASE,
+    ),
+    "rds_failed_login_blocks_the_address": (
+        {"finding_type": "CredentialAccess:RDS/MaliciousIPCaller.FailedLogin", "resource_type": "RDSDBInstance"},
+        Playbook.BLOCK_IP,
+    ),
+    "rds_other_finding_notifies_only": (
+        {"finding_type": "CredentialAccess:RDS/ModifyAuthenticationProcess", "resource_type": "RDSDBInstance"},
         Playbook.NOTIFY_ONLY,
+    ),
+    "rds_discovery_blocks_the_address": (
+        {"finding_type": "Discovery:RDS/TorIPCaller", "resource_type": "RDSDBInstance"},
+        Playbook.BLOCK_IP,
     ),
     "lambda_command_and_control_contains_function": (
         {"finding_type": "Backdoor:Lambda/C&CActivity.B", "resource_type": "Lambda"},

@@ -71,3 +71,7 @@ class ApprovalAnswerInvalid(FirebreakError):
 
 class MemberRoleUnavailable(FirebreakError):
     """The member role of the finding's account could not be assumed; the message names the account and the role."""
+
+
+class DatabaseNotFound(FirebreakError):
+    """The RDS DB instance or cluster the finding names does not exist (any more), or is being deleted."""

@@ -27,6 +27,8 @@ MEMBER_ROLES = {
     "release_incident": "firebreak-member-release-incident",
     "protect_bucket": "firebreak-member-protect-bucket",
     "contain_function": "firebreak-member-contain-function",
+    "snapshot_database": "firebreak-member-snapshot-database",
+    "quarantine_database": "firebreak-member-quarantine-database",
 }
 _SESSION_NAME_LIMIT = 64
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")

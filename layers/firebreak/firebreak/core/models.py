@@ -20,6 +20,7 @@ class Playbook(StrEnum):
     NOTIFY_ONLY = "notify-only"
     PROTECT_BUCKET = "protect-bucket"
     CONTAIN_FUNCTION = "contain-function"
+    CONTAIN_DATABASE = "contain-database"
 
 
 class Mode(StrEnum):
@@ -64,6 +65,7 @@ class ActionType(StrEnum):
     RELEASE = "release"
     PROTECT_BUCKET = "protect_bucket"
     CONTAIN_FUNCTION = "contain_function"
+    CONTAIN_DATABASE = "contain_database"
 
 
 class Outcome(StrEnum):
@@ -177,6 +179,13 @@ class Incident:
     function_arn: str | None = None
     function_role_arn: str | None = None
     function_version: str | None = None
+    # contain-database: the RDS DB instance and, for Aurora, its cluster (the unit contained), the engine, and the
+    # database user and database the login used (Firebreak cannot rotate a user from outside the database).
+    db_instance_id: str | None = None
+    db_cluster_id: str | None = None
+    db_engine: str | None = None
+    db_user: str | None = None
+    db_name: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

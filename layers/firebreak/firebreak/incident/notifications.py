@@ -17,6 +17,7 @@ from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, I
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
 if TYPE_CHECKING:
+    from firebreak.core.models import Incident
     from firebreak.triage.approvals import ApprovalRequest
 
 SUBJECT_LIMIT = 99  # SNS refuses subjects of 100 characters or more
@@ -204,18 +205,40 @@ def _action_lines(actions: Sequence[Action]) -> list[str]:
 
 def _header(triage: Triage) -> list[str]:
     incident = triage.incident
-    return [
-        f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
-        f" from {incident.product_name or incident.source}",
-        f"Account:   {incident.account_id} {incident.region}",
-        f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
-        + (f" ({incident.resource_role})" if incident.resource_role else ""),
-        f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
-    ] + (
-        [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
-        if incident.principal_type
-        else []
+    return (
+        [
+            f"Finding:   {incident.finding_type} (severity {incident.severity:g} {incident.severity_label})"
+            f" from {incident.product_name or incident.source}",
+            f"Account:   {incident.account_id} {incident.region}",
+            f"Resource:  {incident.resource_type} {incident.instance_id or incident.access_key_id or ''}".rstrip()
+            + (f" ({incident.resource_role})" if incident.resource_role else ""),
+            f"Playbook:  {triage.playbook.value}, mode {triage.mode.value}",
+        ]
+        + (
+            [f"Principal: {incident.principal_type} {incident.principal_name or ''}".rstrip()]
+            if incident.principal_type
+            else []
+        )
+        + database_lines(incident)
     )
+
+
+def database_lines(incident: Incident) -> list[str]:
+    """contain-database: the database, and the user a person must rotate after a login that succeeded."""
+    if not (incident.db_cluster_id or incident.db_instance_id):
+        return []
+    where = f"cluster {incident.db_cluster_id}" if incident.db_cluster_id else f"DB instance {incident.db_instance_id}"
+    if incident.db_cluster_id and incident.db_instance_id:
+        where += f" (instance {incident.db_instance_id})"
+    lines = [f"Database:  {where}" + (f", {incident.db_engine}" if incident.db_engine else "")]
+    if incident.db_user and "Successful" in incident.finding_type:
+        database = f" of database {incident.db_name}" if incident.db_name else ""
+        lines.append(
+            f"Rotate:    database user {incident.db_user}{database}: change its password (or its IAM or Kerberos"
+            " authentication) and end its open sessions from inside the database; Firebreak cannot, and a"
+            " security group change does not cut sessions already open"
+        )
+    return lines
 
 
 def summary(

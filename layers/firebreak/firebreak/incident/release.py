@@ -51,6 +51,14 @@ isolate_instance (contain-instance), target the instance id:
     snapshot      before {"volume"}, after {"volume", "snapshot"}: kept
     group         after {"security_group", "vpc"}: kept
 
+contain_database (contain-database), target the DB instance, or the cluster for Aurora:
+    quarantine    before {"database": <id>, "cluster": <bool>, "db_security_groups": [<its groups>]}
+                  after  {"database": <id>, "cluster": <bool>, "db_security_groups": [<quarantine group>]}
+                  Undo: ModifyDBInstance / ModifyDBCluster back to its groups, and the firebreak:original-groups
+                  tags removed.
+    snapshot      before {"database", "cluster"}, after {"database", "cluster", "db_snapshot": <identifier>}: kept
+    group         after {"security_group", "vpc"}: kept
+
 revoke_credentials (revoke-credentials; contain-instance for its role's sessions):
     access key    target the key id; before {"user", "access_key_id", "status": "Active"}, after {..., "Inactive"}
                   Undo: the key active again (only a key that was active before).

@@ -28,6 +28,7 @@ from firebreak.containment.credentials import (
     USER_DENY_POLICY,
     inline_policy,
 )
+from firebreak.containment.database import database_groups
 from firebreak.containment.function import reserved_concurrency
 from firebreak.containment.isolation import ORIGINAL_GROUP_TAG_KEYS, describe_instance
 from firebreak.core.aws import error_code
@@ -77,6 +78,9 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("public_access_block", "public_access_block"),
     ("logging", "bucket_logging"),
     ("policy_statement", "bucket_policy_statement"),
+    # contain-database: the database's groups, and its snapshot (evidence, kept)
+    ("db_security_groups", "db_quarantine"),
+    ("db_snapshot", "db_snapshot"),
 )
 _IDS: tuple[str, ...] = (
     "network_interface",
@@ -111,6 +115,8 @@ def kept(action: Action) -> str | None:
     kind = step_kind(action)
     if kind == "snapshot":
         return f"snapshot {action.after.get('snapshot', '')} of {action.after.get('volume', '')} (evidence)".strip()
+    if kind == "db_snapshot":
+        return f"snapshot {action.after.get('db_snapshot', '')} of {action.after.get('database', '')} (evidence)"
     if kind == "firebreak_group":
         # One quarantine group per VPC holds every isolated instance there, whichever incident isolated it.
         return f"Firebreak group {action.after.get('security_group', '')} (shared by every incident in its VPC)"
@@ -488,6 +494,30 @@ def undo_reserved_concurrency(action: Action, context: ReleaseContext) -> Action
     return released(action, found, {"reserved_concurrency": previous}, reason)
 
 
+# --- contain_database -----------------------------------------------------------------------------------------------
+
+
+def undo_database_groups(action: Action, context: ReleaseContext) -> Action:
+    """The database back in its own groups, and the tags where the quarantine kept them removed."""
+    rds = context.client("rds")
+    target, cluster = str(action.after["database"]), bool(action.after.get("cluster"))
+    arn, groups, tags = database_groups(rds, target, cluster)
+    found = {"db_security_groups": None if groups is None else sorted(groups)}
+    problems = differences(found, {"db_security_groups": sorted(action.after["db_security_groups"])})
+    if problems:
+        return conflict(action, found, problems)
+    originals = [str(group) for group in action.before["db_security_groups"]]
+    if cluster:
+        rds.modify_db_cluster(DBClusterIdentifier=target, VpcSecurityGroupIds=originals, ApplyImmediately=True)
+    else:
+        rds.modify_db_instance(DBInstanceIdentifier=target, VpcSecurityGroupIds=originals, ApplyImmediately=True)
+    bookkeeping = [key for key in tags if key in ORIGINAL_GROUP_TAG_KEYS]
+    if bookkeeping:
+        rds.remove_tags_from_resource(ResourceName=arn, TagKeys=bookkeeping)
+    kind = "cluster" if cluster else "DB instance"
+    return released(action, found, {"db_security_groups": originals}, f"{kind} {target} back in {', '.join(originals)}")
+
+
 UNDO: Mapping[str, Undo] = {
     "block": undo_block_ip,
     "interface": undo_interface,
@@ -503,4 +533,5 @@ UNDO: Mapping[str, Undo] = {
     "bucket_logging": undo_bucket_logging,
     "bucket_policy_statement": undo_bucket_policy_statement,
     "reserved_concurrency": undo_reserved_concurrency,
+    "db_quarantine": undo_database_groups,
 }

@@ -38,6 +38,9 @@ _WILL = {
         "bucket-policy statement denying the caller (and reads of a malicious object); its credentials revoked"
     ),
     ActionType.CONTAIN_FUNCTION: "stop it (reserved concurrency 0), keep a version, revoke its role's sessions",
+    ActionType.CONTAIN_DATABASE: (
+        "snapshot, then move into its VPC's quarantine security group: its application loses the database"
+    ),
 }
 
 
@@ -106,6 +109,9 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
             targets.append((ActionType.REVOKE_CREDENTIALS, principal))
     elif playbook is Playbook.CONTAIN_FUNCTION:
         targets.append((ActionType.CONTAIN_FUNCTION, incident.function_name or "the finding's function"))
+    elif playbook is Playbook.CONTAIN_DATABASE:
+        database = incident.db_cluster_id or incident.db_instance_id or "the finding's database"
+        targets.append((ActionType.CONTAIN_DATABASE, database))
     if playbook is not Playbook.NOTIFY_ONLY:
         targets += [(ActionType.BLOCK_IP, address) for address in incident.remote_ips]
     return tuple(Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets)

@@ -26,11 +26,16 @@ logger = Logger(child=True)
 
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
 DEPLOYED_PLAYBOOKS = frozenset(
-    {Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY}
-    | {Playbook.CONTAIN_FUNCTION}
+    {
+        Playbook.BLOCK_IP,
+        Playbook.CONTAIN_INSTANCE,
+        Playbook.REVOKE_CREDENTIALS,
+        Playbook.PROTECT_BUCKET,
+        Playbook.CONTAIN_FUNCTION,
+        Playbook.CONTAIN_DATABASE,
+        Playbook.NOTIFY_ONLY,
+    }
 )
-# protect-bucket has its state machine too.
-DEPLOYED_PLAYBOOKS |= {Playbook.PROTECT_BUCKET}
 # What a person must do for principals that no policy in this account can restrict.
 MANUAL_STEPS = {
     "Root": (

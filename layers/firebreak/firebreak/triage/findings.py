@@ -32,6 +32,10 @@ _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 # contain-function: Lambda's own limits on a function name, and the ARN of a function (a version or alias at the end).
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:([A-Za-z0-9_-]{1,64})(:[^:]+)?")
+# RDS DB instance and cluster identifiers: a letter, then letters, digits and hyphens, 63 at most.
+_DB_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
+# GuardDuty RDS Protection resource types and where each keeps its database; a Limitless database is its cluster.
+_DATABASE_DETAILS = {"RDSDBInstance": "rdsDbInstanceDetails", "RDSLimitlessDB": "rdsLimitlessDbDetails"}
 _ASFF_RESOURCE_TYPES = {
     "AwsEc2Instance": "Instance",
     "AwsIamAccessKey": "AccessKey",
@@ -39,6 +43,7 @@ _ASFF_RESOURCE_TYPES = {
     "AwsEksCluster": "EKSCluster",
     "AwsS3Object": "S3Object",
     "AwsLambdaFunction": "Lambda",
+    "AwsRdsDbInstance": "RDSDBInstance",
 }
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
@@ -166,7 +171,8 @@ def _guardduty(finding: _Node) -> Incident:
     is_instance = resource_type == "Instance"
     instance = _guardduty_instance(resource.at("instanceDetails")) if is_instance else {}
     is_function = resource_type == "Lambda"
-    principal = {} if is_instance or is_function else _guardduty_principal(resource.at("accessKeyDetails"))
+    database = _guardduty_database(resource, resource_type)
+    principal = {} if is_instance or is_function or database else _guardduty_principal(resource.at("accessKeyDetails"))
     function = _guardduty_function(resource.at("lambdaDetails")) if is_function else {}
     bucket = _guardduty_bucket(resource) if resource_type in _BUCKET_RESOURCE_TYPES else {}
     return Incident(
@@ -190,11 +196,34 @@ def _guardduty(finding: _Node) -> Incident:
         first_seen_at=service.text("eventFirstSeen", 64) or finding.text("createdAt", 64),
         finding_arn=finding.text("arn", 2048),
         **instance,
+        **database,
         **principal,
         **bucket,
         **function,
         **_remotes(action),
     )
+
+
+def _guardduty_database(resource: _Node, resource_type: str) -> dict[str, Any]:
+    """contain-database: the DB instance and its cluster (Aurora), its tags, and the user the login used."""
+    details_key = _DATABASE_DETAILS.get(resource_type)
+    if details_key is None:
+        return {}
+    details = resource.at(details_key)
+    user = resource.at("rdsDbUserDetails")
+    tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+    return {
+        "db_instance_id": _db_identifier(details, "dbInstanceIdentifier"),
+        "db_cluster_id": _db_identifier(details, "dbClusterIdentifier"),
+        "db_engine": details.text("engine", 64, printable=True),
+        "db_user": user.text("user", 128, printable=True),
+        "db_name": user.text("database", 128, printable=True),
+        "resource_tags": _tags(tags, details.where("tags")),
+    }
+
+
+def _db_identifier(details: _Node, name: str) -> str | None:
+    return None if details.get(name) in (None, "") else details.matching(name, _DB_IDENTIFIER, "an RDS identifier")
 
 
 def _guardduty_instance(details: _Node) -> dict[str, Any]:
@@ -328,6 +357,7 @@ def _asff(finding: _Node) -> Incident:
     instance = _asff_instance(resources[0]) if resource_type == "Instance" else {}
     bucket = _asff_bucket(resources) if resource_type in _BUCKET_RESOURCE_TYPES else {}
     function = _asff_function(resources[0]) if resource_type == "Lambda" else {}
+    database = _asff_database(resources[0]) if resource_type == "RDSDBInstance" else {}
     return Incident(
         source=Source.SECURITYHUB,
         finding_id=finding_id,
@@ -354,6 +384,7 @@ def _asff(finding: _Node) -> Incident:
         **instance,
         **bucket,
         **function,
+        **database,
         **_asff_principal(resources),
         **_remotes(action),
     )
@@ -405,6 +436,21 @@ def _asff_bucket(resources: list[_Node]) -> dict[str, Any]:
             "resource_tags": _tags(list(tags.data.items()), tags.path),
         }
     return {}
+
+
+def _asff_database(resource: _Node) -> dict[str, Any]:
+    """contain-database: the DB instance (its ARN's last part when the details leave it out) and its cluster."""
+    details = resource.at("Details", "AwsRdsDbInstance")
+    if details.get("DbInstanceIdentifier") in (None, ""):
+        arn = resource.required("Id", 2048)
+        details = _Node({**details.data, "DbInstanceIdentifier": arn.rpartition(":")[2]}, details.path, pascal=True)
+    tags = resource.at("Tags")
+    return {
+        "db_instance_id": _db_identifier(details, "dbInstanceIdentifier"),
+        "db_cluster_id": _db_identifier(details, "dbClusterIdentifier"),
+        "db_engine": details.text("engine", 64, printable=True),
+        "resource_tags": _tags(list(tags.data.items()), tags.path),
+    }
 
 
 def _asff_principal(resources: list[_Node]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ CONTAINMENT_ACTIONS = frozenset(
         ActionType.BLOCK_IP,
         ActionType.PROTECT_BUCKET,
         ActionType.CONTAIN_FUNCTION,
+        ActionType.CONTAIN_DATABASE,
     }
 )
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
@@ -24,6 +25,7 @@ _MAIN_ACTION = {
     Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS,
     Playbook.PROTECT_BUCKET: ActionType.PROTECT_BUCKET,
     Playbook.CONTAIN_FUNCTION: ActionType.CONTAIN_FUNCTION,
+    Playbook.CONTAIN_DATABASE: ActionType.CONTAIN_DATABASE,
 }
 
 
