@@ -348,7 +348,8 @@ def deny_in_policy(
         present = listed(policy)
         merged = sorted({*present, *adding})
         before = {"bucket": bucket, "policy_statement": sid, kind: present}
-        after = {"bucket": bucket, "policy_statement": sid, kind: merged}
+        # `denies`: what this incident asked for, which a release of another incident denying the same leaves.
+        after = {"bucket": bucket, "policy_statement": sid, kind: merged, "denies": sorted(adding)}
         if merged == present:
             return _action(bucket, Outcome.ALREADY_APPLIED, f"statement {sid} already denies them", before, after)
         document = with_statement(policy, sid, build(merged))
