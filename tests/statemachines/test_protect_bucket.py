@@ -489,6 +489,26 @@ def test_release_of_one_incident_leaves_the_principal_another_incident_denied(en
     ]
 
 
+def test_a_principal_two_incidents_denied_stays_denied_until_the_last_is_released(engine: Engine) -> None:
+    # GIVEN the same caller found twice on one bucket: the second incident finds it denied already
+    first = report(run(engine, PUBLIC))["incident_id"]
+    again = load_event(f"eventbridge/{PUBLIC}")
+    again["detail"]["id"] = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+    second = report(run(engine, PUBLIC, again))["incident_id"]
+
+    # WHEN the first incident is released
+    released = report_of(engine.release(first))
+
+    # THEN the caller stays denied, because the second incident relies on it, and the release says so
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == [USER_ARN]
+    [entry] = [a for a in released["actions"] if a["type"] == "protect_bucket" and "policy_statement" in a["after"]]
+    assert f"incident {second} relies on it" in entry["reason"]
+
+    # AND once the second is released too, the statement is gone
+    report_of(engine.release(second))
+    assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == []
+
+
 # --- organization -------------------------------------------------------------------------------------------------
 
 

@@ -126,11 +126,17 @@ def test_an_object_key_never_becomes_a_wildcard_in_the_policy(key: str, resource
 
 
 def test_the_object_read_deny_keeps_the_root_user_break_glass_and_firebreaks_roles_in() -> None:
-    keep = admins("aws", ACCOUNT, SETTINGS)
+    keep = admins("aws", ACCOUNT, SETTINGS, ["BreakGlass"])
     assert f"arn:aws:iam::{ACCOUNT}:root" in keep
     assert f"arn:aws:iam::{ACCOUNT}:role/firebreak-*" in keep
-    assert f"arn:aws:iam::{ACCOUNT}:role/*/breakglass" in keep
-    assert f"arn:aws:iam::{ACCOUNT}:user/breakglass" in keep
+    # AND break-glass names keep the case they were given in: an ARN pattern is matched case-sensitively
+    assert f"arn:aws:iam::{ACCOUNT}:role/*/BreakGlass" in keep
+    assert f"arn:aws:iam::{ACCOUNT}:user/BreakGlass" in keep
+
+
+def test_the_break_glass_names_come_from_the_stacks_parameter_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROTECTED_PRINCIPALS", " BreakGlass, ops-admin ,")
+    assert bucket.break_glass_names() == ("BreakGlass", "ops-admin")
 
 
 # --- who may be denied ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ but keeps the root user and the break-glass principals in, so the evidence can s
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +24,7 @@ from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import MEMBER_ROLES, partition_of, playbook_client
 from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
+from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -44,10 +46,9 @@ ALL_BLOCKED = {
     "BlockPublicPolicy": True,
     "RestrictPublicBuckets": True,
 }
-APPROVAL_TAG = "firebreak:approval"
 STACK_TAG = "aws:cloudformation:stack-name"
 # S3 delivers access logs only to a bucket in the same account and Region; one per account and Region, which the
-# deployer creates with the logging service's grant (see the README), keeps every bucket's logs apart by prefix.
+# deployer creates with the logging service's grant (docs/response.md), keeps every bucket's logs apart by prefix.
 ACCESS_LOG_BUCKET = "firebreak-access-logs-{account}-{region}"
 _LOGGING_DISABLED = ("Stealth:S3/ServerAccessLoggingDisabled", "Stealth:S3-ServerAccessLoggingDisabled")
 _NO_BUCKET = frozenset({"NoSuchBucket"})
@@ -125,13 +126,21 @@ def principals_statement(partition: str, bucket: str, principals: Sequence[str])
     }
 
 
-def admins(partition: str, account: str, settings: RevocationSettings) -> list[str]:
+def break_glass_names() -> tuple[str, ...]:
+    """ProtectedPrincipals as the deployer wrote them: RevocationSettings holds them casefolded, as IAM compares names,
+    but an ARN pattern in a policy condition is matched case-sensitively."""
+    return tuple(name.strip() for name in os.environ.get("PROTECTED_PRINCIPALS", "").split(",") if name.strip())
+
+
+def admins(
+    partition: str, account: str, settings: RevocationSettings, break_glass: Sequence[str] | None = None
+) -> list[str]:
     """The principals the object-read Deny keeps in: the root user, the break-glass list, Firebreak's own roles."""
     iam = f"arn:{partition}:iam::{account}"
     arns = [f"{iam}:root", f"{iam}:role/firebreak-member-*"]
     if settings.stack_name:
         arns.append(f"{iam}:role/{settings.stack_name}-*")
-    for name in sorted(settings.protected_principals):
+    for name in sorted(break_glass_names() if break_glass is None else break_glass):
         arns += [f"{iam}:{kind}/{name}" for kind in ("user", "role")]
         arns += [f"{iam}:{kind}/*/{name}" for kind in ("user", "role")]
     return arns
@@ -339,7 +348,8 @@ def deny_in_policy(
         present = listed(policy)
         merged = sorted({*present, *adding})
         before = {"bucket": bucket, "policy_statement": sid, kind: present}
-        after = {"bucket": bucket, "policy_statement": sid, kind: merged}
+        # `denies`: what this incident asked for, which a release of another incident denying the same leaves.
+        after = {"bucket": bucket, "policy_statement": sid, kind: merged, "denies": sorted(adding)}
         if merged == present:
             return _action(bucket, Outcome.ALREADY_APPLIED, f"statement {sid} already denies them", before, after)
         document = with_statement(policy, sid, build(merged))

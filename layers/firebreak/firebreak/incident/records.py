@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from firebreak.core.errors import IncidentNotFound
-from firebreak.core.models import Action, Incident, IncidentStatus, Mode, Playbook, Triage, actions_from
+from firebreak.core.models import Action, Incident, IncidentStatus, Mode, Outcome, Playbook, Triage, actions_from
 
 if TYPE_CHECKING:
     from firebreak.triage.approvals import ApprovalRequest
@@ -188,3 +188,42 @@ def block_holders(
                     if cidr in (item.get("blocked_addresses") or ()):
                         held.setdefault(cidr, []).append(item["incident_id"])
     return {cidr: tuple(ids) for cidr, ids in held.items()}, frozenset(added)
+
+
+def bucket_denial_holders(
+    dynamodb: Any, table: str, incident_id: str, buckets: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """protect-bucket: which other incidents, not released, rely on each `<bucket> <ARN>` Firebreak's bucket-policy
+    statements deny (the principals and objects they asked to deny, applied or found already denied).
+
+    A filtered scan of the incident table, as block_holders: releases are rare.
+    """
+    held: dict[str, list[str]] = {}
+    if not buckets:
+        return {}
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="playbook = :playbook AND #status <> :released",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":playbook": {"S": Playbook.PROTECT_BUCKET.value},
+            ":released": {"S": IncidentStatus.RELEASED.value},
+        },
+        ProjectionExpression="incident_id, actions, release_actions",
+    )
+    for item in (plain(item) for page in pages for item in page["Items"]):
+        if item["incident_id"] == incident_id:
+            continue
+        lifted = {
+            (a.after.get("bucket"), a.after.get("policy_statement"))
+            for a in actions_from(item.get("release_actions"))
+            if a.outcome is Outcome.RELEASED
+        }
+        for action in actions_from(item.get("actions") if isinstance(item.get("actions"), list) else ()):
+            step = (action.after.get("bucket"), action.after.get("policy_statement"))
+            relied_on = action.outcome in (Outcome.APPLIED, Outcome.ALREADY_APPLIED)
+            if not relied_on or step[0] not in buckets or step in lifted:
+                continue
+            for value in action.after.get("denies") or ():
+                held.setdefault(f"{step[0]} {value}", []).append(item["incident_id"])
+    return {key: tuple(ids) for key, ids in held.items()}

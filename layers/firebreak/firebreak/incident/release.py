@@ -74,6 +74,16 @@ contain_function (contain-function), target the function name (its role's sessio
                   after  {"function": <name>, "reserved_concurrency": 0}
                   Undo: put <n> back, or delete the reserved concurrency when there was none.
     evidence      before {"function", "evidence_version": null}, after {"function", "evidence_version", ...}: kept
+protect_bucket (protect-bucket), target the bucket name:
+    public access before {"bucket", "public_access_block": {<the four settings>} | null}, after {..., all four true}
+                  Undo: the earlier settings put back, or (null) the bucket's own configuration deleted.
+    logging       before {"bucket", "logging": null | {"TargetBucket", "TargetPrefix"}}, after {..., "logging": {...}}
+                  Undo: logging as it was (off, most often).
+    statement     before {"bucket", "policy_statement": <Sid>, "principals" | "objects": [<ARNs>]}
+                  after  {..., "principals" | "objects": [<ARNs after>], "denies": [<what this incident asked to deny>]}
+                  Undo: `denies` taken out of Firebreak's statement (the statement goes when empty, the policy when
+                  nothing else is left), except what another incident not released still relies on. Like a block,
+                  a statement found already denying them (`already_applied`) is shared: its release undoes it too.
 """
 
 from __future__ import annotations
@@ -91,7 +101,7 @@ from firebreak.core.members import workload_client
 from firebreak.core.models import Action, ActionType, IncidentStatus, Outcome, utc_now
 from firebreak.core.settings import Settings
 from firebreak.incident.notifications import release_message, release_subject
-from firebreak.incident.records import IncidentRecord, block_holders, read_record
+from firebreak.incident.records import IncidentRecord, block_holders, bucket_denial_holders, read_record
 from firebreak.incident.undo import ReleaseContext, step_ids, step_key, step_kind, undo
 from firebreak.incident.undo import kept as kept_reason
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
@@ -128,7 +138,11 @@ class ReleasePlan:
             action
             for action in self.actions or ()
             if action.type in CONTAINMENT_ACTIONS
-            and (action.outcome is Outcome.APPLIED or (action.type is ActionType.BLOCK_IP and action.outcome in _HELD))
+            and (
+                action.outcome is Outcome.APPLIED
+                or (action.type is ActionType.BLOCK_IP and action.outcome in _HELD)
+                or _shared_denial(action)
+            )
             and action.after
             and kept_reason(action) is None
             and (action.type, action.target, step_key(action)) not in released
@@ -201,6 +215,9 @@ def release_incident(client: ClientFactory, settings: Settings, incident_id: str
     account = record.incident.account_id if record.incident else ""
     region = record.incident.region if record.incident else None
     blocklist = Blocklist(client("dynamodb"), settings.blocklist_table) if settings.blocklist_table else None
+    # protect-bucket: principals and objects another incident's bucket-policy statement still relies on stay denied.
+    buckets = sorted({str(a.after["bucket"]) for a in plan.pending if "policy_statement" in a.after})
+    denied_elsewhere = bucket_denial_holders(dynamodb, settings.incident_table, record.incident_id, buckets)
     undo_context = ReleaseContext(
         record.incident_id,
         # The workload's account and Region, through the release function's member role outside the stack's own.
@@ -209,6 +226,7 @@ def release_incident(client: ClientFactory, settings: Settings, incident_id: str
         added,
         blocklist=blocklist,
         network_acl_rules=settings.nacl_rules,
+        denied_elsewhere=denied_elsewhere,
     )
     result = release(plan, undo_context, record.blocked_addresses)
     return release_output(record, result, execution_arn, settings.chat_format)
@@ -247,6 +265,16 @@ def release_status(previous: str, entries: Sequence[Action], released_before: bo
     if released_before or any(entry.outcome is Outcome.RELEASED for entry in entries):
         return IncidentStatus.PARTIALLY_CONTAINED.value
     return previous
+
+
+def _shared_denial(action: Action) -> bool:
+    """protect-bucket: a principal or object found already denied in Firebreak's bucket-policy statement is shared
+    with the incident that added it, as a block is: the last incident relying on it takes it out."""
+    return (
+        action.type is ActionType.PROTECT_BUCKET
+        and action.outcome is Outcome.ALREADY_APPLIED
+        and bool(action.after.get("denies"))
+    )
 
 
 def _not_in_service(action: Action, entries: Sequence[Action]) -> Action | None:

@@ -50,6 +50,8 @@ class ReleaseContext:
     blocklist: Blocklist | None = None
     network_acl_rules: tuple[int, int] = (71, 80)
     now: Callable[[], float] = time.time
+    # protect-bucket: "<bucket> <ARN>" -> other incidents whose Firebreak bucket-policy statement still relies on it.
+    denied_elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 Undo = Callable[[Action, ReleaseContext], Action]
@@ -455,17 +457,28 @@ def undo_bucket_policy_statement(action: Action, context: ReleaseContext) -> Act
         return conflict(action, {"policy_statement": sid}, [f"{sid} is not a statement Firebreak writes"])
     kind = "principals" if sid == buckets.DENY_PRINCIPALS_SID else "objects"
     listed = buckets.denied_principals if kind == "principals" else buckets.denied_objects
-    added = sorted(set(action.after.get(kind) or ()) - set(action.before.get(kind) or ()))
+    # What this incident asked to deny (applied, or found denied already and so shared), else what it added.
+    added = sorted(action.after.get("denies") or set(action.after.get(kind) or ()) - set(action.before.get(kind) or ()))
     policy = buckets.read_policy(s3, bucket)
     present = listed(policy)
     found = {kind: present}
     gone = [value for value in added if value not in present]
     if gone:
         return conflict(action, found, [f"statement {sid} no longer denies {', '.join(gone)}"])
-    buckets.write_policy(s3, bucket, buckets.without(policy, sid, added))
-    left = [value for value in present if value not in added]
+    held = {
+        value: context.denied_elsewhere[f"{bucket} {value}"]
+        for value in added
+        if f"{bucket} {value}" in context.denied_elsewhere
+    }
+    taken = [value for value in added if value not in held]
+    kept = "".join(f"; {value} stays: incident {', '.join(ids)} relies on it" for value, ids in held.items())
+    if not taken:
+        return released(action, found, found, f"nothing taken out of {sid} on {bucket}{kept}")
+    buckets.write_policy(s3, bucket, buckets.without(policy, sid, taken))
+    left = [value for value in present if value not in taken]
     state = f"it still denies {', '.join(left)}" if left else "it named nothing else, so it is gone"
-    return released(action, found, {kind: left}, f"{', '.join(added)} taken out of {sid} on {bucket}; {state}")
+    reason = f"{', '.join(taken)} taken out of {sid} on {bucket}; {state}{kept}"
+    return released(action, found, {kind: left}, reason)
 
 
 # --- contain_function ---------------------------------------------------------------------------------------------
