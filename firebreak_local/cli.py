@@ -42,6 +42,7 @@ PLAYBOOK_MODE_PARAMETERS = (
     "RevokeCredentialsMode",
     "ProtectBucketMode",
     "ContainFunctionMode",
+    "ContainDatabaseMode",
 )
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.

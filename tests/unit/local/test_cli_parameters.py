@@ -94,7 +94,9 @@ def test_layers_are_samconfig_then_mode_then_the_command_line(project: Path) -> 
         "ResponseMode": "dry-run",
         "ContainInstanceMode": "inherit",
         "RevokeCredentialsMode": "inherit",
+        "ProtectBucketMode": "inherit",
         "ContainFunctionMode": "inherit",
+        "ContainDatabaseMode": "inherit",
         "BlockIpMode": "enforce",
         "SeverityThreshold": "9",
     }
