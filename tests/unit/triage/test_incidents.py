@@ -160,8 +160,10 @@ def test_every_containment_action_type_counts(type_: ActionType) -> None:
 def test_containment_actions_are_exactly_the_ones_that_change_the_account() -> None:
     # GIVEN the action types
     # WHEN the containment set is read
-    # THEN it names isolation, revocation and blocking and nothing else
-    assert {ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP} == CONTAINMENT_ACTIONS
+    # THEN it names isolation, revocation and blocking (and each resource playbook's own type) and nothing else
+    expected = {ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP}
+    expected |= {ActionType.CONTAIN_TASK}  # contain-task
+    assert expected == CONTAINMENT_ACTIONS
 
 
 def test_final_status_reads_a_one_shot_iterable() -> None:

@@ -25,6 +25,8 @@ MEMBER_ROLES = {
     "block_ip": "firebreak-member-block-ip",
     "sweep_blocklist": "firebreak-member-sweep-blocklist",
     "release_incident": "firebreak-member-release-incident",
+    "isolate_task": "firebreak-member-isolate-task",
+    "stop_task": "firebreak-member-stop-task",
 }
 _SESSION_NAME_LIMIT = 64
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")

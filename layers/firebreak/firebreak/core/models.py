@@ -18,6 +18,7 @@ class Playbook(StrEnum):
     REVOKE_CREDENTIALS = "revoke-credentials"
     BLOCK_IP = "block-ip"
     NOTIFY_ONLY = "notify-only"
+    CONTAIN_TASK = "contain-task"
 
 
 class Mode(StrEnum):
@@ -60,6 +61,7 @@ class ActionType(StrEnum):
     NOTIFY = "notify"
     RECORD = "record"
     RELEASE = "release"
+    CONTAIN_TASK = "contain_task"
 
 
 class Outcome(StrEnum):
@@ -165,6 +167,16 @@ class Incident:
     updated_at: str | None = None
     first_seen_at: str | None = None
     finding_arn: str | None = None
+    # contain-task: the ECS task of a Runtime Monitoring finding, and the EKS workload of a Kubernetes or runtime one.
+    cluster_name: str | None = None
+    cluster_arn: str | None = None
+    task_arn: str | None = None
+    task_definition_arn: str | None = None
+    launch_type: str | None = None
+    kubernetes_namespace: str | None = None
+    kubernetes_workload: str | None = None
+    kubernetes_workload_type: str | None = None
+    kubernetes_user: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

@@ -15,6 +15,7 @@ PLAYBOOK_MODE_VARIABLES = {
     Playbook.BLOCK_IP: "BLOCK_IP_MODE",
     Playbook.CONTAIN_INSTANCE: "CONTAIN_INSTANCE_MODE",
     Playbook.REVOKE_CREDENTIALS: "REVOKE_CREDENTIALS_MODE",
+    Playbook.CONTAIN_TASK: "CONTAIN_TASK_MODE",
 }
 
 
@@ -49,6 +50,8 @@ class Settings:
     approval_secret_arn: str = ""
     approval_window_seconds: int = 3600
     approval_on_timeout: TimeoutAction = TimeoutAction.DENY
+    # contain-task: stop the task once it is isolated (its memory, and what runs in it, is lost).
+    stop_task_after_isolation: bool = False
 
     @property
     def ipset_limit(self) -> int:
@@ -108,6 +111,7 @@ class Settings:
             approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
             approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
             approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
+            stop_task_after_isolation=env.get("STOP_TASK_AFTER_ISOLATION", "false").lower() == "true",
         )
 
 

@@ -51,6 +51,14 @@ isolate_instance (contain-instance), target the instance id:
     snapshot      before {"volume"}, after {"volume", "snapshot"}: kept
     group         after {"security_group", "vpc"}: kept
 
+contain_task (contain-task), target the task ARN:
+    interface     as isolate_instance's; Undo: the same, unless the interface is gone with a stopped task (skipped:
+                  a stopped task cannot be restarted).
+    stop          before {"desired_status": "RUNNING", "last_status"}   after {"desired_status": "STOPPED"}
+                  Cannot be undone: skipped, with what a person does instead (its service starts a new task).
+    record        (type record) before {"task", "task_definition"}, after {}: evidence, kept.
+    group         after {"security_group", "vpc"}: kept
+
 revoke_credentials (revoke-credentials; contain-instance for its role's sessions):
     access key    target the key id; before {"user", "access_key_id", "status": "Active"}, after {..., "Inactive"}
                   Undo: the key active again (only a key that was active before).

@@ -54,7 +54,7 @@ Undo = Callable[[Action, ReleaseContext], Action]
 FIREBREAK_POLICIES = frozenset({USER_DENY_POLICY, REVOKE_SESSIONS_POLICY})
 
 # The key of a recorded state that says which step it is, in the order they are tested.
-_KINDS = (
+_KINDS: tuple[tuple[str, str], ...] = (
     ("ipset", "block"),
     ("network_interface", "interface"),
     ("disable_api_termination", "termination_protection"),
@@ -69,6 +69,8 @@ _KINDS = (
     ("login_profile", "login_profile"),
     ("tags", "tags"),
 )
+# contain-task: a task's stop, told apart by its recorded desired status.
+_KINDS += (("desired_status", "task_stop"),)
 _IDS = ("network_interface", "target_group", "user", "role", "policy_name", "access_key_id", "security_group")
 
 
@@ -123,7 +125,7 @@ def released(action: Action, found: Mapping[str, Any], left: Mapping[str, Any], 
 
 def undo(action: Action, context: ReleaseContext) -> Action:
     """The undo function the step's kind selects; a record shape no function knows is left for a person."""
-    function = UNDO.get(step_kind(action))
+    function = (TASK_UNDO if action.type is ActionType.CONTAIN_TASK else UNDO).get(step_kind(action))
     if function is None:
         reason = f"no undo for a {action.type.value} step recorded as {sorted(action.after)}: check it by hand"
         return Action(action.type, action.target, Outcome.SKIPPED, reason, at=utc_now())
@@ -382,6 +384,34 @@ def undo_login_profile(action: Action, context: ReleaseContext) -> Action:
         return Action(action.type, action.target, Outcome.SKIPPED, reason, action.after, action.after, utc_now())
     found = {"login_profile": True}
     return released(action, found, found, f"user {user} has a console password again, set since by a person")
+
+
+# --- contain_task -------------------------------------------------------------------------------------------------
+
+TASK_CANNOT_RESTART = (
+    "a stopped ECS task cannot be restarted: ECS only starts new tasks (new id, new interface); its service, if "
+    "any, has started one from the same task definition, or a person runs one (aws ecs run-task) if it is wanted"
+)
+
+
+def undo_task_interface(action: Action, context: ReleaseContext) -> Action:
+    """The task's interface back in its own groups, as an instance's; gone with a stopped task, there is none."""
+    eni = action.after["network_interface"]
+    described = context.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [eni]}]
+    )
+    if not described["NetworkInterfaces"]:
+        reason = f"cannot be undone: interface {eni} is gone with the task; {TASK_CANNOT_RESTART}"
+        return Action(action.type, action.target, Outcome.SKIPPED, reason, action.after, action.after, utc_now())
+    return undo_interface(action, context)
+
+
+def undo_task_stop(action: Action, context: ReleaseContext) -> Action:
+    reason = f"cannot be undone: {TASK_CANNOT_RESTART}"
+    return Action(action.type, action.target, Outcome.SKIPPED, reason, action.after, action.after, utc_now())
+
+
+TASK_UNDO: Mapping[str, Undo] = {"interface": undo_task_interface, "task_stop": undo_task_stop}
 
 
 UNDO: Mapping[str, Undo] = {

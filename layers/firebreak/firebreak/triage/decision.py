@@ -27,6 +27,7 @@ logger = Logger(child=True)
 # The playbooks this stack has a state machine for; a finding routed elsewhere is escalated to a person.
 DEPLOYED_PLAYBOOKS = frozenset(
     {Playbook.BLOCK_IP, Playbook.CONTAIN_INSTANCE, Playbook.REVOKE_CREDENTIALS, Playbook.NOTIFY_ONLY}
+    | {Playbook.CONTAIN_TASK}
 )
 # What a person must do for principals that no policy in this account can restrict.
 MANUAL_STEPS = {

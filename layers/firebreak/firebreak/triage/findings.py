@@ -29,6 +29,11 @@ SECURITYHUB_DETAIL_TYPES = frozenset({"Security Hub Findings - Imported", "Secur
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+# contain-task: a task ARN in either format (task/<id> or task/<cluster>/<id>), its account and Region read from it.
+_TASK_ARN = re.compile(
+    r"arn:aws[a-z-]*:ecs:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]{1,2}):(?P<account>[0-9]{12}):task/"
+    r"((?P<cluster>[A-Za-z0-9_-]{1,255})/)?[A-Za-z0-9_-]{1,64}"
+)
 _ASFF_RESOURCE_TYPES = {
     "AwsEc2Instance": "Instance",
     "AwsIamAccessKey": "AccessKey",
@@ -156,6 +161,7 @@ def _guardduty(finding: _Node) -> Incident:
     is_instance = resource_type == "Instance"
     instance = _guardduty_instance(resource.at("instanceDetails")) if is_instance else {}
     principal = {} if is_instance else _guardduty_principal(resource.at("accessKeyDetails"))
+    workload = _guardduty_workload(resource, resource_type, account_id, region)
     return Incident(
         source=Source.GUARDDUTY,
         finding_id=finding_id,
@@ -178,8 +184,60 @@ def _guardduty(finding: _Node) -> Incident:
         finding_arn=finding.text("arn", 2048),
         **instance,
         **principal,
+        **workload,
         **_remotes(action),
     )
+
+
+def _guardduty_workload(resource: _Node, resource_type: str, account_id: str, region: str) -> dict[str, Any]:
+    """contain-task: the ECS task of an ECSCluster finding; the cluster, pod and node of an EKSCluster finding."""
+    if resource_type == "ECSCluster":
+        return _guardduty_task(resource.at("ecsClusterDetails"), account_id, region)
+    if resource_type != "EKSCluster":
+        return {}
+    cluster = resource.at("eksClusterDetails")
+    kubernetes = resource.at("kubernetesDetails")
+    pod = kubernetes.at("kubernetesWorkloadDetails")
+    fields: dict[str, Any] = {
+        "cluster_name": cluster.text("name", 100, printable=True),
+        "cluster_arn": cluster.text("arn", 2048, printable=True),
+        "kubernetes_namespace": pod.text("namespace", 253, printable=True),
+        "kubernetes_workload": pod.text("name", 253, printable=True),
+        "kubernetes_workload_type": pod.text("type", 64, printable=True),
+        "kubernetes_user": kubernetes.at("kubernetesUserDetails").text("username", 256, printable=True),
+        "vpc_id": cluster.text("vpcId", 64),
+    }
+    cluster_tags = _tags([(t.get("key"), t.get("value")) for t in cluster.nodes("tags")], cluster.where("tags"))
+    node = resource.at("instanceDetails")
+    # A Runtime Monitoring finding names the node the pod runs on; an audit-log finding (or a sample's placeholder
+    # details) names none that can be contained, so the node is read only when its id is an instance id.
+    if _INSTANCE_ID.fullmatch(str(node.get("instanceId") or "")):
+        fields.update(_guardduty_instance(node))
+        cluster_tags = tuple(sorted({**dict(cluster_tags), **dict(fields["resource_tags"])}.items()))
+    fields["resource_tags"] = cluster_tags
+    return fields
+
+
+def _guardduty_task(cluster: _Node, account_id: str, region: str) -> dict[str, Any]:
+    task = cluster.at("taskDetails")
+    arn = task.text("arn", 2048)
+    match = _TASK_ARN.fullmatch(arn or "")
+    # Only a task of the finding's own account and Region is ever acted on.
+    if match is None or (match["account"], match["region"]) != (account_id, region):
+        arn = None
+    # The task's own tags win over its cluster's: either may carry firebreak:exempt or firebreak:approval.
+    tags = {
+        **dict(_tags([(t.get("key"), t.get("value")) for t in cluster.nodes("tags")], cluster.where("tags"))),
+        **dict(_tags([(t.get("key"), t.get("value")) for t in task.nodes("tags")], task.where("tags"))),
+    }
+    return {
+        "cluster_name": cluster.text("name", 255, printable=True) or (match["cluster"] if match else None),
+        "cluster_arn": cluster.text("arn", 2048, printable=True),
+        "task_arn": arn,
+        "task_definition_arn": task.text("definitionArn", 2048, printable=True),
+        "launch_type": task.text("launchType", 32, printable=True),
+        "resource_tags": tuple(sorted(tags.items())),
+    }
 
 
 def _guardduty_instance(details: _Node) -> dict[str, Any]:

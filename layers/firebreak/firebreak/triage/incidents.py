@@ -9,10 +9,13 @@ from firebreak.core.models import Action, ActionType, Incident, IncidentStatus, 
 
 # Actions that change the account; enrichment, notification and records do not contain anything.
 CONTAINMENT_ACTIONS = frozenset({ActionType.ISOLATE_INSTANCE, ActionType.REVOKE_CREDENTIALS, ActionType.BLOCK_IP})
+CONTAINMENT_ACTIONS |= {ActionType.CONTAIN_TASK}  # contain-task
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
 # A playbook whose main action was refused (a protected principal, a service-linked role) has not contained the
 # incident, whatever else it blocked.
 _MAIN_ACTION = {Playbook.REVOKE_CREDENTIALS: ActionType.REVOKE_CREDENTIALS}
+# contain-task: addresses blocked while the task itself stayed on its network is not containment.
+_MAIN_ACTION[Playbook.CONTAIN_TASK] = ActionType.CONTAIN_TASK
 
 
 def incident_id_for(incident: Incident) -> str:
