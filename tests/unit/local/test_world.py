@@ -162,7 +162,7 @@ def test_malformed_event_seeds_nothing_and_passes_through_unchanged(world: World
     # THEN it comes back as it was, and nothing was created
     assert delivered == original
     assert world.ec2.describe_instances()["Reservations"] == []
-    assert world.report() == {"instances": {}, "access_keys": {}, "revoked_roles": []}
+    assert world.report() == {"instances": {}, "access_keys": {}, "revoked_roles": [], "tasks": {}}
 
 
 def test_instance_that_already_exists_is_used_as_it_is(world: World) -> None:
