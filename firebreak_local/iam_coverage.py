@@ -329,6 +329,7 @@ EVENTS = {
     "revoke-credentials": "eventbridge/guardduty_iam_user_key_compromised",
     "member-account": "eventbridge/guardduty_member_c2_outbound",
 }
+EVENTS["contain-task"] = "eventbridge/guardduty_runtime_ecs_c2_fargate"
 
 
 def principal_policies(engine: Engine, calls: Iterable[Call]) -> dict[str, list[dict[str, Any]]]:

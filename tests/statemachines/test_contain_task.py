@@ -441,10 +441,9 @@ def test_runtime_finding_on_an_eks_pod_isolates_its_node_and_names_the_pod(engin
 
 
 def test_kubernetes_audit_finding_is_notify_only_with_the_kubectl_steps() -> None:
-    # GIVEN a privileged container (Medium) launched in namespace payments of EKS cluster payments-prod, and a stack
-    # that answers Medium findings
-    with stack({"SeverityThreshold": "5"}) as engine:
-        event = load_event("eventbridge/guardduty_eks_privileged_container")
+    # GIVEN an unusual privileged container launched in namespace payments of EKS cluster payments-prod
+    with stack({}) as engine:
+        event = load_event("eventbridge/guardduty_eks_anomalous_privileged_container")
 
         # WHEN the finding runs
         execution = run(engine, event)

@@ -182,7 +182,7 @@ FIXTURES |= {
     "guardduty_runtime_eks_node_crypto": Expected(
         GD, "EKSCluster", "ACTOR", "DNS_REQUEST", None, (), "kubernetes-node-compromised", "enforce"
     ),
-    "guardduty_eks_privileged_container": Expected(
+    "guardduty_eks_anomalous_privileged_container": Expected(
         GD, "EKSCluster", "TARGET", "KUBERNETES_API_CALL", None, ("10.0.1.40",), "everything-else", "enforce"
     ),
 }
