@@ -461,3 +461,56 @@ def test_kubernetes_audit_finding_is_notify_only_with_the_kubectl_steps() -> Non
         "kubectl auth can-i --list --as=arn:aws:sts::123456789012:assumed-role/ci-deployer/build-8812",
     ):
         assert command in steps, command
+
+
+# --- member accounts ----------------------------------------------------------------------------------------------
+
+MEMBER, MEMBER_REGION = "111122223333", "eu-west-1"
+
+
+def in_member_account(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as if its finding were about the member's task in eu-west-1 (every account and Region replaced)."""
+    text = json.dumps(event).replace("123456789012", MEMBER).replace("us-east-1", MEMBER_REGION)
+    return dict(json.loads(text))
+
+
+def test_a_member_accounts_task_is_contained_there_through_its_member_role_and_released(engine: Engine) -> None:
+    # GIVEN the C2 finding about a task of a member account in eu-west-1, delivered to the security account
+    event = in_member_account(load_event(EVENT))
+    member_task = TASK.replace("123456789012", MEMBER).replace("us-east-1", MEMBER_REGION)
+
+    # WHEN it runs
+    execution = run(engine, event)
+
+    # THEN the task is quarantined in the member's eu-west-1, through the member role, and the C2 blocked centrally
+    outcome = report_of(execution)
+    assert outcome["status"] == "CONTAINED", [a["reason"] for a in outcome["actions"] if a["outcome"] == "failed"]
+    world = engine.world.report()["tasks"][member_task]
+    assert (world["account"], world["region"], world["quarantined"]) == (MEMBER, MEMBER_REGION, True)
+    assert execution.api_calls.get("sts.AssumeRole", 0) >= 1
+    assert engine.assume_role_refusals() == []
+    assert C2_SERVER in engine.blocked_ips()
+
+    # AND its release moves the interface back there, through the release function's member role
+    released = report_of(engine.release(outcome["incident_id"]))
+    assert released["status"] == "RELEASED", [a["reason"] for a in released["actions"]]
+    assert engine.world.report()["tasks"][member_task]["quarantined"] is False
+
+
+def test_a_member_account_without_the_member_role_is_told_and_never_called_contained() -> None:
+    # GIVEN a member account that has not received the member stack
+    saved = dict(os.environ)
+    try:
+        with Engine(TEMPLATE, without_member_role=[MEMBER]) as engine:
+            # WHEN its task's finding runs
+            execution = run(engine, in_member_account(load_event(EVENT)))
+
+            # THEN the task's isolation failed naming the role, the C2 is still blocked, the status says so
+            outcome = report_of(execution)
+            assert outcome["status"] == "PARTIALLY_CONTAINED"
+            failed = [a["reason"] for a in actions(execution) if a["outcome"] == "failed"]
+            assert any("firebreak-member-isolate-task" in reason and MEMBER in reason for reason in failed)
+            assert engine.blocked_ips() == [C2_SERVER]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -270,3 +270,13 @@ def test_kubectl_steps_only_for_findings_firebreak_cannot_act_on() -> None:
     assert any("--as=system:anonymous" in step for step in cluster_wide)
     # An ECS finding: none
     assert kubectl_steps(normalise(load_event(ECS_EVENT))) == ()
+
+
+def test_the_security_hub_copy_names_the_same_task_definition_and_cluster() -> None:
+    # GIVEN Security Hub's copy of the ECS runtime finding
+    copy_ = normalise(load_event("eventbridge/securityhub_guardduty_ecs_runtime_copy"))
+    original = normalise(load_event(ECS_EVENT))
+    # THEN it names what the GuardDuty finding names, so either routes to contain-task and acts on the same task
+    fields = ("resource_type", "task_arn", "task_definition_arn", "cluster_arn", "cluster_name", "resource_tags")
+    assert {f: getattr(copy_, f) for f in fields} == {f: getattr(original, f) for f in fields}
+    assert copy_.remote_ips == original.remote_ips

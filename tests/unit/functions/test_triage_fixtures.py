@@ -182,6 +182,9 @@ FIXTURES |= {
     "guardduty_runtime_eks_node_crypto": Expected(
         GD, "EKSCluster", "ACTOR", "DNS_REQUEST", None, (), "kubernetes-node-compromised", "enforce"
     ),
+    "securityhub_guardduty_ecs_runtime_copy": Expected(
+        SH, "ECSCluster", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "task-compromised", "enforce"
+    ),
     "guardduty_eks_anomalous_privileged_container": Expected(
         GD, "EKSCluster", "TARGET", "KUBERNETES_API_CALL", None, ("10.0.1.40",), "everything-else", "enforce"
     ),

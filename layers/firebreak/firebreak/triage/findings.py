@@ -40,6 +40,8 @@ _ASFF_RESOURCE_TYPES = {
     "AwsS3Bucket": "S3Bucket",
     "AwsEksCluster": "EKSCluster",
 }
+# contain-task: Security Hub's copy of an ECS Runtime Monitoring finding lists the cluster and the task.
+_ASFF_RESOURCE_TYPES |= {"AwsEcsCluster": "ECSCluster", "AwsEcsTask": "ECSCluster"}
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
 _GUARDDUTY_BANDS = ((4.0, "LOW"), (7.0, "MEDIUM"), (9.0, "HIGH"))
@@ -339,6 +341,7 @@ def _asff(finding: _Node) -> Incident:
         first_seen_at=finding.text("FirstObservedAt", 64) or finding.text("CreatedAt", 64),
         **instance,
         **_asff_principal(resources),
+        **(_asff_task(resources, account_id, region) if resource_type == "ECSCluster" else {}),
         **_remotes(action),
     )
 
@@ -370,6 +373,34 @@ def _asff_instance(resource: _Node) -> dict[str, Any]:
             NetworkInterface(eni_id, subnet_id if single else None, vpc_id if single else None) for eni_id in eni_ids
         ),
         "resource_tags": _tags(list(tags.data.items()), tags.path),
+    }
+
+
+def _asff_task(resources: list[_Node], account_id: str, region: str) -> dict[str, Any]:
+    """contain-task: the AwsEcsTask resource of Security Hub's copy (its Id is the task ARN), and the cluster's."""
+    tasks = [resource for resource in resources if resource.get("Type") == "AwsEcsTask"]
+    if not tasks:
+        return {}
+    task = tasks[0]
+    arn = task.text("Id", 2048)
+    match = _TASK_ARN.fullmatch(arn or "")
+    if match is None or (match["account"], match["region"]) != (account_id, region):
+        arn = None
+    details = task.at("Details", "AwsEcsTask")
+    clusters = [resource for resource in resources if resource.get("Type") == "AwsEcsCluster"]
+    cluster_arn = details.text("ClusterArn", 2048, printable=True) or (
+        clusters[0].text("Id", 2048) if clusters else None
+    )
+    tags = {
+        **(dict(_tags(list(clusters[0].at("Tags").data.items()), clusters[0].where("Tags"))) if clusters else {}),
+        **dict(_tags(list(task.at("Tags").data.items()), task.where("Tags"))),
+    }
+    return {
+        "cluster_arn": cluster_arn,
+        "cluster_name": (cluster_arn or "").rpartition("/")[2] or (match["cluster"] if match else None),
+        "task_arn": arn,
+        "task_definition_arn": details.text("TaskDefinitionArn", 2048, printable=True),
+        "resource_tags": tuple(sorted(tags.items())),
     }
 
 
