@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core import aws
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of
+from tests.support import TEMPLATE, Case, incident_record, load_event, records, report_of, run_with_fault, status_of
 
 EVENT = "eventbridge/guardduty_runtime_ecs_c2_fargate"
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/checkout-prod/0f3a9c1e5b7d4e2fa8c6b4d2e0f1a321"
@@ -514,3 +514,89 @@ def test_a_member_account_without_the_member_role_is_told_and_never_called_conta
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+# --- every AWS call failing, transiently and permanently ----------------------------------------------------------
+
+TASK_TRANSIENT = [
+    # Isolate Task: reading the task and its definition, creating the group, recording and swapping the groups
+    Case("ecs", "DescribeTasks", "ThrottlingException", 3),
+    Case("ecs", "DescribeTaskDefinition", "ThrottlingException", 3),
+    Case("ec2", "CreateSecurityGroup", "RequestLimitExceeded", 3),
+    Case("ec2", "ModifyNetworkInterfaceAttribute", "InternalError", 3),
+]
+
+
+@pytest.mark.usefixtures("short_retry_waits")
+@pytest.mark.parametrize("case", TASK_TRANSIENT, ids=str)
+def test_transient_error_in_isolate_task_is_retried_and_the_task_still_contained(engine: Engine, case: Case) -> None:
+    # GIVEN one AWS call of Isolate Task is throttled or failing server-side past the client's own retries
+    # WHEN the finding runs
+    execution, hits = run_with_fault(engine, load_event(EVENT), case)
+
+    # THEN the step's Retry ran it again and the task is contained, said once
+    assert hits == case.times
+    assert [a for a in report_of(execution)["actions"] if a["outcome"] == "failed"] == []
+    assert status_of(execution) == "CONTAINED"
+    assert engine.world.report()["tasks"][TASK]["quarantined"] is True
+    assert [record["status"] for record in records(engine)] == ["CONTAINED"]
+
+
+# (case, incident status, the task isolated, the C2 blocked, the outcome of the action saying what did not happen)
+TASK_PERMANENT = [
+    (Case("ecs", "DescribeTasks", "AccessDeniedException", None), "FAILED", False, False, "failed"),
+    (Case("ecs", "DescribeTasks", "ClusterNotFoundException", None), "NOTIFIED", False, False, "skipped"),
+    (Case("ecs", "DescribeTaskDefinition", "AccessDeniedException", None), "CONTAINED", True, True, "failed"),
+    (Case("ec2", "CreateSecurityGroup", "UnauthorizedOperation", None), "PARTIALLY_CONTAINED", False, True, "failed"),
+    (Case("ec2", "CreateTags", "UnauthorizedOperation", None), "PARTIALLY_CONTAINED", False, True, "failed"),
+    (
+        Case("ec2", "ModifyNetworkInterfaceAttribute", "InvalidGroup.NotFound", None),
+        "PARTIALLY_CONTAINED",
+        False,
+        True,
+        "failed",
+    ),
+]
+
+
+@pytest.mark.usefixtures("short_retry_waits")
+@pytest.mark.parametrize(("case", "status", "isolated", "blocked", "left"), TASK_PERMANENT, ids=str)
+def test_permanent_error_in_isolate_task_ends_in_a_truthful_status(
+    engine: Engine, case: Case, status: str, isolated: bool, blocked: bool, left: str
+) -> None:
+    # GIVEN one AWS call of Isolate Task is refused, or names something that is not there
+    # WHEN the finding runs
+    execution, hits = run_with_fault(engine, load_event(EVENT), case)
+
+    # THEN the status says what happened, never CONTAINED for what did not, on the record and in the one message
+    assert hits > 0
+    assert status_of(execution) == status
+    assert engine.world.report()["tasks"][TASK]["quarantined"] is isolated
+    assert engine.blocked_ips() == ([C2_SERVER] if blocked else [])
+    assert any(action["outcome"] == left for action in report_of(execution)["actions"])
+    assert [record["status"] for record in records(engine)] == [status]
+    assert [message["subject"] for message in engine.notifications()] == [
+        f"Firebreak {status}: Backdoor:Runtime/C&CActivity.B"
+    ]
+
+
+@pytest.mark.usefixtures("short_retry_waits")
+@pytest.mark.parametrize(
+    ("case", "status", "stopped"),
+    [
+        (Case("ecs", "StopTask", "ThrottlingException", 3), "CONTAINED", True),
+        (Case("ecs", "StopTask", "AccessDeniedException", None), "PARTIALLY_CONTAINED", False),
+    ],
+    ids=str,
+)
+def test_stop_task_errors_are_retried_or_told_and_the_isolation_stands(case: Case, status: str, stopped: bool) -> None:
+    # GIVEN a stack that stops tasks after isolation, and StopTask throttled past the client's retries or refused
+    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+        # WHEN the finding runs
+        execution, hits = run_with_fault(engine, load_event(EVENT), case)
+
+        # THEN a throttled stop is retried by the step, a refused one is a failed action; the task stays isolated
+        assert hits > 0
+        assert status_of(execution) == status
+        world = engine.world.report()["tasks"][TASK]
+        assert (world["quarantined"], world["stopped"]) == (True, stopped)

@@ -277,17 +277,21 @@ def _exempt_by(task: Task, cluster: Mapping[str, str]) -> str | None:
 
 def _record(ecs: ECSClient, task: Task) -> Action:
     """The task and its task definition as they are now, on the incident record (evidence; nothing to undo)."""
+    images = ", ".join(str(container.get("image")) for container in task.containers) or "no containers listed"
+    recorded = (
+        f"recorded task {task.task_arn} ({task.launch_type or 'unknown launch type'}, {task.last_status}; {images})"
+    )
     try:
         definition: dict[str, Any] = describe_definition(ecs, task.task_definition_arn)
     except ClientError as error:
         if is_transient(error):
             raise
-        definition = {"task_definition_arn": task.task_definition_arn, "error": describe_error(error)}
-    images = ", ".join(str(container.get("image")) for container in task.containers) or "no containers listed"
-    reason = (
-        f"recorded task {task.task_arn} ({task.launch_type or 'unknown launch type'}, {task.last_status}; {images}) "
-        f"and its task definition {task.task_definition_arn} as evidence"
-    )
+        # The task is still on the record; what is missing is said, and isolation goes on regardless.
+        why = describe_error(error)
+        before = {"task": task.evidence(), "task_definition": {"task_definition_arn": task.task_definition_arn}}
+        reason = f"{recorded}, but not its task definition {task.task_definition_arn}: {why}"
+        return Action(ActionType.RECORD, task.task_arn, Outcome.FAILED, reason, before)
+    reason = f"{recorded} and its task definition {task.task_definition_arn} as evidence"
     before = {"task": task.evidence(), "task_definition": definition}
     return Action(ActionType.RECORD, task.task_arn, Outcome.APPLIED, reason, before)
 
