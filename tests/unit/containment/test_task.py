@@ -280,3 +280,19 @@ def test_the_security_hub_copy_names_the_same_task_definition_and_cluster() -> N
     fields = ("resource_type", "task_arn", "task_definition_arn", "cluster_arn", "cluster_name", "resource_tags")
     assert {f: getattr(copy_, f) for f in fields} == {f: getattr(original, f) for f in fields}
     assert copy_.remote_ips == original.remote_ips
+
+
+def test_a_task_finding_is_triaged_to_contain_task_and_takes_one_unit_of_the_workload_budget() -> None:
+    # GIVEN the ECS runtime finding and the stack's default settings
+    from firebreak.core.settings import Settings
+    from firebreak.triage.breaker import WORKLOADS
+    from firebreak.triage.decision import charge, destructive, triage
+
+    settings = Settings.from_env()
+    result = triage(normalise(load_event(ECS_EVENT)), settings)
+
+    # THEN it runs contain-task in enforce mode, and the circuit breaker counts it as one containment
+    assert (result.playbook.value, result.mode) == ("contain-task", Mode.ENFORCE)
+    assert result.escalation is None
+    assert destructive(result)
+    assert charge(result, settings) == (WORKLOADS, settings.max_containments_per_hour, 1)
