@@ -34,7 +34,7 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_member_c2_outbound.json",
     "events/eventbridge/guardduty_member_iam_user_key_compromised.json",
 )
-PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode")
+PLAYBOOK_MODE_PARAMETERS = ("BlockIpMode", "ContainInstanceMode", "RevokeCredentialsMode", "ContainTaskMode")
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.
 UNRELEASED = frozenset({"IGNORED", "REJECTED", "DUPLICATE", "AWAITING_APPROVAL"})
