@@ -296,3 +296,46 @@ def test_a_task_finding_is_triaged_to_contain_task_and_takes_one_unit_of_the_wor
     assert result.escalation is None
     assert destructive(result)
     assert charge(result, settings) == (WORKLOADS, settings.max_containments_per_hour, 1)
+
+
+def test_release_of_an_interface_gone_with_its_stopped_task_says_it_cannot_be_undone(aws: None) -> None:
+    # GIVEN a recorded interface swap of a task whose interface ECS deleted when the task stopped
+    from firebreak.core.models import Action, ActionType
+    from firebreak.incident.undo import ReleaseContext, undo
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    swap = Action(
+        ActionType.CONTAIN_TASK,
+        FINDING_TASK,
+        Outcome.APPLIED,
+        "moved",
+        {"network_interface": "eni-0123456789abcdef0", "security_groups": ["sg-0123456789abcdef0"]},
+        {"network_interface": "eni-0123456789abcdef0", "security_groups": ["sg-0fedcba9876543210"]},
+    )
+    stop = Action(ActionType.CONTAIN_TASK, FINDING_TASK, Outcome.APPLIED, "stopped", {}, {"desired_status": "STOPPED"})
+    context = ReleaseContext("fb-test", lambda service: ec2)
+
+    # WHEN release undoes them
+    entries = [undo(swap, context), undo(stop, context)]
+
+    # THEN neither claims released, and both say why and what a person does instead
+    assert [entry.outcome for entry in entries] == [Outcome.SKIPPED, Outcome.SKIPPED]
+    assert "interface eni-0123456789abcdef0 is gone with the task" in entries[0].reason
+    assert all("cannot be restarted" in entry.reason and "run-task" in entry.reason for entry in entries)
+
+
+def test_the_readable_notification_names_the_workload_and_the_kubectl_steps() -> None:
+    # GIVEN a Kubernetes audit-log finding triaged notify-only
+    from firebreak.core.models import IncidentStatus, Playbook, Triage
+    from firebreak.incident.notifications import summary
+
+    incident = normalise(load_event("eventbridge/guardduty_eks_anomalous_privileged_container"))
+    triage = Triage("fb-test", incident, Playbook.NOTIFY_ONLY, Mode.ENFORCE)
+
+    # WHEN the summary responders read is written
+    text = summary(IncidentStatus.NOTIFIED, triage, (), "arn:aws:states:us-east-1:123456789012:execution:x:y")
+
+    # THEN it names the cluster, namespace and pod, and lists the commands to run, each on its own line
+    assert "Workload:  EKS cluster payments-prod, namespace payments, pods debug-shell" in text
+    assert "Kubernetes: Firebreak holds no cluster API; run these yourself:" in text
+    assert "\n  kubectl --namespace payments label pod debug-shell firebreak/quarantine=true --overwrite\n" in text
