@@ -600,3 +600,27 @@ def test_stop_task_errors_are_retried_or_told_and_the_isolation_stands(case: Cas
         assert status_of(execution) == status
         world = engine.world.report()["tasks"][TASK]
         assert (world["quarantined"], world["stopped"]) == (True, stopped)
+
+
+def test_an_interface_that_refuses_new_groups_is_stopped_when_the_stack_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a stack that stops tasks, and EC2 refusing to change the task's interface (as ECS-managed ones may)
+    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+
+        def refuse(**kwargs: Any) -> Any:
+            error = {"Error": {"Code": "AuthFailure", "Message": "You do not have permission to access the resource"}}
+            raise ClientError(error, "ModifyNetworkInterfaceAttribute")  # type: ignore[arg-type]
+
+        monkeypatch.setattr(aws.client("ec2", region="us-east-1"), "modify_network_interface_attribute", refuse)
+
+        # WHEN the finding runs
+        execution = run(engine, load_event(EVENT))
+
+        # THEN the swap failed, the task was stopped instead, and the status says PARTIALLY_CONTAINED, not CONTAINED
+        assert "Stop Task" in execution.states
+        outcomes = {("desired_status" in a["after"], a["outcome"]) for a in actions(execution)}
+        assert (False, "failed") in outcomes and (True, "applied") in outcomes
+        assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
+        world = engine.world.report()["tasks"][TASK]
+        assert (world["quarantined"], world["stopped"]) == (False, True)

@@ -194,7 +194,9 @@ class _BridgeModeEcs:
         return {"taskDefinition": {"taskDefinitionArn": "td", "networkMode": "bridge"}}
 
 
-def test_a_bridge_mode_task_is_failed_with_what_to_do_and_never_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bridge_mode_task_is_failed_with_what_to_do_and_stopped_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # GIVEN a task with no interface of its own
     fake = _BridgeModeEcs()
     monkeypatch.setattr(task_module, "playbook_client", lambda service, request, function: fake)
@@ -202,13 +204,14 @@ def test_a_bridge_mode_task_is_failed_with_what_to_do_and_never_stopped(monkeypa
     # WHEN it is isolated with stopping on
     result = isolate_task(request(normalise(load_event(ECS_EVENT))), stop_after_isolation=True)
 
-    # THEN the step fails truthfully, names contain-instance, still blocks the C2, and does not stop the task
+    # THEN the step fails truthfully, names contain-instance, still blocks the C2, and stopping is what is left
     assert result.status is IsolationStatus.FAILED
     failed = result.actions[-1]
     assert failed.outcome is Outcome.FAILED and "contain-instance" in failed.reason
     assert result.actions[0].before["task_definition"]["network_mode"] == "bridge"
     assert result.block_addresses == ("193.233.20.15",)
-    assert result.stop_task is False
+    assert result.stop_task is True
+    assert isolate_task(request(normalise(load_event(ECS_EVENT))), stop_after_isolation=False).stop_task is False
 
 
 def test_a_member_role_that_cannot_be_assumed_fails_the_task_and_still_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,3 +342,31 @@ def test_the_readable_notification_names_the_workload_and_the_kubectl_steps() ->
     assert "Workload:  EKS cluster payments-prod, namespace payments, pods debug-shell" in text
     assert "Kubernetes: Firebreak holds no cluster API; run these yourself:" in text
     assert "\n  kubectl --namespace payments label pod debug-shell firebreak/quarantine=true --overwrite\n" in text
+
+
+def test_a_refused_swap_of_an_ecs_managed_interface_says_what_is_left(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the task's interface is one ECS manages (RequesterManaged), and EC2 refuses to change its groups
+    from botocore.exceptions import ClientError
+
+    from firebreak.core import aws
+
+    incident, _ = seeded(world)
+    real = task_module.task_interfaces
+    monkeypatch.setattr(task_module, "task_interfaces", lambda ec2, ids: (real(ec2, ids)[0], True))
+
+    def refuse(**kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AuthFailure", "Message": "You do not have permission to access the resource"}}
+        raise ClientError(error, "ModifyNetworkInterfaceAttribute")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aws.client("ec2", region="us-east-1"), "modify_network_interface_attribute", refuse)
+
+    # WHEN it is isolated, with and without stopping
+    for stopping, left in ((True, "Stop Task stops it next"), (False, "StopTaskAfterIsolation does")):
+        result = isolate_task(request(incident), stop_after_isolation=stopping)
+
+        # THEN the failure names the interface as ECS-managed and what is left, and Stop Task runs only when asked
+        [failed] = [a for a in result.actions if a.outcome is Outcome.FAILED]
+        assert "AuthFailure" in failed.reason and "managed by ECS" in failed.reason and left in failed.reason
+        assert (result.status, result.stop_task) == (IsolationStatus.FAILED, stopping)

@@ -170,9 +170,11 @@ def describe_definition(ecs: ECSClient, arn: str) -> dict[str, Any]:
     }
 
 
-def task_interfaces(ec2: EC2Client, interface_ids: Sequence[str]) -> tuple[Interface, ...]:
-    """The task's interfaces with their groups and tags, where isolation keeps the groups it had before."""
+def task_interfaces(ec2: EC2Client, interface_ids: Sequence[str]) -> tuple[tuple[Interface, ...], bool]:
+    """The task's interfaces with their groups and tags (where isolation keeps the groups it had before), and whether
+    a service manages any of them (RequesterManaged), which may refuse to change its groups."""
     described = ec2.describe_network_interfaces(NetworkInterfaceIds=list(interface_ids))["NetworkInterfaces"]
+    managed = any(eni.get("RequesterManaged") for eni in described)
     return tuple(
         Interface(
             interface_id=eni["NetworkInterfaceId"],
@@ -182,7 +184,7 @@ def task_interfaces(ec2: EC2Client, interface_ids: Sequence[str]) -> tuple[Inter
             tags=tuple((tag["Key"], tag["Value"]) for tag in eni.get("TagSet", [])),
         )
         for eni in described
-    )
+    ), managed
 
 
 # --- the playbook steps ---------------------------------------------------------------------------------------------
@@ -190,7 +192,8 @@ def task_interfaces(ec2: EC2Client, interface_ids: Sequence[str]) -> tuple[Inter
 
 def isolate_task(request: PlaybookRequest, stop_after_isolation: bool) -> TaskIsolation:
     """Isolate Task: the task and its definition recorded, its interface isolated; the addresses to block, and whether
-    Stop Task runs next (only when asked, and only for a task now cut off)."""
+    Stop Task runs next: only when asked, for a task there and not exempt. An interface that could not be isolated
+    (ECS may refuse group changes on interfaces it manages) leaves stopping as the containment there is."""
     task_arn = request.incident.task_arn
     if task_arn is None:
         return TaskIsolation(IsolationStatus.NOT_FOUND, (_skipped("unknown", "the finding names no ECS task"),))
@@ -223,11 +226,12 @@ def isolate_task(request: PlaybookRequest, stop_after_isolation: bool) -> TaskIs
             f"container instance's, which contain-instance isolates; not isolated"
         )
         failed = _action(task_arn, Outcome.FAILED, reason)
-        return _with_addresses(request, TaskIsolation(IsolationStatus.FAILED, (record, failed)), stop=False)
-    status, actions = isolate_interfaces(ec2, task_arn, task_interfaces(ec2, task.interface_ids), request.dry_run)
-    retyped = tuple(dataclasses.replace(action, type=ActionType.CONTAIN_TASK) for action in actions)
-    cut_off = status in (IsolationStatus.ISOLATED, IsolationStatus.ALREADY_ISOLATED, IsolationStatus.PLANNED)
-    return _with_addresses(request, TaskIsolation(status, (record, *retyped)), stop=stop_after_isolation and cut_off)
+        isolation = TaskIsolation(IsolationStatus.FAILED, (record, failed))
+        return _with_addresses(request, isolation, stop=stop_after_isolation)
+    interfaces, managed = task_interfaces(ec2, task.interface_ids)
+    status, actions = isolate_interfaces(ec2, task_arn, interfaces, request.dry_run)
+    retyped = tuple(_retyped(action, managed, stop_after_isolation) for action in actions)
+    return _with_addresses(request, TaskIsolation(status, (record, *retyped)), stop=stop_after_isolation)
 
 
 def stop_task(request: PlaybookRequest) -> Action:
@@ -264,6 +268,16 @@ def stop_task(request: PlaybookRequest) -> Action:
         f"(its service, if any, starts a new task from {task.task_definition_arn})"
     )
     return _action(task_arn, Outcome.APPLIED, reason, before, after)
+
+
+def _retyped(action: Action, managed: bool, stopping: bool) -> Action:
+    """An isolation action as the task's; a failed one on a managed interface says what is left to do."""
+    action = dataclasses.replace(action, type=ActionType.CONTAIN_TASK)
+    if action.outcome is not Outcome.FAILED or not managed:
+        return action
+    left = "Stop Task stops it next" if stopping else "stop the task (StopTaskAfterIsolation does) to cut it off"
+    hint = f"; the interface is managed by ECS, which may refuse to change its groups: {left}"
+    return dataclasses.replace(action, reason=action.reason + hint)
 
 
 def _exempt_by(task: Task, cluster: Mapping[str, str]) -> str | None:
