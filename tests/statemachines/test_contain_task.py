@@ -624,3 +624,21 @@ def test_an_interface_that_refuses_new_groups_is_stopped_when_the_stack_says_so(
         assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
         world = engine.world.report()["tasks"][TASK]
         assert (world["quarantined"], world["stopped"]) == (False, True)
+
+
+def test_a_cluster_finding_naming_no_task_is_notified_and_a_crash_names_no_task_either(engine: Engine) -> None:
+    # GIVEN an ECS runtime finding without taskDetails, and then the same with the isolation function crashing
+    event = load_event(EVENT)
+    del event["detail"]["resource"]["ecsClusterDetails"]["taskDetails"]
+    execution = run(engine, event)
+    # THEN nothing is touched and the incident is only NOTIFIED, saying why
+    assert [a["reason"] for a in actions(execution)] == ["the finding names no ECS task"]
+    assert report_of(execution)["status"] == "NOTIFIED"
+
+    def crash(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("boom")
+
+    engine.dispatcher.override(ISOLATE_FUNCTION, crash)
+    event["detail"]["id"] = "9c1e7a9b3d5f7a9c1e3b5d7f9a1c3e77"
+    [failed] = actions(run(engine, event))
+    assert (failed["target"], failed["outcome"]) == ("unknown", "failed")
