@@ -26,7 +26,9 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])
-    isolation = isolate_task(request, Settings.from_env().stop_task_after_isolation)
+    # Set by the entry machine when a person approved this incident.
+    approved = event["input"].get("approved") is True
+    isolation = isolate_task(request, Settings.from_env().stop_task_after_isolation, approved)
     logger.info(
         "Isolated task",
         extra={"incident_id": request.incident_id, "status": isolation.status.value, "stop": isolation.stop_task},

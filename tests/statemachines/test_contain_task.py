@@ -642,3 +642,22 @@ def test_a_cluster_finding_naming_no_task_is_notified_and_a_crash_names_no_task_
     event["detail"]["id"] = "9c1e7a9b3d5f7a9c1e3b5d7f9a1c3e77"
     [failed] = actions(run(engine, event))
     assert (failed["target"], failed["outcome"]) == ("unknown", "failed")
+
+
+def test_a_task_tagged_approval_required_since_the_finding_is_not_touched_without_approval(engine: Engine) -> None:
+    # GIVEN a task tagged firebreak:approval=required after GuardDuty described it (so triage did not ask anyone)
+    event = load_event(EVENT)
+    task_arn = seeded_task(engine, event)
+    tag_task(engine, task_arn, "firebreak:approval", "required")
+    before = task_groups(engine, task_arn)
+
+    # WHEN the finding runs
+    execution = run(engine, event)
+
+    # THEN nothing is touched, the reason says why, and the incident is only NOTIFIED
+    [skipped] = actions(execution)
+    assert skipped["outcome"] == "skipped"
+    assert "firebreak:approval=required now, and nobody approved this incident" in skipped["reason"]
+    assert report_of(execution)["status"] == "NOTIFIED"
+    assert task_groups(engine, task_arn) == before
+    assert engine.blocked_ips() == []

@@ -34,6 +34,8 @@ _NOT_FOUND_CODES = frozenset({"ClusterNotFoundException", "InvalidParameterExcep
 # What ECS shows as the stop reason (it keeps 255 characters) and CloudTrail records with StopTask.
 STOP_REASON = "Firebreak incident {incident_id}: isolated, then stopped (StopTaskAfterIsolation)"
 QUARANTINE_LABEL = "firebreak/quarantine"
+# The tag triage.approvals reads on the finding's copy of the tags; read here live, since it may be newer.
+APPROVAL_TAG = "firebreak:approval"
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def task_interfaces(ec2: EC2Client, interface_ids: Sequence[str]) -> tuple[tuple
 # --- the playbook steps ---------------------------------------------------------------------------------------------
 
 
-def isolate_task(request: PlaybookRequest, stop_after_isolation: bool) -> TaskIsolation:
+def isolate_task(request: PlaybookRequest, stop_after_isolation: bool, approved: bool = False) -> TaskIsolation:
     """Isolate Task: the task and its definition recorded, its interface isolated; the addresses to block, and whether
     Stop Task runs next: only when asked, for a task there and not exempt. An interface that could not be isolated
     (ECS may refuse group changes on interfaces it manages) leaves stopping as the containment there is."""
@@ -208,7 +210,8 @@ def isolate_task(request: PlaybookRequest, stop_after_isolation: bool) -> TaskIs
     if task is None:
         reason = f"task {task_arn} is unknown to ECS (stopped and gone): nothing left to isolate"
         return TaskIsolation(IsolationStatus.NOT_FOUND, (_skipped(task_arn, reason),))
-    exempt = _exempt_by(task, cluster_tags(ecs, task.cluster_arn))
+    clusters = cluster_tags(ecs, task.cluster_arn)
+    exempt = _exempt_by(task, clusters)
     if exempt:
         reason = f"{exempt} is tagged {EXEMPT_TAG}=true: Firebreak never touches it"
         return TaskIsolation(
@@ -218,6 +221,13 @@ def isolate_task(request: PlaybookRequest, stop_after_isolation: bool) -> TaskIs
         )
     if task.gone:
         reason = f"task {task_arn} is {task.last_status} (desired {task.desired_status}): nothing left to isolate"
+        return TaskIsolation(IsolationStatus.NOT_FOUND, (_skipped(task_arn, reason),))
+    wanting = _approval_wanted_by(task, clusters) if not approved else None
+    if wanting and not request.dry_run:
+        reason = (
+            f"{wanting} is tagged {APPROVAL_TAG}=required now, and nobody approved this incident (GuardDuty's copy of "
+            "the tags did not ask): not touched; a responder contains it by hand or tags the finding's resource first"
+        )
         return TaskIsolation(IsolationStatus.NOT_FOUND, (_skipped(task_arn, reason),))
     record = _record(ecs, task)
     if not task.interface_ids:
@@ -278,6 +288,15 @@ def _retyped(action: Action, managed: bool, stopping: bool) -> Action:
     left = "Stop Task stops it next" if stopping else "stop the task (StopTaskAfterIsolation does) to cut it off"
     hint = f"; the interface is managed by ECS, which may refuse to change its groups: {left}"
     return dataclasses.replace(action, reason=action.reason + hint)
+
+
+def _approval_wanted_by(task: Task, cluster: Mapping[str, str]) -> str | None:
+    """Which of the task and its cluster asks for a person's approval now (firebreak:approval=required)."""
+    if (dict(task.tags).get(APPROVAL_TAG) or "").strip().lower() == "required":
+        return f"task {task.task_arn}"
+    if (cluster.get(APPROVAL_TAG) or "").strip().lower() == "required":
+        return f"cluster {task.cluster_arn}"
+    return None
 
 
 def _exempt_by(task: Task, cluster: Mapping[str, str]) -> str | None:
