@@ -28,6 +28,7 @@ SCENARIOS = {
     "notify-only": "guardduty_root_credential_usage",
     "rejected": "guardduty_malformed",
 }
+SCENARIOS["contain-task"] = "guardduty_runtime_ecs_c2_fargate"
 RUNS = 15
 BREAKER_LIMIT = 10_000
 RELEASED = "block-ip (enforce)"
@@ -63,6 +64,11 @@ def _fresh(event: dict[str, Any], run: int) -> dict[str, Any]:
         # contain-database: a new database per run, or every run after the first would find it quarantined.
         if isinstance(database.get(key), str):
             text = text.replace(f'"{database[key]}"', f'"{database[key]}-bench{run + 2}"')
+    # contain-task: a new task per run, or every run after the first would find it already isolated.
+    details = resource.get("ecsClusterDetails", {}) if isinstance(resource, dict) else {}
+    task = details.get("taskDetails", {}).get("arn") if isinstance(details, dict) else None
+    if isinstance(task, str):
+        text = text.replace(task, f"{task[:-9]}{run + 2:09x}")
     fresh: dict[str, Any] = json.loads(text)
     if isinstance(fresh["detail"].get("id"), str):
         fresh["detail"]["id"] = f"{fresh['detail']['id']}-bench{run}"

@@ -43,6 +43,7 @@ PLAYBOOK_MODE_PARAMETERS = (
     "ProtectBucketMode",
     "ContainFunctionMode",
     "ContainDatabaseMode",
+    "ContainTaskMode",
 )
 # Results whose incident a release may act on: an incident was opened for them (duplicates share the first's);
 # one still waiting for approval has changed nothing yet.

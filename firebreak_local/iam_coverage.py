@@ -345,6 +345,7 @@ EVENTS = {
     "contain-database": "eventbridge/guardduty_rds_login_attempt",
     "contain-database-instance": "eventbridge/guardduty_rds_successful_brute_force",
 }
+EVENTS["contain-task"] = "eventbridge/guardduty_runtime_ecs_c2_fargate"
 
 
 def principal_policies(engine: Engine, calls: Iterable[Call]) -> dict[str, list[dict[str, Any]]]:

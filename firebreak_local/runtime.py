@@ -761,6 +761,17 @@ def _pass_task_failure_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
 
 
+def run_ecs_tasks_as_aws() -> None:
+    """Two gaps in moto 5.2.5's ECS: an awsvpc task's RunTask reads the new interface's private_dns_name, which moto
+    sets only in a VPC with DNS hostnames on (AttributeError otherwise); and a task moves one status on (RUNNING,
+    DEACTIVATING, ..., STOPPED) at every DescribeTasks, where ECS keeps it RUNNING until it is stopped."""
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+    from moto.moto_api import state_manager
+
+    NetworkInterface.private_dns_name = None  # type: ignore[assignment]
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": sys.maxsize})
+
+
 def stop_discarding_data(mock: Any) -> None:
     """Stop a started mock_aws; when no other is running, discard moto's data without rebuilding it first.
 
@@ -896,6 +907,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _pass_task_failure_cause()
+    run_ecs_tasks_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     _installed = (dispatcher, calls)

@@ -141,6 +141,9 @@ class World:
         self._functions: list[tuple[str, _Place]] = []
         # contain-database: the databases findings named (the Aurora cluster, or the DB instance), where they are.
         self._databases: list[tuple[str, bool, _Place]] = []
+        # contain-task: the seeded ECS tasks by the finding's task ARN, and each place's ECS client.
+        self._tasks: list[tuple[str, _Place]] = []
+        self._ecs_clients: dict[tuple[str, str], Any] = {}
 
     def include(self, account: str, region: str | None = None) -> None:
         """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
@@ -168,6 +171,11 @@ class World:
                 self._seed_function(place, holder, incident)
             if incident.db_instance_id or incident.db_cluster_id:
                 self._seed_database(place, incident)
+            # contain-task: a runtime finding on an EKS pod names its node, which contain-instance isolates.
+            if incident.resource_type == "EKSCluster" and incident.instance_id:
+                self._seed_instance(place, incident)
+            if incident.task_arn:
+                self._seed_task(place, incident)
             if incident.principal_type == "IAMUser":
                 self._seed_user(holder, incident.principal_name, incident.access_key_id)
             elif incident.principal_type == "AssumedRole":
@@ -236,6 +244,14 @@ class World:
                     "region": place.region,
                 }
                 for name, cluster, place in self._databases
+            },
+            "tasks": {
+                finding: {
+                    **self._task_report(place, place.ids[finding]),
+                    "account": place.account,
+                    "region": place.region,
+                }
+                for finding, place in self._tasks
             },
         }
 
@@ -362,6 +378,58 @@ class World:
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
                 s3.create_bucket(Bucket=target, **placement)
                 s3.put_bucket_policy(Bucket=target, Policy=json.dumps(_log_delivery_policy(target, place.account)))
+
+    def _ecs(self, place: _Place) -> Any:
+        key = (place.account, place.region)
+        if key not in self._ecs_clients:
+            if self._clients is not None:
+                self._ecs_clients[key] = self._clients("ecs", place.account, place.region)
+            else:
+                import boto3
+
+                self._ecs_clients[key] = boto3.client("ecs", region_name=place.region)
+        return self._ecs_clients[key]
+
+    def _seed_task(self, place: _Place, incident: Incident) -> None:
+        """The finding's ECS task, running in awsvpc mode with an interface of its own, in a cluster of its name.
+
+        Seeded as a Fargate task whatever the finding's launch type: an EC2 one would need a registered container
+        instance, and the interface is the same. The task ARN, its task definition's and its interface map back.
+        """
+        from firebreak.core.models import NetworkInterface
+
+        finding_task = incident.task_arn
+        if finding_task is None or finding_task in place.ids:
+            return
+        self._tasks.append((finding_task, place))
+        ecs = self._ecs(place)
+        tail = finding_task.split(":task/", 1)[1].split("/")
+        cluster = incident.cluster_name or (tail[0] if len(tail) == 2 else "default")
+        ecs.create_cluster(clusterName=cluster)
+        definition = incident.task_definition_arn or f"arn:aws:ecs:{place.region}:{place.account}:task-definition/app:1"
+        family = definition.rsplit("/", 1)[-1].split(":", 1)[0]
+        registered = ecs.register_task_definition(
+            family=family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "app", "image": f"{family}:seeded", "essential": True, "memory": 512}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        subnet, _ = self._placement(place, NetworkInterface(""), incident.vpc_id)
+        vpc = place.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+        group = place.ec2.create_security_group(
+            GroupName=f"seeded-task-{family}-{len(self._tasks)}", Description=f"Seeded for task {family}", VpcId=vpc
+        )["GroupId"]
+        task = ecs.run_task(
+            cluster=cluster,
+            taskDefinition=registered,
+            launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+            tags=[{"key": key, "value": value} for key, value in incident.resource_tags],
+        )["tasks"][0]
+        self._map(place.ids, finding_task, task["taskArn"])
+        self._map(place.ids, incident.task_definition_arn, registered)
 
     def _placement(self, place: _Place, interface: NetworkInterface, instance_vpc: str | None) -> tuple[str, list[str]]:
         """The subnet and security groups to give an interface like the finding's, created on first use."""
@@ -589,6 +657,29 @@ class World:
             "security_groups": sorted(self.finding_id(group_id) for group_id in ids),
             "quarantined": bool(groups) and all(g["GroupName"].startswith(QUARANTINE_GROUP_PREFIX) for g in groups),
             "snapshots": len([s for s in snapshots if s.get("SnapshotType", "manual") == "manual"]),
+        }
+
+    def _task_report(self, place: _Place, task_arn: str) -> dict[str, Any]:
+        task = self._ecs(place).describe_tasks(cluster=task_arn.split(":task/", 1)[1].split("/")[0], tasks=[task_arn])
+        found = task["tasks"][0] if task["tasks"] else {}
+        interfaces = [
+            detail["value"]
+            for attachment in found.get("attachments", [])
+            for detail in attachment.get("details", [])
+            if detail.get("name") == "networkInterfaceId"
+        ]
+        described = (
+            place.ec2.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": interfaces}])[
+                "NetworkInterfaces"
+            ]
+            if interfaces
+            else []
+        )
+        groups = [group for eni in described for group in eni.get("Groups", [])]
+        return {
+            "security_groups": sorted(self.finding_id(group["GroupId"]) for group in groups),
+            "quarantined": bool(groups) and all(g["GroupName"].startswith(QUARANTINE_GROUP_PREFIX) for g in groups),
+            "stopped": found.get("lastStatus", "STOPPED") == "STOPPED",
         }
 
     def _key_status(self, holder: _Account, finding_key: str, user: str) -> str:

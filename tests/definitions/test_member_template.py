@@ -21,7 +21,7 @@ STACK_NAME = "fbsec"
 ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh,ou-ab12-ijklmnop"}
 # What a member account holds; the shared state (tables, topic, WAF, machines, keys, secrets) stays in the security one.
 WORKLOAD_SERVICES = frozenset(
-    {"ec2", "iam", "autoscaling", "elasticloadbalancing", "securityhub", "s3", "lambda", "rds"}
+    {"ec2", "iam", "autoscaling", "elasticloadbalancing", "securityhub", "s3", "lambda", "rds", "ecs"}
 )
 REGION_KEYS = ("aws:RequestedRegion", "ec2:Region")
 SCENARIOS = {

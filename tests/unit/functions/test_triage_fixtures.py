@@ -228,6 +228,22 @@ FIXTURES = {
         SH, "Instance", "TARGET", "NETWORK_CONNECTION", None, ("92.118.39.12",), "instance-brute-forced", "approval"
     ),
 }
+# contain-task: Runtime Monitoring on an ECS task and on an EKS pod's node; an audit-log finding stays notify-only.
+ROUTED |= {"task-compromised": "contain-task", "kubernetes-node-compromised": "contain-instance"}
+FIXTURES |= {
+    "guardduty_runtime_ecs_c2_fargate": Expected(
+        GD, "ECSCluster", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "task-compromised", "enforce"
+    ),
+    "guardduty_runtime_eks_node_crypto": Expected(
+        GD, "EKSCluster", "ACTOR", "DNS_REQUEST", None, (), "kubernetes-node-compromised", "enforce"
+    ),
+    "securityhub_guardduty_ecs_runtime_copy": Expected(
+        SH, "ECSCluster", "ACTOR", "NETWORK_CONNECTION", None, ("193.233.20.15",), "task-compromised", "enforce"
+    ),
+    "guardduty_eks_anomalous_privileged_container": Expected(
+        GD, "EKSCluster", "TARGET", "KUBERNETES_API_CALL", None, ("10.0.1.40",), "everything-else", "enforce"
+    ),
+}
 REJECTED = {"guardduty_malformed": r"detail\.id"}
 
 

@@ -97,6 +97,7 @@ def test_layers_are_samconfig_then_mode_then_the_command_line(project: Path) -> 
         "ProtectBucketMode": "inherit",
         "ContainFunctionMode": "inherit",
         "ContainDatabaseMode": "inherit",
+        "ContainTaskMode": "inherit",
         "BlockIpMode": "enforce",
         "SeverityThreshold": "9",
     }
@@ -139,3 +140,14 @@ def test_a_refused_override_is_exit_2_with_one_line_and_nothing_run(
     (line,) = captured.err.splitlines()
     assert line.startswith("firebreak: ") and expected in line
     assert "Traceback" not in captured.err
+
+
+def test_mode_lets_every_playbook_of_the_template_inherit_it() -> None:
+    # GIVEN the template's per-playbook mode parameters (contain-task's ContainTaskMode among them)
+    from firebreak_local.cli import PLAYBOOK_MODE_PARAMETERS
+    from firebreak_local.template import load_template
+
+    parameters = load_template(TEMPLATE).raw["Parameters"]
+    playbook_modes = {name for name in parameters if name.endswith("Mode") and name != "ResponseMode"}
+    # THEN --mode resets each of them to inherit, so no samconfig playbook mode outlives a --mode dry-run
+    assert set(PLAYBOOK_MODE_PARAMETERS) == playbook_modes

@@ -169,6 +169,7 @@ def test_malformed_event_seeds_nothing_and_passes_through_unchanged(world: World
         "buckets": {},
         "functions": {},
         "databases": {},
+        "tasks": {},
     }
 
 

@@ -168,6 +168,7 @@ def test_containment_actions_are_exactly_the_ones_that_change_the_account() -> N
         ActionType.PROTECT_BUCKET,
         ActionType.CONTAIN_FUNCTION,
         ActionType.CONTAIN_DATABASE,
+        ActionType.CONTAIN_TASK,
     } == CONTAINMENT_ACTIONS
 
 

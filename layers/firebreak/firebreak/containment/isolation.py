@@ -390,11 +390,20 @@ def isolate_instance(ec2: EC2Client, instance_id: str, dry_run: bool) -> Isolati
         failed = _action(instance_id, Outcome.FAILED, f"instance {instance_id} has no network interface to isolate")
         return Isolation(IsolationStatus.FAILED, (failed,))
     instance = with_interface_tags(ec2, instance)
+    status, actions = isolate_interfaces(ec2, instance_id, instance.interfaces, dry_run)
+    return Isolation(status, actions)
+
+
+def isolate_interfaces(
+    ec2: EC2Client, target_id: str, interfaces: Sequence[Interface], dry_run: bool
+) -> tuple[IsolationStatus, tuple[Action, ...]]:
+    """Interfaces (with their tags) into their VPCs' quarantine groups, or the plan to; any resource's, such as an ECS
+    task's. The actions name target_id and are typed isolate_instance: a caller of another type retypes them."""
     actions: list[Action] = []
-    for vpc_id in instance.vpc_ids:
-        interfaces = [interface for interface in instance.interfaces if interface.vpc_id == vpc_id]
-        actions += (_plan_vpc if dry_run else _isolate_vpc)(ec2, instance_id, vpc_id, interfaces)
-    return Isolation(_status(actions, dry_run), tuple(actions))
+    for vpc_id in dict.fromkeys(interface.vpc_id for interface in interfaces):
+        in_vpc = [interface for interface in interfaces if interface.vpc_id == vpc_id]
+        actions += (_plan_vpc if dry_run else _isolate_vpc)(ec2, target_id, vpc_id, in_vpc)
+    return _status(actions, dry_run), tuple(actions)
 
 
 def _isolate_vpc(ec2: EC2Client, instance_id: str, vpc_id: str, interfaces: Sequence[Interface]) -> list[Action]:

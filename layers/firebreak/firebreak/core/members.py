@@ -29,6 +29,8 @@ MEMBER_ROLES = {
     "contain_function": "firebreak-member-contain-function",
     "snapshot_database": "firebreak-member-snapshot-database",
     "quarantine_database": "firebreak-member-quarantine-database",
+    "isolate_task": "firebreak-member-isolate-task",
+    "stop_task": "firebreak-member-stop-task",
 }
 _SESSION_NAME_LIMIT = 64
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")

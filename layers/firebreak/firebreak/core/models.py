@@ -21,6 +21,7 @@ class Playbook(StrEnum):
     PROTECT_BUCKET = "protect-bucket"
     CONTAIN_FUNCTION = "contain-function"
     CONTAIN_DATABASE = "contain-database"
+    CONTAIN_TASK = "contain-task"
 
 
 class Mode(StrEnum):
@@ -66,6 +67,7 @@ class ActionType(StrEnum):
     PROTECT_BUCKET = "protect_bucket"
     CONTAIN_FUNCTION = "contain_function"
     CONTAIN_DATABASE = "contain_database"
+    CONTAIN_TASK = "contain_task"
 
 
 class Outcome(StrEnum):
@@ -186,6 +188,16 @@ class Incident:
     db_engine: str | None = None
     db_user: str | None = None
     db_name: str | None = None
+    # contain-task: the ECS task of a Runtime Monitoring finding, and the EKS workload of a Kubernetes or runtime one.
+    cluster_name: str | None = None
+    cluster_arn: str | None = None
+    task_arn: str | None = None
+    task_definition_arn: str | None = None
+    launch_type: str | None = None
+    kubernetes_namespace: str | None = None
+    kubernetes_workload: str | None = None
+    kubernetes_workload_type: str | None = None
+    kubernetes_user: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.resource_tags).get(key)

@@ -18,6 +18,7 @@ PLAYBOOK_MODE_VARIABLES = {
     Playbook.PROTECT_BUCKET: "PROTECT_BUCKET_MODE",
     Playbook.CONTAIN_FUNCTION: "CONTAIN_FUNCTION_MODE",
     Playbook.CONTAIN_DATABASE: "CONTAIN_DATABASE_MODE",
+    Playbook.CONTAIN_TASK: "CONTAIN_TASK_MODE",
 }
 
 
@@ -52,6 +53,8 @@ class Settings:
     approval_secret_arn: str = ""
     approval_window_seconds: int = 3600
     approval_on_timeout: TimeoutAction = TimeoutAction.DENY
+    # contain-task: stop the task once it is isolated (its memory, and what runs in it, is lost).
+    stop_task_after_isolation: bool = False
 
     @property
     def ipset_limit(self) -> int:
@@ -111,6 +114,7 @@ class Settings:
             approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
             approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
             approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
+            stop_task_after_isolation=env.get("STOP_TASK_AFTER_ISOLATION", "false").lower() == "true",
         )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from firebreak.containment.task import kubectl_steps, workload_line
 from firebreak.core.models import OUTCOME_MARKS, Action, ActionType, Approval, Incident, IncidentStatus, Outcome, Triage
 from firebreak.triage.incidents import CONTAINMENT_ACTIONS
 
@@ -253,6 +254,8 @@ def summary(
     incident = triage.incident
     lines = [f"Firebreak incident {triage.incident_id}: {status.value}", "", *_header(triage)]
     lines += _bucket_lines(incident) + _function_lines(incident)
+    if workload := workload_line(incident):
+        lines.append(f"Workload:  {workload}")
     verdict = verdict_line(actions)
     if verdict:
         lines.append(f"Verdict:   {verdict}")
@@ -267,6 +270,9 @@ def summary(
     if incident.title:
         lines.append(f"Title:     {incident.title}")
     lines += ["", "Actions:", *_action_lines(actions)]
+    # contain-task: Firebreak cannot act inside a Kubernetes cluster, so it says exactly what a person runs.
+    if steps := kubectl_steps(incident):
+        lines += ["", "Kubernetes: Firebreak holds no cluster API; run these yourself:", *(f"  {s}" for s in steps)]
     lines += ["", f"Finding:   {finding_link(triage)}", f"Execution: {execution_link(incident.region, execution_arn)}"]
     lines += undo_lines(triage.incident_id, actions, release_arn)
     return "\n".join(lines)
@@ -313,6 +319,8 @@ def document(
         "actions": [action.to_dict() for action in actions],
         "release": release_request(triage.incident_id, release_arn) if changes(actions) else None,
         "approval": approval,
+        "workload": workload_line(triage.incident),
+        "kubectl_steps": list(kubectl_steps(triage.incident)),
     }
 
 

@@ -57,6 +57,12 @@ contain_database (contain-database), target the DB instance, or the cluster for 
                   Undo: ModifyDBInstance / ModifyDBCluster back to its groups, and the firebreak:original-groups
                   tags removed.
     snapshot      before {"database", "cluster"}, after {"database", "cluster", "db_snapshot": <identifier>}: kept
+contain_task (contain-task), target the task ARN:
+    interface     as isolate_instance's; Undo: the same, unless the interface is gone with a stopped task (skipped:
+                  a stopped task cannot be restarted).
+    stop          before {"desired_status": "RUNNING", "last_status"}   after {"desired_status": "STOPPED"}
+                  Cannot be undone: skipped, with what a person does instead (its service starts a new task).
+    record        (type record) before {"task", "task_definition"}, after {}: evidence, kept.
     group         after {"security_group", "vpc"}: kept
 
 revoke_credentials (revoke-credentials; contain-instance for its role's sessions):

@@ -83,6 +83,8 @@ _KINDS: tuple[tuple[str, str], ...] = (
     # contain-database: the database's groups, and its snapshot (evidence, kept)
     ("db_security_groups", "db_quarantine"),
     ("db_snapshot", "db_snapshot"),
+    # contain-task: a task's stop, told apart by its recorded desired status
+    ("desired_status", "task_stop"),
 )
 _IDS: tuple[str, ...] = (
     "network_interface",
@@ -154,7 +156,7 @@ def released(action: Action, found: Mapping[str, Any], left: Mapping[str, Any], 
 
 def undo(action: Action, context: ReleaseContext) -> Action:
     """The undo function the step's kind selects; a record shape no function knows is left for a person."""
-    function = UNDO.get(step_kind(action))
+    function = (TASK_UNDO if action.type is ActionType.CONTAIN_TASK else UNDO).get(step_kind(action))
     if function is None:
         reason = f"no undo for a {action.type.value} step recorded as {sorted(action.after)}: check it by hand"
         return Action(action.type, action.target, Outcome.SKIPPED, reason, at=utc_now())
@@ -529,6 +531,34 @@ def undo_database_groups(action: Action, context: ReleaseContext) -> Action:
         rds.remove_tags_from_resource(ResourceName=arn, TagKeys=bookkeeping)
     kind = "cluster" if cluster else "DB instance"
     return released(action, found, {"db_security_groups": originals}, f"{kind} {target} back in {', '.join(originals)}")
+
+
+# --- contain_task -------------------------------------------------------------------------------------------------
+
+TASK_CANNOT_RESTART = (
+    "a stopped ECS task cannot be restarted: ECS only starts new tasks (new id, new interface); its service, if "
+    "any, has started one from the same task definition, or a person runs one (aws ecs run-task) if it is wanted"
+)
+
+
+def undo_task_interface(action: Action, context: ReleaseContext) -> Action:
+    """The task's interface back in its own groups, as an instance's; gone with a stopped task, there is none."""
+    eni = action.after["network_interface"]
+    described = context.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [eni]}]
+    )
+    if not described["NetworkInterfaces"]:
+        reason = f"cannot be undone: interface {eni} is gone with the task; {TASK_CANNOT_RESTART}"
+        return Action(action.type, action.target, Outcome.SKIPPED, reason, action.after, action.after, utc_now())
+    return undo_interface(action, context)
+
+
+def undo_task_stop(action: Action, context: ReleaseContext) -> Action:
+    reason = f"cannot be undone: {TASK_CANNOT_RESTART}"
+    return Action(action.type, action.target, Outcome.SKIPPED, reason, action.after, action.after, utc_now())
+
+
+TASK_UNDO: Mapping[str, Undo] = {"interface": undo_task_interface, "task_stop": undo_task_stop}
 
 
 UNDO: Mapping[str, Undo] = {

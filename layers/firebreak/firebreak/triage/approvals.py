@@ -41,6 +41,7 @@ _WILL = {
     ActionType.CONTAIN_DATABASE: (
         "snapshot, then move into its VPC's quarantine security group: its application loses the database"
     ),
+    ActionType.CONTAIN_TASK: "record the task, and isolate its network interface behind the quarantine security group",
 }
 
 
@@ -99,6 +100,8 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
     targets: list[tuple[ActionType, str]] = []
     if playbook is Playbook.CONTAIN_INSTANCE:
         targets.append((ActionType.ISOLATE_INSTANCE, incident.instance_id or "the finding's instance"))
+    elif playbook is Playbook.CONTAIN_TASK:
+        targets.append((ActionType.CONTAIN_TASK, incident.task_arn or "the finding's task"))
     elif playbook is Playbook.REVOKE_CREDENTIALS:
         principal = incident.access_key_id or incident.principal_name or "the finding's principal"
         targets.append((ActionType.REVOKE_CREDENTIALS, principal))

@@ -33,6 +33,7 @@ DEPLOYED_PLAYBOOKS = frozenset(
         Playbook.PROTECT_BUCKET,
         Playbook.CONTAIN_FUNCTION,
         Playbook.CONTAIN_DATABASE,
+        Playbook.CONTAIN_TASK,
         Playbook.NOTIFY_ONLY,
     }
 )

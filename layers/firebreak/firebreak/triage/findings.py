@@ -36,6 +36,11 @@ _FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function
 _DB_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
 # GuardDuty RDS Protection resource types and where each keeps its database; a Limitless database is its cluster.
 _DATABASE_DETAILS = {"RDSDBInstance": "rdsDbInstanceDetails", "RDSLimitlessDB": "rdsLimitlessDbDetails"}
+# contain-task: a task ARN in either format (task/<id> or task/<cluster>/<id>), its account and Region read from it.
+_TASK_ARN = re.compile(
+    r"arn:aws[a-z-]*:ecs:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]{1,2}):(?P<account>[0-9]{12}):task/"
+    r"((?P<cluster>[A-Za-z0-9_-]{1,255})/)?[A-Za-z0-9_-]{1,64}"
+)
 _ASFF_RESOURCE_TYPES = {
     "AwsEc2Instance": "Instance",
     "AwsIamAccessKey": "AccessKey",
@@ -45,6 +50,8 @@ _ASFF_RESOURCE_TYPES = {
     "AwsLambdaFunction": "Lambda",
     "AwsRdsDbInstance": "RDSDBInstance",
 }
+# contain-task: Security Hub's copy of an ECS Runtime Monitoring finding lists the cluster and the task.
+_ASFF_RESOURCE_TYPES |= {"AwsEcsCluster": "ECSCluster", "AwsEcsTask": "ECSCluster"}
 _PRINCIPAL_TYPES = {"FederatedUser": "Federated"}
 _ASFF_LABEL_SEVERITY = {"INFORMATIONAL": 0.0, "LOW": 3.0, "MEDIUM": 5.0, "HIGH": 8.0, "CRITICAL": 9.5}
 _GUARDDUTY_BANDS = ((4.0, "LOW"), (7.0, "MEDIUM"), (9.0, "HIGH"))
@@ -175,6 +182,7 @@ def _guardduty(finding: _Node) -> Incident:
     principal = {} if is_instance or is_function or database else _guardduty_principal(resource.at("accessKeyDetails"))
     function = _guardduty_function(resource.at("lambdaDetails")) if is_function else {}
     bucket = _guardduty_bucket(resource) if resource_type in _BUCKET_RESOURCE_TYPES else {}
+    workload = _guardduty_workload(resource, resource_type, account_id, region)
     return Incident(
         source=Source.GUARDDUTY,
         finding_id=finding_id,
@@ -200,6 +208,7 @@ def _guardduty(finding: _Node) -> Incident:
         **principal,
         **bucket,
         **function,
+        **workload,
         **_remotes(action),
     )
 
@@ -224,6 +233,57 @@ def _guardduty_database(resource: _Node, resource_type: str) -> dict[str, Any]:
 
 def _db_identifier(details: _Node, name: str) -> str | None:
     return None if details.get(name) in (None, "") else details.matching(name, _DB_IDENTIFIER, "an RDS identifier")
+
+
+def _guardduty_workload(resource: _Node, resource_type: str, account_id: str, region: str) -> dict[str, Any]:
+    """contain-task: the ECS task of an ECSCluster finding; the cluster, pod and node of an EKSCluster finding."""
+    if resource_type == "ECSCluster":
+        return _guardduty_task(resource.at("ecsClusterDetails"), account_id, region)
+    if resource_type != "EKSCluster":
+        return {}
+    cluster = resource.at("eksClusterDetails")
+    kubernetes = resource.at("kubernetesDetails")
+    pod = kubernetes.at("kubernetesWorkloadDetails")
+    fields: dict[str, Any] = {
+        "cluster_name": cluster.text("name", 100, printable=True),
+        "cluster_arn": cluster.text("arn", 2048, printable=True),
+        "kubernetes_namespace": pod.text("namespace", 253, printable=True),
+        "kubernetes_workload": pod.text("name", 253, printable=True),
+        "kubernetes_workload_type": pod.text("type", 64, printable=True),
+        "kubernetes_user": kubernetes.at("kubernetesUserDetails").text("username", 256, printable=True),
+        "vpc_id": cluster.text("vpcId", 64),
+    }
+    cluster_tags = _tags([(t.get("key"), t.get("value")) for t in cluster.nodes("tags")], cluster.where("tags"))
+    node = resource.at("instanceDetails")
+    # A Runtime Monitoring finding names the node the pod runs on; an audit-log finding (or a sample's placeholder
+    # details) names none that can be contained, so the node is read only when its id is an instance id.
+    if _INSTANCE_ID.fullmatch(str(node.get("instanceId") or "")):
+        fields.update(_guardduty_instance(node))
+        cluster_tags = tuple(sorted({**dict(cluster_tags), **dict(fields["resource_tags"])}.items()))
+    fields["resource_tags"] = cluster_tags
+    return fields
+
+
+def _guardduty_task(cluster: _Node, account_id: str, region: str) -> dict[str, Any]:
+    task = cluster.at("taskDetails")
+    arn = task.text("arn", 2048)
+    match = _TASK_ARN.fullmatch(arn or "")
+    # Only a task of the finding's own account and Region is ever acted on.
+    if match is None or (match["account"], match["region"]) != (account_id, region):
+        arn = None
+    # The task's own tags win over its cluster's: either may carry firebreak:exempt or firebreak:approval.
+    tags = {
+        **dict(_tags([(t.get("key"), t.get("value")) for t in cluster.nodes("tags")], cluster.where("tags"))),
+        **dict(_tags([(t.get("key"), t.get("value")) for t in task.nodes("tags")], task.where("tags"))),
+    }
+    return {
+        "cluster_name": cluster.text("name", 255, printable=True) or (match["cluster"] if match else None),
+        "cluster_arn": cluster.text("arn", 2048, printable=True),
+        "task_arn": arn,
+        "task_definition_arn": task.text("definitionArn", 2048, printable=True),
+        "launch_type": task.text("launchType", 32, printable=True),
+        "resource_tags": tuple(sorted(tags.items())),
+    }
 
 
 def _guardduty_instance(details: _Node) -> dict[str, Any]:
@@ -386,6 +446,7 @@ def _asff(finding: _Node) -> Incident:
         **function,
         **database,
         **_asff_principal(resources),
+        **(_asff_task(resources, account_id, region) if resource_type == "ECSCluster" else {}),
         **_remotes(action),
     )
 
@@ -450,6 +511,34 @@ def _asff_database(resource: _Node) -> dict[str, Any]:
         "db_cluster_id": _db_identifier(details, "dbClusterIdentifier"),
         "db_engine": details.text("engine", 64, printable=True),
         "resource_tags": _tags(list(tags.data.items()), tags.path),
+    }
+
+
+def _asff_task(resources: list[_Node], account_id: str, region: str) -> dict[str, Any]:
+    """contain-task: the AwsEcsTask resource of Security Hub's copy (its Id is the task ARN), and the cluster's."""
+    tasks = [resource for resource in resources if resource.get("Type") == "AwsEcsTask"]
+    if not tasks:
+        return {}
+    task = tasks[0]
+    arn = task.text("Id", 2048)
+    match = _TASK_ARN.fullmatch(arn or "")
+    if match is None or (match["account"], match["region"]) != (account_id, region):
+        arn = None
+    details = task.at("Details", "AwsEcsTask")
+    clusters = [resource for resource in resources if resource.get("Type") == "AwsEcsCluster"]
+    cluster_arn = details.text("ClusterArn", 2048, printable=True) or (
+        clusters[0].text("Id", 2048) if clusters else None
+    )
+    tags = {
+        **(dict(_tags(list(clusters[0].at("Tags").data.items()), clusters[0].where("Tags"))) if clusters else {}),
+        **dict(_tags(list(task.at("Tags").data.items()), task.where("Tags"))),
+    }
+    return {
+        "cluster_arn": cluster_arn,
+        "cluster_name": (cluster_arn or "").rpartition("/")[2] or (match["cluster"] if match else None),
+        "task_arn": arn,
+        "task_definition_arn": details.text("TaskDefinitionArn", 2048, printable=True),
+        "resource_tags": tuple(sorted(tags.items())),
     }
 
 

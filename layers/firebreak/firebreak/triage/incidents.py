@@ -16,6 +16,7 @@ CONTAINMENT_ACTIONS = frozenset(
         ActionType.PROTECT_BUCKET,
         ActionType.CONTAIN_FUNCTION,
         ActionType.CONTAIN_DATABASE,
+        ActionType.CONTAIN_TASK,
     }
 )
 _DONE = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED})
@@ -26,6 +27,8 @@ _MAIN_ACTION = {
     Playbook.PROTECT_BUCKET: ActionType.PROTECT_BUCKET,
     Playbook.CONTAIN_FUNCTION: ActionType.CONTAIN_FUNCTION,
     Playbook.CONTAIN_DATABASE: ActionType.CONTAIN_DATABASE,
+    # contain-task: addresses blocked while the task itself stayed on its network is not containment.
+    Playbook.CONTAIN_TASK: ActionType.CONTAIN_TASK,
 }
 
 
