@@ -6,18 +6,25 @@ the principal is the function's own role, or the member role whose session signe
 each call against the Allow statements of that principal's policies: the function's `Policies` in the resolved
 template, a member role's inline policies as member.yaml deployed them.
 
-What is evaluated: Effect, Action (wildcards included) and, where the request names it plainly (DynamoDB tables, the
-topic, state machines and executions, secrets, SSM parameters, IPSets, functions, IAM users and roles, the role an
-AssumeRole asks for), Resource; an explicit Deny refuses. Conditions are not evaluated (`make iam-check` holds their
-keys against IAM's data).
+What is evaluated: Effect, Action (wildcards included), Resource where the request names it plainly (DynamoDB
+tables, the topic, state machines and executions, secrets, SSM parameters, IPSets, functions, IAM users and roles, the
+role an AssumeRole asks for, the EC2 instances, interfaces, groups, volumes, snapshots and ACLs a call names, and the
+group or snapshot a create call makes), and Condition (`firebreak_local.conditions`), on the keys each request
+carries where the engine knows them: aws:RequestedRegion, ec2:Region, aws:PrincipalArn/Account/OrgID,
+aws:ResourceAccount/OrgID (from the emulated organization), aws:ResourceTag/ and ec2:/iam:ResourceTag/ (the EC2
+resource's or IAM user's or role's tags in moto), aws:RequestTag/ and aws:TagKeys (an EC2 request's tags), and
+ec2:CreateAction on the CreateTags a tag-on-create needs. A grant that depends on a key the engine cannot know is
+reported as such, never taken as granted; an explicit Deny whose condition holds refuses.
 
 SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
 Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
 State machines' own calls are read from their definitions instead (`INTEGRATION_ACTIONS`): the engine runs Task
 integrations inside moto's interpreter, where no handler is current.
 
-`python -m firebreak_local.iam_coverage` runs `EVENTS` and prints what is not granted (exit 1) and what no recorded
-call used (listed only: many grants serve a Region, an option or a failure path these events do not take).
+`python -m firebreak_local.iam_coverage` runs the scenarios of `EVENTS`, each on a fresh engine, and fails (exit 1)
+on a call not granted, on a granted action (of any function, machine, member role or the template's own roles) that
+no recorded call used and docs/iam-unused-grants.toml does not justify, and on an entry of that table that justifies
+no unused grant. A new playbook's grants are covered by scenarios it adds to `EVENTS`, or justified in the table.
 """
 
 from __future__ import annotations
