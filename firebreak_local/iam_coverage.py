@@ -703,15 +703,30 @@ def then_deny(engine: Engine, execution: Execution | None) -> None:
     engine.wait(execution.arn)
 
 
-def then_second_attacker(engine: Engine, execution: Execution | None) -> None:
-    """A second attacker once the hourly block budget (1) is spent: the breaker trips and alerts responders."""
-    event = copy.deepcopy(read_event(str(ROOT / "events" / "eventbridge" / "guardduty_ssh_brute_force.json")))
-    event["detail"]["id"] = "second-attacker"
+def other_attacker(event: dict[str, Any]) -> None:
     remote = event["detail"]["service"]["action"]["networkConnectionAction"]["remoteIpDetails"]
     remote["ipAddressV4"] = "194.26.29.102"
-    rule = engine.matching_rule(event)
-    assert rule is not None
-    engine.start(rule, event)
+
+
+def again(
+    event_name: str, *changes: Callable[[dict[str, Any]], None], release: bool = True
+) -> Callable[[Engine, Execution | None], None]:
+    """A second finding like the event (its own id, changed as given) runs, and its incident is released before the
+    first one: what the second changed is put back to what the first left."""
+
+    def then(engine: Engine, execution: Execution | None) -> None:
+        event = copy.deepcopy(read_event(str(ROOT / "events" / f"{event_name}.json")))
+        event["detail"]["id"] += "-again"
+        for change in changes:
+            change(event)
+        rule = engine.matching_rule(event)
+        assert rule is not None
+        second = engine.start(rule, event)
+        report = second.output if isinstance(second.output, dict) else {}
+        if release and report.get("incident_id"):
+            engine.release(report["incident_id"])
+
+    return then
 
 
 def then_sweep_expired(engine: Engine, execution: Execution | None) -> None:
@@ -820,7 +835,32 @@ EVENTS: dict[str, str | Scenario] = {
         "eventbridge/guardduty_ssh_brute_force_approval_required", then=then_deny, release=False
     ),
     "circuit-breaker": Scenario(
-        "eventbridge/guardduty_ssh_brute_force", {"MaxBlockedAddressesPerHour": "1"}, then=then_second_attacker
+        "eventbridge/guardduty_ssh_brute_force",
+        {"MaxBlockedAddressesPerHour": "1"},
+        then=again("eventbridge/guardduty_ssh_brute_force", other_attacker, release=False),
+    ),
+    # A second incident on what the first already changed: its release puts the first one's state back.
+    "network-acl-full": Scenario(
+        "eventbridge/guardduty_ssh_brute_force",
+        {"NaclBlocking": "true", "NaclRuleRange": "71-71"},
+        then=again("eventbridge/guardduty_ssh_brute_force", other_attacker),
+    ),
+    "member-network-acl-full": Scenario(
+        "eventbridge/guardduty_member_ssh_brute_force",
+        {**MEMBER, "NaclBlocking": "true", "NaclRuleRange": "71-71"},
+        then=again("eventbridge/guardduty_member_ssh_brute_force", other_attacker),
+    ),
+    "contained-twice": Scenario("eventbridge/guardduty_c2_outbound", then=again("eventbridge/guardduty_c2_outbound")),
+    "member-contained-twice": Scenario(
+        "eventbridge/guardduty_member_c2_outbound", MEMBER, then=again("eventbridge/guardduty_member_c2_outbound")
+    ),
+    "revoked-twice": Scenario(
+        "eventbridge/guardduty_iam_user_key_compromised", then=again("eventbridge/guardduty_iam_user_key_compromised")
+    ),
+    "member-revoked-twice": Scenario(
+        "eventbridge/guardduty_member_iam_user_key_compromised",
+        MEMBER,
+        then=again("eventbridge/guardduty_member_iam_user_key_compromised"),
     ),
     "feeds": Scenario(overrides={"ThreatIntelSetDetectorId": DETECTOR}, then=then_sync_feeds),
 }
