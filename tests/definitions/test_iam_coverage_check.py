@@ -244,3 +244,12 @@ def test_a_statement_with_an_operator_unfit_for_its_key_is_flagged() -> None:
     statement = allow("ec2:CreateTags", {"StringEquals": {"aws:TagKeys": ["firebreak:incident-id"]}})
     statement["Resource"] = "arn:aws:ec2:*:111122223333:instance/*"
     assert [f for f in iam_check.check_statement(statement) if "needs ForAllValues" in f]
+
+
+def test_every_scenario_names_an_event_that_exists_and_parameters_the_template_declares() -> None:
+    declared = set(iam_check.load_template(ROOT / "template.yaml").raw["Parameters"])
+    for name, scenario in iam_coverage.EVENTS.items():
+        scenario = iam_coverage.Scenario(event=scenario) if isinstance(scenario, str) else scenario
+        assert scenario.event or scenario.then, name
+        assert not scenario.event or (ROOT / "events" / f"{scenario.event}.json").is_file(), name
+        assert set(scenario.overrides) <= declared, name
