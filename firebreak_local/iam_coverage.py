@@ -12,9 +12,10 @@ role an AssumeRole asks for, the EC2 instances, interfaces, groups, volumes, sna
 group or snapshot a create call makes), and Condition (`firebreak_local.conditions`), on the keys each request
 carries where the engine knows them: aws:RequestedRegion, ec2:Region, aws:PrincipalArn/Account/OrgID,
 aws:ResourceAccount/OrgID (from the emulated organization), aws:ResourceTag/ and ec2:/iam:ResourceTag/ (the EC2
-resource's or IAM user's or role's tags in moto), aws:RequestTag/ and aws:TagKeys (an EC2 request's tags), and
-ec2:CreateAction on the CreateTags a tag-on-create needs. A grant that depends on a key the engine cannot know is
-reported as such, never taken as granted; an explicit Deny whose condition holds refuses.
+resource's or IAM user's or role's tags in moto), aws:RequestTag/ and aws:TagKeys (an EC2 request's tags),
+ec2:CreateAction on the CreateTags a tag-on-create needs, s3:prefix, iam:PolicyARN and Security Hub's Workflow.Status
+path. A grant that depends on a key the engine cannot know is reported as such, never taken as granted; an explicit
+Deny whose condition holds refuses.
 
 SDK operation names are IAM action names except for the documented exceptions in `OPERATION_ACTIONS` (the Service
 Authorization Reference and each service's API reference list them); a call that needs no permission maps to none.
@@ -257,6 +258,8 @@ def _service_keys(action: str, parameters: Mapping[str, Any], region: str) -> di
     keys: dict[str, Any] = {}
     if action.startswith("ec2:"):
         keys["ec2:Region"] = region
+    if action.startswith("iam:") and parameters.get("PolicyArn"):
+        keys["iam:PolicyARN"] = parameters["PolicyArn"]
     if action == "s3:ListBucket" and parameters.get("prefix"):
         keys["s3:prefix"] = parameters["prefix"]
     if action == "securityhub:BatchUpdateFindings":

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from firebreak_local import iam_check, iam_coverage
 from firebreak_local.conditions import Context, UnsupportedOperator, evaluate, operator_fits
@@ -253,3 +255,48 @@ def test_every_scenario_names_an_event_that_exists_and_parameters_the_template_d
         assert scenario.event or scenario.then, name
         assert not scenario.event or (ROOT / "events" / f"{scenario.event}.json").is_file(), name
         assert set(scenario.overrides) <= declared, name
+
+
+def ec2_request(region: str, body: str) -> Any:
+    return SimpleNamespace(url=f"https://ec2.{region}.amazonaws.com/", body=body.encode(), headers={})
+
+
+def test_a_recorded_call_carries_the_keys_its_request_and_resource_give() -> None:
+    # GIVEN a handler tagging an instance in eu-west-1, in an account of the organization
+    request = ec2_request(
+        "eu-west-1", "Action=CreateTags&Resources.1=i-0abc&Tag.1.Key=firebreak:incident-id&Tag.1.Value=fb-1"
+    )
+    role = "arn:aws:iam::123456789012:role/fb-PreserveEvidenceFunctionRole"
+    with mock_aws():
+        (call,) = iam_coverage.request_calls(
+            "before-send.ec2.CreateTags", request, FUNCTION, role, "123456789012", lambda account: "o-1"
+        )
+    # THEN it names the instance, and says what IAM would see: Region, principal, organization, the request's tags,
+    # the instance's tags (none, so the exempt tag is known to be missing), and nothing it cannot know
+    assert call.resource == "arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc"
+    assert call.context.get("aws:RequestedRegion") == ("eu-west-1",) == call.context.get("ec2:Region")
+    assert call.context.get("aws:PrincipalArn") == (role,)
+    assert call.context.get("aws:ResourceOrgID") == ("o-1",)
+    assert call.context.get("aws:TagKeys") == ("firebreak:incident-id",)
+    assert call.context.get("aws:ResourceTag/firebreak:exempt") == ()
+    assert call.context.get("aws:SourceVpc") is None
+
+
+def test_tagging_on_create_is_recorded_as_the_create_tags_it_needs() -> None:
+    body = (
+        "Action=CreateSecurityGroup&VpcId=vpc-1&GroupName=q&GroupDescription=q&TagSpecification.1.ResourceType="
+        "security-group&TagSpecification.1.Tag.1.Key=firebreak:purpose&TagSpecification.1.Tag.1.Value=quarantine"
+    )
+    with mock_aws():
+        calls = iam_coverage.request_calls(
+            "before-send.ec2.CreateSecurityGroup", ec2_request("us-east-1", body), FUNCTION, "", "123456789012"
+        )
+    by_action = {(c.action, c.resource.rsplit(":", 1)[-1]): c for c in calls}
+    assert set(by_action) == {
+        ("ec2:CreateSecurityGroup", "vpc/vpc-1"),
+        ("ec2:CreateSecurityGroup", "security-group/*"),
+        ("ec2:CreateTags", "security-group/*"),
+    }
+    tags = by_action[("ec2:CreateTags", "security-group/*")].context
+    assert tags.get("ec2:CreateAction") == ("CreateSecurityGroup",)
+    assert tags.get("aws:RequestTag/firebreak:purpose") == ("quarantine",)
