@@ -837,6 +837,18 @@ def stale(spare: Iterable[tuple[str, str]], justified: Iterable[Justification]) 
     return [j for j in justified if not any(j.covers(role, action) for role, action in spare)]
 
 
+def per_role(
+    calls: Iterable[Call], granted: Iterable[tuple[str, str]], spare: Iterable[tuple[str, str]]
+) -> list[tuple[str, str, str, str, str]]:
+    """Per role: its distinct recorded calls, its grants, how many of them were used, and how many not."""
+    made = Counter(role_label(p) for p, _, _ in {(c.principal, c.action, c.resource) for c in calls})
+    grants_of, spare_of = Counter(role for role, _ in granted), Counter(role for role, _ in spare)
+    return [
+        (role, str(made[role]), str(grants_of[role]), str(grants_of[role] - spare_of[role]), str(spare_of[role]))
+        for role in sorted(set(made) | set(grants_of))
+    ]
+
+
 def check(runs: Iterable[Run], justified: Sequence[Justification], out: IO[str]) -> int:
     """Print what the runs show and return how many failures: calls not granted, unused grants the table does not
     justify, and entries of the table that justify no unused grant."""
@@ -858,6 +870,7 @@ def check(runs: Iterable[Run], justified: Sequence[Justification], out: IO[str])
         f"{len(every_grant) - len(spare)} used, {len(spare)} unused",
         file=out,
     )
+    print(table(per_role(calls, every_grant, spare), ("role", "calls", "grants", "used", "unused")), file=out)
     if depends:
         print(f"{len(depends)} calls granted only under condition keys the engine cannot know:", file=out)
         print(table([line.split(": ", 1) for line in sorted(depends)], ("role", "call")), file=out)
