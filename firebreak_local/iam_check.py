@@ -10,7 +10,9 @@ parameter scenarios, and flags what IAM would not do as written:
 - an action without resource types granted on a named ARN (IAM authorises those only on `"*"`);
 - a condition key neither the action's own row nor the rows of the resource types it is granted on list, unless it is
   a global `aws:` key (a negated operator on an absent key always matches, a positive one never does);
-- a statement whose condition key no action of it carries (an Allow that grants nothing, a Deny that guards nothing).
+- a statement whose condition key no action of it carries (an Allow that grants nothing, a Deny that guards nothing);
+- a condition operator that does not suit its key's type in IAM's data (`ArnLike` on a String key, `Bool` on an ARN,
+  a set operator on a single-valued key or none on a multivalued one).
 
 Trust policies, key policies and the topic policy are read too, for their actions and condition keys.
 
@@ -31,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from firebreak_local.conditions import operator_fits
 from firebreak_local.template import Stack, Template, load_template
 
 ROOT = Path(__file__).parents[1]
@@ -99,6 +102,28 @@ GLOBAL_KEYS = frozenset(
     )
 )
 GLOBAL_PREFIXES = ("aws:principaltag/",)
+# The global keys' types (IAM User Guide, "AWS global condition context keys"), which the services' data does not
+# list; any other global key is a String.
+GLOBAL_KEY_TYPES = {
+    "aws:principalarn": "ARN",
+    "aws:sourcearn": "ARN",
+    "aws:securetransport": "Bool",
+    "aws:multifactorauthpresent": "Bool",
+    "aws:viaawsservice": "Bool",
+    "aws:principalisawsservice": "Bool",
+    "aws:multifactorauthage": "Numeric",
+    "aws:epochtime": "Numeric",
+    "aws:currenttime": "Date",
+    "aws:tokenissuetime": "Date",
+    "aws:sourceip": "IPAddress",
+    "aws:vpcsourceip": "IPAddress",
+    "aws:calledvia": "ArrayOfString",
+    "aws:principalorgpaths": "ArrayOfString",
+    "aws:resourceorgpaths": "ArrayOfString",
+    "aws:sourceorgpaths": "ArrayOfString",
+    "aws:principalservicenameslist": "ArrayOfString",
+    "aws:tagkeys": "ArrayOfString",
+}
 
 
 @dataclass(frozen=True)
@@ -218,6 +243,18 @@ def key_listed(key: str, listed: Iterable[str]) -> bool:
     return False
 
 
+def key_type(key: str) -> str:
+    """The condition key's type in IAM's data (String, ARN, Bool, Numeric, Date, IPAddress, ArrayOf...)."""
+    if key.lower() in GLOBAL_KEY_TYPES:
+        return GLOBAL_KEY_TYPES[key.lower()]
+    service = key.split(":", 1)[0].lower()
+    listed = _data("conditionKeys", f"{service}.json") if service in set(_data("services.json")) else {}
+    for pattern, entry in listed.items():
+        if key_listed(key, [pattern]):
+            return str(entry["type"])
+    return "String"
+
+
 def is_global(key: str) -> bool:
     return key.lower() in GLOBAL_KEYS or key.lower().startswith(GLOBAL_PREFIXES)
 
@@ -304,6 +341,11 @@ def check_statement(statement: Mapping[str, Any], key_policy: bool = False) -> l
                     carriers[key] = True
                 else:
                     findings.append(f"{action.name}: condition key {key} is not one it carries on {sorted(named)}")
+    for operator, tests in (statement.get("Condition") or {}).items():
+        for key in tests:
+            misfit = operator_fits(str(operator), key_type(str(key)))
+            if misfit:
+                findings.append(f"condition {operator} on {key} ({key_type(str(key))} in IAM's data): {misfit}")
     for resource, fits in used.items():
         if not fits:
             findings.append(f"{resource}: matches the resource types of no action of the statement")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from moto.organizations.models import FakeAccount, organizations_backends
 from moto.sts.models import sts_backends
 
 from firebreak_local import runtime
+from firebreak_local.conditions import Context, UnsupportedOperator, evaluate
 from firebreak_local.faults import error_answer
 from firebreak_local.template import Stack, Template, TemplateError
 
@@ -190,10 +191,11 @@ def trust_allows(document: Any, caller: Caller, context: Mapping[str, str | None
     """Whether the trust policy lets caller call sts:AssumeRole: no statement that applies denies, and one allows.
 
     Evaluates Effect, Principal (`*`, or AWS as a string or list: role ARN, session ARN, account root or id) and
-    Action (string or list, IAM wildcards), and StringEquals, ArnEquals and ArnLike on the keys in context
-    (aws:PrincipalOrgID, aws:PrincipalArn, aws:PrincipalAccount). A statement that names the caller and the action
-    but holds anything else raises Unevaluable. An account-root principal leaves the decision to the caller's own
-    policies in AWS; the engine evaluates no identity policy anywhere, so it counts as allowing.
+    Action (string or list, IAM wildcards), and its Condition on the keys in context (aws:PrincipalOrgID,
+    aws:PrincipalArn, aws:PrincipalAccount) with `firebreak_local.conditions`. A statement that names the caller and
+    the action but holds another key or an operator that module does not evaluate raises Unevaluable. An account-root
+    principal leaves the decision to the caller's own policies in AWS; the engine evaluates no identity policy
+    anywhere, so it counts as allowing.
     """
     if not isinstance(document, Mapping):
         raise Unevaluable("a trust policy that is not a JSON object")
@@ -255,28 +257,22 @@ def _conditions_hold(condition: Any, context: Mapping[str, str | None]) -> bool:
     if not isinstance(condition, Mapping):
         raise Unevaluable(f"Condition {condition!r}")
     for operator, tests in condition.items():
-        if operator not in _OPERATORS:
-            raise Unevaluable(f"the condition operator {operator}")
         if not isinstance(tests, Mapping):
             raise Unevaluable(f"{operator} {tests!r}")
         for key, expected in tests.items():
-            name = str(key).lower()
-            if name not in context:
-                raise Unevaluable(f"the condition key {key}")
-            # A key the request lacks (the caller is in no organization) fails the test, as in AWS.
-            actual = context[name]
-            patterns = _strings(expected, f"{operator} {key}")
-            if actual is None or not any(_OPERATORS[operator](actual, pattern) for pattern in patterns):
-                return False
-    return True
-
-
-# ArnEquals and ArnLike behave alike in IAM: both match each ARN segment with * and ? wildcards.
-_OPERATORS: dict[str, Callable[[str, str], bool]] = {
-    "StringEquals": lambda actual, expected: actual == expected,
-    "ArnEquals": fnmatchcase,
-    "ArnLike": fnmatchcase,
-}
+            _strings(expected, f"{operator} {key}")
+    # A key the request lacks (the caller is in no organization) is known to be missing, as in AWS.
+    carried = Context.of(
+        {key: value for key, value in context.items() if value is not None},
+        absent=tuple(key for key, value in context.items() if value is None),
+    )
+    try:
+        verdict = evaluate(condition, carried)
+    except UnsupportedOperator as error:
+        raise Unevaluable(f"the condition operator {error}") from None
+    if verdict.holds is None:
+        raise Unevaluable(f"the condition key {verdict.unknown[0]}")
+    return verdict.holds
 
 
 def _strings(value: Any, what: str) -> list[str]:

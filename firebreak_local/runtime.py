@@ -846,6 +846,14 @@ def remove_guard(guard: Guard) -> None:
         _guards.remove(guard)
 
 
+def _consult_guards(event_name: str, request: Any) -> AWSResponse | None:
+    for guard in list(_guards):
+        refused = guard(event_name, request)
+        if refused is not None:
+            return refused
+    return None
+
+
 def fault_injector() -> Faults:
     """The faults every engine shares (install() first): a test injects an AWS error through it."""
     assert _faults is not None, "runtime.install() has not run"
@@ -883,14 +891,14 @@ def install() -> tuple[Dispatcher, ApiCalls]:
         if self.enabled:
             calls.record(event_name)
             if event_name == _BATCH_UPDATE_FINDINGS:
-                return _answer_batch_update_findings(request)
+                # The engine answers it, moto cannot; the guards still see it (the IAM coverage run records it).
+                return _consult_guards(event_name, request) or _answer_batch_update_findings(request)
             injected = faults.answer(event_name, request)
             if injected is not None:
                 return injected
-            for guard in list(_guards):
-                refused = guard(event_name, request)
-                if refused is not None:
-                    return refused
+            refused = _consult_guards(event_name, request)
+            if refused is not None:
+                return refused
         return original_call(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = counted_call  # type: ignore[method-assign]

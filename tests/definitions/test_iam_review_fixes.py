@@ -15,70 +15,31 @@ from typing import Any
 
 import pytest
 
-from firebreak_local.iam_check import EVERYTHING_ON, ORGANIZATION
+from firebreak_local import iam_check
+from firebreak_local.iam_check import EVERYTHING_ON, as_list
 from firebreak_local.template import Stack, Template, load_template
 
 ROOT = Path(__file__).parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 OTHER_REGIONS = {"ResponseRegions": EVERYTHING_ON["ResponseRegions"]}
-SCENARIOS = {"defaults": {}, "everything-on": EVERYTHING_ON}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def get_att(logical_id: str, attribute: str) -> str:
-    return f"{logical_id}.{attribute}"
 
 
 def security_stack(template: Template, overrides: Mapping[str, str] | None = None) -> Stack:
-    return Stack(
-        template,
-        ref=lambda logical_id: logical_id,
-        get_att=get_att,
-        overrides=dict(overrides or {}),
-        region=REGION,
-        account_id=ACCOUNT,
-        stack_name="fb",
-    )
-
-
-def member_stack(member: Template, overrides: Mapping[str, str] | None = None) -> Stack:
-    role = f"arn:aws:iam::{ACCOUNT}:role/fb-Role"
-    roles = {name: role for name in member.raw["Parameters"] if name.endswith("FunctionRoleArn")}
-    return Stack(
-        member,
-        overrides={"OrganizationId": ORGANIZATION["OrganizationId"], **roles, **dict(overrides or {})},
-        region=REGION,
-        account_id="222222222222",
-    )
-
-
-def policy_statements(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, statement) for every IAM statement in a resolved value tree."""
-    if isinstance(value, dict):
-        statements = value.get("Statement")
-        for statement in as_list(statements) if statements is not None else ():
-            if isinstance(statement, dict) and "Effect" in statement:
-                yield where, statement
-        for key, item in value.items():
-            if key != "Statement":
-                yield from policy_statements(item, where)
-    elif isinstance(value, list):
-        for item in value:
-            yield from policy_statements(item, where)
+    return iam_check.security_stack(template, overrides or {})
 
 
 def all_statements(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        found for logical_id in stack.resources for found in policy_statements(stack.properties(logical_id), logical_id)
-    ]
+    return [(logical_id, statement) for logical_id, _, statement in iam_check.policy_statements(stack)]
 
 
 def function_statements(stack: Stack, function: str) -> list[dict[str, Any]]:
-    return [statement for _, statement in policy_statements(stack.properties(function).get("Policies"), function)]
+    return [statement for logical_id, statement in all_statements(stack) if logical_id == function]
+
+
+def arn(logical_id: str, attribute: str = "Arn") -> Any:
+    """What the check's stacks answer for a resource's attribute (its ARN in the security account)."""
+    return security_stack(load_template(ROOT / "template.yaml")).get_att(logical_id, attribute)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +53,9 @@ def member() -> Template:
 
 
 def scenario_stacks(template: Template, member: Template) -> Iterator[Stack]:
-    for overrides in SCENARIOS.values():
-        yield security_stack(template, overrides)
-        yield member_stack(member, {"ResponseRegions": overrides.get("ResponseRegions", "")})
+    del template, member  # the check's own scenarios: defaults, an organization, every option on, and member.yaml
+    for _, stack in iam_check.scenario_stacks(ROOT):
+        yield stack
 
 
 # --- Refused in a real account ----------------------------------------------------------------------------------
@@ -147,7 +108,7 @@ def test_a_missing_published_list_reads_as_no_such_key(template: Template) -> No
             "Sid": "TellAMissingPublishedListFromARefusal",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
-            "Resource": "FeedBucket.Arn",
+            "Resource": arn("FeedBucket"),
             "Condition": {"StringLike": {"s3:prefix": "published/*"}},
         }
     ]
@@ -383,7 +344,7 @@ def test_cloudwatch_may_use_the_topic_key_only_for_the_stacks_alarms(template: T
         for s in topic_policy
         if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     ]
-    assert sorted(admitted) == sorted(f"{a}.Arn" for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm"))
+    assert sorted(admitted) == sorted(arn(a) for a in ("TimeToContainAlarm", "BlocklistNearlyFullAlarm"))
 
 
 def test_eventbridge_may_use_the_topic_key_for_the_one_rule_the_topic_admits(template: Template) -> None:
@@ -396,7 +357,7 @@ def test_eventbridge_may_use_the_topic_key_for_the_one_rule_the_topic_admits(tem
     # THEN what holds EventBridge to this stack is the topic policy: only the failed-execution rule may publish
     topic_policy = stack.properties("ResponderTopicPolicy")["PolicyDocument"]["Statement"]
     events = [s for s in topic_policy if s["Principal"] == {"Service": "events.amazonaws.com"}]
-    assert [s["Condition"] for s in events] == [{"ArnEquals": {"aws:SourceArn": "ExecutionFailedRule.Arn"}}]
+    assert [s["Condition"] for s in events] == [{"ArnEquals": {"aws:SourceArn": arn("ExecutionFailedRule")}}]
     # AND the IAM notes the README links to say why
     notes = " ".join((ROOT / "docs" / "iam.md").read_text(encoding="utf-8").split())
     assert "does not carry `aws:SourceAccount`/`aws:SourceArn` to KMS" in notes
@@ -413,10 +374,10 @@ def test_responders_get_a_policy_that_answers_approvals_and_nothing_else(templat
             "Sid": "AnswerApprovalRequests",
             "Effect": "Allow",
             "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
-            "Resource": "AnswerApprovalFunction.Arn",
+            "Resource": arn("AnswerApprovalFunction"),
         }
     ]
-    assert stack.outputs()["ApprovalResponderPolicyArn"] == "ApprovalResponderPolicy"
+    assert stack.outputs()["ApprovalResponderPolicyArn"] == stack.ref("ApprovalResponderPolicy")
     # AND the URL stays IAM-authenticated
     assert stack.properties("AnswerApprovalFunction")["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
 

@@ -123,7 +123,7 @@ def test_security_hub_write_back_may_only_notify_or_resolve(template: Template, 
     # AND otherwise it is held to the account's hub and to the two workflow statuses Firebreak writes
     (statement,) = statements
     assert statement["Resource"].endswith(":hub/default")
-    condition = statement["Condition"]["ForAllValues:StringEquals"]["securityhub:ASFFSyntaxPath/Workflow.Status"]
+    condition = statement["Condition"]["StringEqualsIfExists"]["securityhub:ASFFSyntaxPath/Workflow.Status"]
     assert sorted(condition) == ["NOTIFIED", "RESOLVED"]
 
 

@@ -11,13 +11,11 @@ from typing import Any
 import pytest
 
 from firebreak.core.members import MEMBER_ROLES
+from firebreak_local import iam_check
+from firebreak_local.iam_check import MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT, STACK_NAME
 from firebreak_local.template import Stack, Template, load_template
 
 ROOT = Path(__file__).parents[2]
-SECURITY_ACCOUNT = "123456789012"
-MEMBER_ACCOUNT = "222222222222"
-REGION = "us-east-1"
-STACK_NAME = "fbsec"
 ORGANIZATION = {"OrganizationId": "o-abcdefghij", "OrganizationUnitIds": "ou-ab12-abcdefgh,ou-ab12-ijklmnop"}
 # What a member account holds; the shared state (tables, topic, WAF, machines, keys, secrets) stays in the security one.
 WORKLOAD_SERVICES = frozenset(
@@ -39,13 +37,6 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def get_att(logical_id: str, attribute: str) -> str:
-    # SAM's generated function roles answer an ARN, as the engine's do; anything else a recognisable placeholder.
-    if logical_id.endswith("FunctionRole") and attribute == "Arn":
-        return f"arn:aws:iam::{SECURITY_ACCOUNT}:role/{STACK_NAME}-{logical_id}"
-    return f"{logical_id}.{attribute}"
-
-
 @pytest.fixture(scope="module")
 def template() -> Template:
     return load_template(ROOT / "template.yaml")
@@ -56,16 +47,13 @@ def member() -> Template:
     return load_template(ROOT / "member.yaml")
 
 
+def role_arn(logical_id: str) -> str:
+    """The ARN the check's stacks give a SAM-generated function role."""
+    return f"arn:aws:iam::{SECURITY_ACCOUNT}:role/{STACK_NAME}-{logical_id}"
+
+
 def security_stack(template: Template, overrides: Mapping[str, str] | None = None) -> Stack:
-    return Stack(
-        template,
-        ref=lambda logical_id: f"Ref:{logical_id}",
-        get_att=get_att,
-        overrides=dict(overrides or {}),
-        region=REGION,
-        account_id=SECURITY_ACCOUNT,
-        stack_name=STACK_NAME,
-    )
+    return iam_check.security_stack(template, overrides or {})
 
 
 def stack_set_parameters(stack: Stack) -> dict[str, str]:
@@ -74,17 +62,7 @@ def stack_set_parameters(stack: Stack) -> dict[str, str]:
     return {parameter["ParameterKey"]: parameter["ParameterValue"] for parameter in parameters}
 
 
-def member_stack(member: Template, security: Stack) -> Stack:
-    """member.yaml in a member account, with exactly the parameters the security stack's StackSet gives it."""
-    return Stack(
-        member,
-        ref=lambda logical_id: logical_id,
-        get_att=lambda logical_id, attribute: f"{logical_id}.{attribute}",
-        overrides=stack_set_parameters(security),
-        region=REGION,
-        account_id=MEMBER_ACCOUNT,
-        stack_name=f"StackSet-{STACK_NAME}-member-roles-0000",
-    )
+member_stack = iam_check.member_stack
 
 
 def member_roles(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -182,7 +160,7 @@ def test_every_member_role_trusts_only_its_functions_role_within_the_organizatio
             "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
             "Action": "sts:AssumeRole",
             "Condition": {
-                "ArnEquals": {"aws:PrincipalArn": get_att(f"{function_id(folder)}Role", "Arn")},
+                "ArnEquals": {"aws:PrincipalArn": role_arn(f"{function_id(folder)}Role")},
                 "StringEquals": {"aws:PrincipalOrgID": ORGANIZATION["OrganizationId"]},
             },
         }
@@ -385,7 +363,7 @@ def test_other_regions_forward_what_the_entry_rules_answer_to_this_regions_defau
     assert rule["Name"] == f"{STACK_NAME}-forward-findings"
     (target,) = rule["Targets"]
     assert target["Arn"] == f"arn:aws:events:{REGION}:{SECURITY_ACCOUNT}:event-bus/default"
-    assert target["RoleArn"] == "FindingForwarderRole.Arn"
+    assert target["RoleArn"] == role_arn("FindingForwarderRole")
     pattern = rule["EventPattern"]
     entry = stack.properties("RespondToFindingStateMachine")["Events"]
     for name in ("GuardDutyFinding", "SecurityHubFinding"):
@@ -431,6 +409,8 @@ def test_firewall_manager_puts_the_block_rule_group_first_only_when_asked_in_an_
     assert policy["SecurityServicePolicyData"]["Type"] == "WAFV2"
     data = json.loads(policy["SecurityServicePolicyData"]["ManagedServiceData"])
     assert data["type"] == "WAFV2"
-    assert [group["ruleGroupArn"] for group in data["preProcessRuleGroups"]] == ["BlockRuleGroup.Arn"]
+    assert [group["ruleGroupArn"] for group in data["preProcessRuleGroups"]] == [
+        f"arn:aws:wafv2:{REGION}:{SECURITY_ACCOUNT}:regional/rulegroup/{STACK_NAME}-BlockRuleGroup/id"
+    ]
     assert data["preProcessRuleGroups"][0]["overrideAction"] == {"type": "NONE"}
     assert data["defaultAction"] == {"type": "ALLOW"}

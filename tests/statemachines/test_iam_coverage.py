@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,16 +16,43 @@ from tests.support import TEMPLATE
 EVENTS = iam_coverage.EVENTS
 
 
-@pytest.mark.parametrize("event_name", EVENTS.values(), ids=EVENTS.keys())
-def test_every_call_a_playbook_makes_is_granted(engine: Engine, event_name: str) -> None:
+@pytest.fixture(scope="module")
+def member_run() -> iam_coverage.Run:
+    return iam_coverage.run_scenario(EVENTS["member-account"])
+
+
+def test_every_call_a_playbook_makes_is_granted(engine: Engine) -> None:
     # GIVEN a finding, run to its end and released (release undoes what the playbook did, with its own grants)
-    run = iam_coverage.run_event(engine, event_name)
+    run = iam_coverage.run_event(engine, EVENTS["contain-instance"])
     assert (run.status, run.released) == ("CONTAINED", "RELEASED"), run
-    # THEN the functions (and the member roles) made calls, and each is allowed by the policy of its principal
+    # THEN the functions made calls, and each is allowed by the policy of its principal, conditions included
     assert len({call.principal for call in run.calls}) >= 3
     assert iam_coverage.uncovered(run.calls, run.policies) == []
-    if event_name == EVENTS["member-account"]:
-        assert [c for c in run.calls if c.principal.endswith(":role/firebreak-member-isolate-instance")]
+    assert iam_coverage.undecided(run.calls, run.policies) == []
+
+
+def test_member_roles_are_held_to_their_conditions(member_run: iam_coverage.Run) -> None:
+    # GIVEN a member-account finding in eu-west-1, one of ResponseRegions, run through the member roles
+    assert (member_run.status, member_run.released) == ("CONTAINED", "RELEASED")
+    isolate = "arn:aws:iam::111122223333:role/firebreak-member-isolate-instance"
+    assert [c for c in member_run.calls if c.principal == isolate]
+    # THEN every call is granted with the Region, organization and tag conditions it carries
+    assert iam_coverage.uncovered(member_run.calls, member_run.policies) == []
+
+
+def test_a_call_outside_the_member_roles_regions_is_refused_by_their_condition(member_run: iam_coverage.Run) -> None:
+    # GIVEN the member isolate role's calls, as if the finding came from a Region outside ResponseRegions
+    isolate = "arn:aws:iam::111122223333:role/firebreak-member-isolate-instance"
+    (call, *_) = [c for c in member_run.calls if (c.principal, c.action) == (isolate, "ec2:DescribeInstances")]
+    values = dict(call.context.values)
+    moved = replace(
+        call, context=replace(call.context, values=tuple({**values, "aws:requestedregion": ("ap-south-1",)}.items()))
+    )
+    # THEN the grant names the action, but its aws:RequestedRegion condition is false, so the call is not granted
+    assert iam_coverage.allowed(member_run.policies[isolate], call.action)
+    assert iam_coverage.uncovered([moved], member_run.policies) == [
+        f"{isolate}: ec2:DescribeInstances is not granted: the condition of every statement that allows it is false"
+    ]
 
 
 def test_a_removed_grant_is_caught(engine: Engine) -> None:
@@ -44,7 +72,7 @@ def test_a_grant_on_another_table_is_caught(engine: Engine) -> None:
     run = iam_coverage.run_event(engine, EVENTS["block-ip"])
     block_ip = "firebreak-BlockIpFunction"
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/firebreak-BlocklistTable"
-    assert Call(block_ip, "dynamodb:PutItem", table) in run.calls
+    assert (block_ip, "dynamodb:PutItem", table) in {(c.principal, c.action, c.resource) for c in run.calls}
     # WHEN block-ip's DynamoDB grants name the incident table instead of the block list
     other = table.replace("BlocklistTable", "IncidentTable")
     moved = [{**s, "Resource": other} if str(s.get("Resource")) == table else s for s in run.policies[block_ip]]

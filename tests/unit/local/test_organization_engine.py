@@ -248,7 +248,7 @@ def test_trust_policy_of_another_organization_is_refused(engine: Engine) -> None
 
 def test_trust_policy_the_engine_cannot_evaluate_is_refused_saying_why(engine: Engine) -> None:
     # GIVEN a role whose trust condition uses an operator the engine does not evaluate
-    role_arn = trusting(engine, "string-like", ISOLATE_CALLER, {"StringLike": {"aws:PrincipalArn": "arn:aws:*"}})
+    role_arn = trusting(engine, "binary", ISOLATE_CALLER, {"BinaryEquals": {"aws:PrincipalArn": "YXJu"}})
 
     # WHEN the isolate function assumes it
     answer = assume_as(engine, "IsolateInstanceFunction", role_arn)
@@ -256,7 +256,7 @@ def test_trust_policy_the_engine_cannot_evaluate_is_refused_saying_why(engine: E
     # THEN it fails closed, and the message says what the engine could not evaluate
     assert answer["code"] == "AccessDenied"
     assert answer["message"].startswith(refused_message("IsolateInstanceFunction", role_arn))
-    assert "cannot evaluate the condition operator StringLike" in answer["message"]
+    assert "cannot evaluate the condition operator BinaryEquals" in answer["message"]
 
 
 def test_assume_role_outside_a_handler_is_not_the_stacks_and_is_not_checked(engine: Engine) -> None:
@@ -415,7 +415,7 @@ def test_trust_policy_evaluation(document: dict[str, Any], context: dict[str, An
 @pytest.mark.parametrize(
     "document",
     [
-        policy(allow(Condition={"StringLike": {"aws:PrincipalArn": "arn:*"}})),
+        policy(allow(Condition={"BinaryEquals": {"aws:PrincipalArn": "YXJu"}})),
         policy(allow(Condition={"StringEquals": {"aws:SourceIp": "10.0.0.1"}})),
         policy({"Effect": "Allow", "NotPrincipal": {"AWS": BLOCK_IP_CALLER}, "Action": "sts:AssumeRole"}),
         policy(allow(Principal={"AWS": "arn:aws:iam::123456789012:role/firebreak-*"})),
