@@ -177,9 +177,12 @@ class CallRecorder:
 
 def _region(request: Any) -> str:
     host = urllib.parse.urlsplit(str(request.url)).hostname or ""
-    parts = host.split(".")
-    # Global endpoints (iam.amazonaws.com, sts.amazonaws.com) are served from us-east-1, the RequestedRegion they carry.
-    return parts[1] if len(parts) >= 4 else REGION
+    # The Region is a label of its own wherever it stands (ec2.<region>..., <bucket>.s3.<region>...); global
+    # endpoints (iam.amazonaws.com, sts.amazonaws.com, <bucket>.s3.amazonaws.com) carry us-east-1.
+    return next((part for part in host.split(".") if _REGION_LABEL.fullmatch(part)), REGION)
+
+
+_REGION_LABEL = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 
 
 def request_calls(
@@ -649,6 +652,9 @@ OTHER_REGIONS = f"{REGION},eu-west-1"
 # aws:RequestedRegion conditions then allow.
 MEMBER = {"ResponseRegions": OTHER_REGIONS}
 DETECTOR = "12abc34d567e8fa901bc2d34e56789f0"
+# A Low finding that turned access logging off runs only when named; the task is stopped once isolated.
+LOGGING = {"AlwaysRespondTypes": "Stealth:S3/ServerAccessLoggingDisabled"}
+STOP_TASK = {"StopTaskAfterIsolation": "true"}
 # What runs to exercise the grants: one finding per playbook family, each option's path, the member account's roles,
 # and the schedules' runs; each incident is released. A new playbook adds the scenarios that use its grants here (a
 # plain event name, or a Scenario); a grant no local run can reach goes to docs/iam-unused-grants.toml with why.
@@ -724,7 +730,20 @@ EVENTS: dict[str, str | Scenario] = {
     "contain-function (member)": Scenario("eventbridge/guardduty_member_lambda_c2_activity", MEMBER),
     # contain-database waits for a person by default: approved as soon as asked, so its grants show too.
     "contain-database": Scenario("eventbridge/guardduty_rds_login_attempt", approvals=Approvals.APPROVE),
-    "contain-task": "eventbridge/guardduty_runtime_ecs_c2_fargate",
+    "protect-bucket (access logging)": Scenario("eventbridge/guardduty_s3_server_access_logging_disabled", LOGGING),
+    "protect-bucket (member access logging)": Scenario(
+        "eventbridge/guardduty_s3_server_access_logging_disabled", {**MEMBER, **LOGGING}, in_member_account
+    ),
+    "contain-task": Scenario("eventbridge/guardduty_runtime_ecs_c2_fargate", STOP_TASK),
+    "contain-task (member)": Scenario(
+        "eventbridge/guardduty_runtime_ecs_c2_fargate", {**MEMBER, **STOP_TASK}, in_member_account
+    ),
+    "contain-database (member)": Scenario(
+        "eventbridge/guardduty_rds_login_attempt", MEMBER, in_member_account, approvals=Approvals.APPROVE
+    ),
+    "contain-database-instance (member)": Scenario(
+        "eventbridge/guardduty_rds_successful_brute_force", MEMBER, in_member_account, approvals=Approvals.APPROVE
+    ),
     "contain-database-instance": Scenario(
         "eventbridge/guardduty_rds_successful_brute_force", approvals=Approvals.APPROVE
     ),

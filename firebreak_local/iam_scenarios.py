@@ -67,7 +67,8 @@ def in_fleet(engine: Engine, event: dict[str, Any]) -> dict[str, Any]:
 
 def in_member_account(engine: Engine, event: dict[str, Any]) -> dict[str, Any]:
     """The same finding, in the member account and Region the member events name."""
-    text = json.dumps(event).replace(SECURITY_ACCOUNT, FINDING_MEMBER_ACCOUNT).replace(f'"{REGION}"', '"eu-west-1"')
+    text = json.dumps(event).replace(SECURITY_ACCOUNT, FINDING_MEMBER_ACCOUNT)
+    text = text.replace(f'"{REGION}"', '"eu-west-1"').replace(f":{REGION}:", ":eu-west-1:")
     moved: dict[str, Any] = json.loads(text)
     moved["detail"]["id"] += "-member"
     return moved
