@@ -6,6 +6,7 @@ with the member stack (member.yaml's roles), before its first event.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -37,6 +38,12 @@ REGION = "us-east-1"
 MEMBER_TEMPLATE = "member.yaml"
 _ACCOUNT_ID = re.compile(r"\d{12}")
 EXECUTION_DEADLINE_SECONDS = 60.0
+# A stream consumer with a batching window is polled while executions run (block steps wait for its writes): in real
+# time every 10 ms with its window cut to 20 ms, on the simulated clock as Lambda does, 4 times a second, and the
+# window it sets.
+LIVE_POLL_SECONDS = 0.01
+LIVE_WINDOW_SECONDS = 0.02
+SIMULATED_STREAM_POLL_SECONDS = 0.25
 # The SigV4 identity `firebreak run --approve` answers as, the way the Function URL would pass it to the function.
 LOCAL_APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:user/firebreak-run-approve"
 _FAKE_CREDENTIALS = {
@@ -113,6 +120,12 @@ class StreamConsumer:
     stream_arn: str
     batch_size: int
     iterator: str | None = None
+    # MaximumBatchingWindowInSeconds: such a consumer is polled while executions run, its FilterCriteria applied.
+    window: float | None = None
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def wants(self, record: Mapping[str, Any]) -> bool:
+        return not self.filters or any(patterns.matches(pattern, record) for pattern in self.filters)
 
 
 class Engine:
@@ -129,7 +142,10 @@ class Engine:
         overrides: Mapping[str, str] | None = None,
         without_member_role: Iterable[str] = (),
         outside_organization: Iterable[str] = (),
+        simulated_time: bool = False,
     ) -> None:
+        """simulated_time: runs wait on a simulated clock (runtime.SimulatedClock), kept for the engine's life."""
+        self.clock = runtime.SimulatedClock() if simulated_time else None
         self.template_path = template_path.resolve()
         self.root = self.template_path.parent
         self.overrides = dict(overrides or {})
@@ -474,7 +490,15 @@ class Engine:
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "DynamoDB":
                 event_props = event.get("Properties") or {}
-                consumer = StreamConsumer(name, str(event_props["Stream"]), int(event_props.get("BatchSize", 100)))
+                window = event_props.get("MaximumBatchingWindowInSeconds")
+                filters = ((event_props.get("FilterCriteria") or {}).get("Filters") or []) if window is not None else []
+                consumer = StreamConsumer(
+                    name,
+                    str(event_props["Stream"]),
+                    int(event_props.get("BatchSize", 100)),
+                    window=None if window is None else float(window),
+                    filters=tuple(json.loads(item["Pattern"]) for item in filters),
+                )
                 self._subscribe(consumer)
                 self._stream_consumers.append(consumer)
         return Resource(ref=name, attributes={"Arn": arn})
@@ -692,7 +716,8 @@ class Engine:
         """Invoke one of the template's functions directly, as a schedule would (the engine runs no schedules)."""
         name = self.resources[logical_id].ref
         headers: dict[str, str] = {}
-        body = self.dispatcher.invoke(name, json.dumps(payload), headers)
+        with self._running():
+            body = self.dispatcher.invoke(name, json.dumps(payload), headers)
         if body is None:
             raise EngineError(f"{logical_id} is not a function of this stack")
         result = json.loads(body)
@@ -706,7 +731,8 @@ class Engine:
         if arn in self._left_waiting:
             self._left_waiting.remove(arn)
         started = time.perf_counter()
-        description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
+        with self._running():
+            description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
         return self._execution(
@@ -721,9 +747,9 @@ class Engine:
         """
         sfn = self.client("stepfunctions")
         arns = []
-        with runtime.LOAD.shared_by(len(starts)) as factor:
+        with self._running(), runtime.LOAD.shared_by(len(starts)) as factor:
             started = time.perf_counter()
-            with self.api_calls.quiet():
+            with self.api_calls.quiet(), self._holding_the_clock():
                 for state_machine_arn, payload in starts:
                     arns.append(
                         sfn.start_execution(
@@ -741,6 +767,63 @@ class Engine:
             )
             for arn, description in zip(arns, descriptions, strict=True)
         ]
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        """While the stack runs: the simulated clock, if the engine has one, and the live stream consumers."""
+        with contextlib.ExitStack() as stack:
+            if self.clock is not None:
+                stack.enter_context(runtime.simulated_time(self.clock))
+            stack.enter_context(self._polling_streams())
+            yield
+
+    def _holding_the_clock(self) -> contextlib.AbstractContextManager[None]:
+        return self.clock.holding() if self.clock is not None else contextlib.nullcontext()
+
+    @contextmanager
+    def _polling_streams(self) -> Iterator[None]:
+        live = [consumer for consumer in self._stream_consumers if consumer.window is not None]
+        if not live:
+            yield
+            return
+        stop = threading.Event()
+        poller = threading.Thread(target=self._poll_streams, args=(live, stop), name="firebreak-streams", daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            poller.join()
+
+    def _poll_streams(self, consumers: Sequence[StreamConsumer], stop: threading.Event) -> None:
+        """Lambda's event source mapping for consumers with a batching window: once records come, it gathers more
+        until the window closes or the batch is full, then invokes the function with those its filters match."""
+        clock = runtime.clock()
+        simulated = self.clock is not None
+        poll = SIMULATED_STREAM_POLL_SECONDS if simulated else LIVE_POLL_SECONDS
+        while not stop.is_set():
+            for consumer in consumers:
+                records = self._new_records(consumer)
+                if not records:
+                    continue
+                window = float(consumer.window or 0.0)
+                closes = clock.monotonic() + (window if simulated else min(window, LIVE_WINDOW_SECONDS))
+                while len(records) < consumer.batch_size and not stop.is_set():
+                    left = closes - clock.monotonic()
+                    if left <= 0:
+                        break
+                    clock.sleep(min(poll, left))
+                    records += self._new_records(consumer)
+                wanted = [record for record in records if consumer.wants(record)]
+                for start in range(0, len(wanted), consumer.batch_size):
+                    self._deliver(consumer, wanted[start : start + consumer.batch_size])
+            clock.sleep(poll)
+
+    def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
+        with self.api_calls.quiet():
+            response = self.client("dynamodbstreams").get_records(ShardIterator=consumer.iterator, Limit=1000)
+        consumer.iterator = response["NextShardIterator"]
+        return [self._stream_event_record(consumer, record) for record in response["Records"]]
 
     def _forget_calls_and_metrics(self) -> None:
         """What came before a run (provisioning, a schedule's invoke) is not the run's."""
@@ -787,6 +870,7 @@ class Engine:
                     response = streams.get_records(ShardIterator=consumer.iterator, Limit=1000)
                 consumer.iterator = response["NextShardIterator"]
                 records = [self._stream_event_record(consumer, record) for record in response["Records"]]
+                records = [record for record in records if consumer.window is None or consumer.wants(record)]
                 for start in range(0, len(records), consumer.batch_size):
                     self._deliver(consumer, records[start : start + consumer.batch_size])
                     delivered = True

@@ -49,6 +49,8 @@ class Settings:
     approval_secret_arn: str = ""
     approval_window_seconds: int = 3600
     approval_on_timeout: TimeoutAction = TimeoutAction.DENY
+    # The stack's one IPSet writer (the blocklist table's stream) places the blocks; without it each step writes.
+    ipset_writer: bool = False
 
     @property
     def ipset_limit(self) -> int:
@@ -108,6 +110,7 @@ class Settings:
             approval_secret_arn=env.get("APPROVAL_SECRET_ARN", ""),
             approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
             approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
+            ipset_writer=env.get("IPSET_WRITER", "false").lower() == "true",
         )
 
 
