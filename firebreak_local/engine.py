@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ class StreamConsumer:
     function_name: str
     stream_arn: str
     batch_size: int
-    iterator: str | None = None
+    position: int = 0  # the next record of the table's one shard (TRIM_HORIZON: from the first)
     # MaximumBatchingWindowInSeconds: such a consumer is polled while executions run, its FilterCriteria applied.
     window: float | None = None
     filters: tuple[dict[str, Any], ...] = ()
@@ -499,16 +499,8 @@ class Engine:
                     window=None if window is None else float(window),
                     filters=tuple(json.loads(item["Pattern"]) for item in filters),
                 )
-                self._subscribe(consumer)
                 self._stream_consumers.append(consumer)
         return Resource(ref=name, attributes={"Arn": arn})
-
-    def _subscribe(self, consumer: StreamConsumer) -> None:
-        streams = self.client("dynamodbstreams")
-        shard = streams.describe_stream(StreamArn=consumer.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        consumer.iterator = streams.get_shard_iterator(
-            StreamArn=consumer.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
 
     def _observe_incident_events(self) -> None:
         """A catch-all rule for Firebreak's own events on the default bus, delivered to a queue the engine reads."""
@@ -665,8 +657,7 @@ class Engine:
 
     def _waits_for_callback(self, execution_arn: str) -> bool:
         """The execution's last event is a submitted .waitForTaskToken task: nothing runs until someone answers."""
-        # moto ignores reverseOrder and maxResults, so read the whole (short) history.
-        events = self.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+        events = runtime.execution_history(execution_arn)
         if not events or events[-1]["type"] != "TaskSubmitted":
             return False
         return str(events[-1]["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
@@ -820,10 +811,8 @@ class Engine:
             clock.sleep(poll)
 
     def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
-        with self.api_calls.quiet():
-            response = self.client("dynamodbstreams").get_records(ShardIterator=consumer.iterator, Limit=1000)
-        consumer.iterator = response["NextShardIterator"]
-        return [self._stream_event_record(consumer, record) for record in response["Records"]]
+        records, consumer.position = runtime.stream_records(consumer.stream_arn, consumer.position)
+        return [self._stream_event_record(consumer, record) for record in records]
 
     def _forget_calls_and_metrics(self) -> None:
         """What came before a run (provisioning, a schedule's invoke) is not the run's."""
@@ -862,15 +851,10 @@ class Engine:
 
         A consumer's own writes make new records (the report it stores); it ignores those, so a few rounds suffice.
         """
-        streams = self.client("dynamodbstreams")
         for _ in range(rounds):
             delivered = False
             for consumer in self._stream_consumers:
-                with self.api_calls.quiet():
-                    response = streams.get_records(ShardIterator=consumer.iterator, Limit=1000)
-                consumer.iterator = response["NextShardIterator"]
-                records = [self._stream_event_record(consumer, record) for record in response["Records"]]
-                records = [record for record in records if consumer.window is None or consumer.wants(record)]
+                records = [r for r in self._new_records(consumer) if consumer.window is None or consumer.wants(r)]
                 for start in range(0, len(records), consumer.batch_size):
                     self._deliver(consumer, records[start : start + consumer.batch_size])
                     delivered = True
@@ -881,8 +865,10 @@ class Engine:
         dynamodb = dict(record["dynamodb"])
         created = dynamodb.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
-            # boto3 parses it; Lambda hands a stream consumer epoch seconds.
-            dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+            # moto keeps it as a naive UTC datetime; Lambda hands a stream consumer epoch seconds.
+            dynamodb["ApproximateCreationDateTime"] = (
+                created if created.tzinfo else created.replace(tzinfo=UTC)
+            ).timestamp()
         return {**record, "dynamodb": dynamodb, "eventSourceARN": consumer.stream_arn, "awsRegion": REGION}
 
     def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]]) -> None:
@@ -917,11 +903,12 @@ class Engine:
                     sfn.stop_execution(executionArn=arn, error="Firebreak.LocalTimeout", cause="execution hung")
                 return {**description, "status": "TIMED_OUT", "error": "Firebreak.LocalTimeout", "cause": "hung"}
             time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            # A storm's executions end together; asking each every 20 ms cost the interpreter more than they did.
+            delay = min(delay * 2, 0.02 * runtime.LOAD.factor)
 
     def _entered_states(self, arn: str) -> tuple[list[str], int]:
         """States entered in order, a child execution's spliced in after the state that ran it."""
-        events = self.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        events = runtime.execution_history(arn)
         states: list[str] = []
         transitions = 0
         for event in events:
