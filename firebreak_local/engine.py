@@ -622,6 +622,10 @@ class Engine:
 
     def approval_requests(self, execution_arn: str) -> list[dict[str, Any]]:
         """The approval requests an execution waits on now, as the responders' notifications carry them."""
+        # Only once the request has been sent (the entry is written before the notification); asked first, as it
+        # reads no table: the engine asks this of every running execution it waits for.
+        if not self._waits_for_callback(execution_arn):
+            return []
         with self.api_calls.quiet():
             pending = {
                 item["approval_id"]["S"]
@@ -631,8 +635,7 @@ class Engine:
                     ExpressionAttributeValues={":arn": {"S": execution_arn}},
                 )["Items"]
             }
-            # Only once the request has been sent: the entry is written before the notification.
-            if not pending or not self._waits_for_callback(execution_arn):
+            if not pending:
                 return []
         requests = []
         for notification in self.notifications():

@@ -502,6 +502,9 @@ def _output_before_status() -> None:
         if isinstance(self.execution.exec_worker.env.program_state(), ProgramEnded):
             self.execution.output = self.execution.exec_worker.env.states.get_input()
         original(self)  # type: ignore[no-untyped-call]
+        simulated = _simulated
+        if simulated is not None:
+            simulated.ended[self.execution.exec_arn] = simulated.elapsed()
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
@@ -866,6 +869,7 @@ class SimulatedClock(CappedClock):
         self._local = threading.local()
         self.jumps = 0
         self.stalls = 0
+        self.ended: dict[str, float] = {}  # execution ARN -> simulated second it ended
 
     # the time module's face
     def time(self) -> float:

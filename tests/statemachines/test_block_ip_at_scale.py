@@ -303,3 +303,22 @@ def test_blocks_past_the_functions_reserved_concurrency_are_throttled_and_retrie
     assert not storm.failed, [json.dumps(e.output)[:300] for e in storm.failed]
     assert not storm.lost
     assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
+
+
+def test_a_storm_on_the_simulated_clock_is_blocked_within_seconds_in_one_write_per_ipset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN 20 findings from 8 attackers, IPv4 and IPv6 mixed, on an engine whose waits take simulated time
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    events = findings(load_event(BRUTE_FORCE), 20, attackers(8))
+    with Engine(TEMPLATE, simulated_time=True) as engine:
+        # WHEN they all start at once
+        storm = run_storm(engine, events)
+
+    # THEN the block steps only recorded, and the one writer put every address in with one UpdateIPSet per IPSet,
+    # within its batch window (the IPv6 write a second after the IPv4 one): every attacker blocked in seconds
+    assert not storm.lost and not storm.duplicated and not storm.failed
+    assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
+    assert storm.update_ip_set_calls == 2
+    assert sorted(storm.time_to_block) == sorted(storm.expected)
+    assert max(storm.time_to_block.values()) < 5.0
