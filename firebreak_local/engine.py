@@ -123,6 +123,7 @@ class StreamConsumer:
     # MaximumBatchingWindowInSeconds: such a consumer is polled while executions run, its FilterCriteria applied.
     window: float | None = None
     filters: tuple[dict[str, Any], ...] = ()
+    retries: int = 0  # MaximumRetryAttempts of a failed batch (the engine caps "forever", -1, at 3)
 
     def wants(self, record: Mapping[str, Any]) -> bool:
         return not self.filters or any(patterns.matches(pattern, record) for pattern in self.filters)
@@ -498,6 +499,9 @@ class Engine:
                     int(event_props.get("BatchSize", 100)),
                     window=None if window is None else float(window),
                     filters=tuple(json.loads(item["Pattern"]) for item in filters),
+                    retries=min(3, retries)
+                    if (retries := int(event_props.get("MaximumRetryAttempts", -1))) >= 0
+                    else 3,
                 )
                 self._stream_consumers.append(consumer)
         return Resource(ref=name, attributes={"Arn": arn})
@@ -810,7 +814,11 @@ class Engine:
                     records += self._new_records(consumer)
                 wanted = [record for record in records if consumer.wants(record)]
                 for start in range(0, len(wanted), consumer.batch_size):
-                    self._deliver(consumer, wanted[start : start + consumer.batch_size])
+                    batch = wanted[start : start + consumer.batch_size]
+                    # A failed batch is retried, as Lambda retries a stream's batch before it moves on.
+                    for attempt in range(consumer.retries + 1):
+                        if self._deliver(consumer, batch, report=attempt == consumer.retries):
+                            break
             clock.sleep(poll)
 
     def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
@@ -874,15 +882,19 @@ class Engine:
             ).timestamp()
         return {**record, "dynamodb": dynamodb, "eventSourceARN": consumer.stream_arn, "awsRegion": REGION}
 
-    def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]]) -> None:
+    def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]], report: bool = True) -> bool:
+        """Invoke the consumer with one batch; whether it succeeded (a failure is kept if report)."""
         headers: dict[str, str] = {}
         body = json.dumps({"Records": records})
         answer = self.dispatcher.invoke(consumer.function_name, body, headers)
         result = json.loads(answer or b"null")
         if headers.get("x-amz-function-error"):
-            self.consumer_errors.append({"function": consumer.function_name, "error": result})
-        elif isinstance(result, dict) and result.get("batchItemFailures"):
+            if report:
+                self.consumer_errors.append({"function": consumer.function_name, "error": result})
+            return False
+        if isinstance(result, dict) and result.get("batchItemFailures"):
             self.consumer_errors.append({"function": consumer.function_name, "failures": result["batchItemFailures"]})
+        return True
 
     def _wait(self, arn: str, started: float, deadline_seconds: float, approvals: Approvals) -> dict[str, Any]:
         sfn = self.client("stepfunctions")

@@ -1048,8 +1048,8 @@ def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedCl
     simulated = clock_ or SimulatedClock()
     modules = _waiting_modules()
     saved = [(module, module.time) for module in modules]
-    threading.Thread.start = _start  # type: ignore[method-assign]
-    threading.Condition.wait = _wait  # type: ignore[method-assign]
+    threading.Thread.start = _start  # type: ignore[method-assign,assignment]
+    threading.Condition.wait = _wait  # type: ignore[method-assign,assignment]
     threading.Thread.join = _join  # type: ignore[method-assign,assignment]
     _clock = simulated
     try:
@@ -1089,7 +1089,8 @@ def execution_history(execution_arn: str) -> list[dict[str, Any]]:
 
     _, _, _, region, account, _ = execution_arn.split(":", 5)
     output = stepfunctions_parser_backends[account][region].get_execution_history(execution_arn)
-    return list(output.get("events") or ())
+    events: list[dict[str, Any]] = [dict(event) for event in output.get("events") or ()]
+    return events
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None

@@ -201,7 +201,7 @@ def test_a_pending_mark_lasts_until_the_writer_clears_it(blocklist: Blocklist) -
     after = blocklist.pending(["45.155.205.233/32", "185.220.101.47/32"])
 
     # THEN only the marked one waited, a cleared mark is cleared once, and the block itself is untouched
-    assert before == {"45.155.205.233/32"} and after == set()
+    assert before == {"45.155.205.233/32": ""} and after == {}
     assert not blocklist.written("45.155.205.233/32")
     assert blocklist.active(NOW)[4] == {"45.155.205.233/32", "185.220.101.47/32"}
 
@@ -214,7 +214,7 @@ def test_a_resighting_of_a_placed_address_leaves_another_steps_mark(blocklist: B
     blocklist.record("45.155.205.233/32", 4, "fb-2", NOW + 1, DAY)
 
     # THEN the first step's mark still stands: only the writer clears it
-    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32"}
+    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}
 
 
 def test_a_step_waits_for_the_writer_and_then_finds_its_address_placed(
@@ -289,7 +289,7 @@ def test_the_writer_puts_everything_pending_in_one_update_per_ipset_and_clears_t
     assert present_addresses(waf, ipset) == {"45.155.205.233/32", "185.220.101.47/32"}
     assert present_addresses(waf, v6) == {"2a0e:97c0:3e3:2a2::1/128"}
     assert clock.slept == pytest.approx(1.0)
-    assert blocklist.pending(written.placed) == set() and len(written.placed) == 3
+    assert blocklist.pending(written.placed) == {} and len(written.placed) == 3
 
 
 def test_the_writer_leaves_the_marks_of_a_set_it_cannot_write(blocklist: Blocklist, ipset: IpSetRef) -> None:
@@ -307,6 +307,13 @@ def test_the_writer_leaves_the_marks_of_a_set_it_cannot_write(blocklist: Blockli
     # WHEN the writer runs
     written = write_pending(blocklist, lambda _: Locked(), writer_settings(ipset), NOW, sleep=lambda _: None)
 
-    # THEN it reports the set and the address stays pending, for its block step to write and report
+    # THEN it reports the set, and the address stays pending with the reason, so its block step stops waiting and
+    # writes (and reports) it itself; a new sighting asks the writer again
     assert written.failures and not written.placed
-    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32"}
+    [reason] = blocklist.pending(["45.155.205.233/32"]).values()
+    assert "stayed locked" in reason
+    clock = SteppedClock()
+    assert await_writer(blocklist, ["45.155.205.233/32"], 20.0, clock.sleep, clock.monotonic) == {"45.155.205.233/32"}
+    assert clock.slept == pytest.approx(0.1)
+    blocklist.record("45.155.205.233/32", 4, "fb-2", NOW, DAY, pending=True)
+    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}

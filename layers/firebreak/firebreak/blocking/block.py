@@ -188,20 +188,21 @@ def await_writer(
     """Wait up to seconds for the IPSets' writer to place the CIDRs; those it has not placed by then.
 
     The writer clears a CIDR's pending mark only once every IPSet of its version holds it, so a cleared mark, read
-    consistently, is proof the address is blocked; one poll reads every CIDR of the step at once.
+    consistently, is proof the address is blocked; one poll reads every CIDR of the step at once. A CIDR the writer
+    said it could not write is not waited for any longer.
     """
     sleep, monotonic = sleep or time.sleep, monotonic or time.monotonic
     deadline = monotonic() + seconds
     pause = FIRST_POLL_SECONDS
-    waiting = set(cidrs)
-    while waiting:
+    pending = dict.fromkeys(cidrs, "")
+    while any(not reason for reason in pending.values()):
         remaining = deadline - monotonic()
         if remaining <= 0:
             break
         sleep(min(pause, remaining))
-        waiting = blocklist.pending(waiting)
+        pending = blocklist.pending(pending)
         pause = min(pause * 2, MAX_POLL_SECONDS)
-    return waiting
+    return set(pending)
 
 
 def _outcome(

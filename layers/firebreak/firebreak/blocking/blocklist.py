@@ -39,6 +39,7 @@ _NAMES = {
     "#seen": "nacl_seen",
     "#rules": "nacl_rules",
     "#pending": "waf_pending",
+    "#failed": "waf_failed",
 }
 # DynamoDB's most keys in one BatchGetItem.
 _BATCH_GET_KEYS = 100
@@ -123,9 +124,13 @@ class Blocklist:
                 " #seen = if_not_exists(#seen, :empty), #rules = if_not_exists(#rules, :empty)"
                 + (", #pending = :true" if pending else "")
                 + " ADD #incidents :incident, #sightings :one"
+                # A new wish for a write clears what the writer last said it could not do.
+                + (" REMOVE #failed" if pending else "")
             ),
             ExpressionAttributeNames={
-                key: name for key, name in _NAMES.items() if key != "#cidr" and (pending or key != "#pending")
+                key: name
+                for key, name in _NAMES.items()
+                if key != "#cidr" and (pending or key not in {"#pending", "#failed"})
             },
             ExpressionAttributeValues=values,
             ReturnValues="ALL_OLD",
@@ -161,13 +166,14 @@ class Blocklist:
                 by_family.setdefault(entry.family, set()).add(entry.cidr)
         return by_family
 
-    def pending(self, cidrs: Iterable[str]) -> set[str]:
-        """Which of these CIDRs still wait for the IPSets' writer, read consistently (BatchGetItem, no Scan).
+    def pending(self, cidrs: Iterable[str]) -> dict[str, str]:
+        """Which of these CIDRs still wait for the IPSets' writer, read consistently (BatchGetItem, no Scan): each
+        with why the writer could not place it, or "" while it may still.
 
         A CIDR whose item is gone (released meanwhile) waits for nothing.
         """
         wanted = sorted(set(cidrs))
-        waiting: set[str] = set()
+        waiting: dict[str, str] = {}
         for start in range(0, len(wanted), _BATCH_GET_KEYS):
             keys: list[Any] = [{"cidr": {"S": cidr}} for cidr in wanted[start : start + _BATCH_GET_KEYS]]
             while keys:
@@ -175,16 +181,21 @@ class Blocklist:
                     self.table: {
                         "Keys": keys,
                         "ConsistentRead": True,
-                        "ProjectionExpression": "#cidr, #pending",
-                        "ExpressionAttributeNames": {"#cidr": "cidr", "#pending": "waf_pending"},
+                        "ProjectionExpression": "#cidr, #pending, #failed",
+                        "ExpressionAttributeNames": {
+                            "#cidr": "cidr",
+                            "#pending": "waf_pending",
+                            "#failed": "waf_failed",
+                        },
                     }
                 }
                 response = self.dynamodb.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     if item.get("waf_pending", {}).get("BOOL"):
-                        waiting.add(item["cidr"]["S"])
+                        waiting[item["cidr"]["S"]] = item.get("waf_failed", {}).get("S", "")
                 # Unprocessed keys (throttling) are asked again; the caller's loop paces the asking.
-                keys = list(response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", []))
+                unprocessed: Any = response.get("UnprocessedKeys") or {}
+                keys = list((unprocessed.get(self.table) or {}).get("Keys") or [])
         return waiting
 
     def written(self, cidr: str) -> bool:
@@ -198,6 +209,18 @@ class Blocklist:
             ExpressionAttributeNames={"#pending": "waf_pending"},
         )
         return cleared is not None
+
+    def not_written(self, cidr: str, reason: str) -> None:
+        """The writer could not place the pending CIDR: its waiting step stops waiting and writes it itself."""
+        conditional(
+            self.dynamodb.update_item,
+            TableName=self.table,
+            Key={"cidr": {"S": cidr}},
+            UpdateExpression="SET #failed = :reason",
+            ConditionExpression="attribute_exists(#pending) AND attribute_not_exists(#failed)",
+            ExpressionAttributeNames={"#pending": "waf_pending", "#failed": "waf_failed"},
+            ExpressionAttributeValues={":reason": {"S": reason or "not written"}},
+        )
 
     def delete_expired(self, entry: Entry, now: int) -> bool:
         """Delete an expired entry, unless a re-sighting extended it since it was read."""

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from firebreak.blocking.blocklist import Blocklist
+from firebreak.core.aws import is_transient
 from firebreak.core.errors import BlockFailed
 from firebreak.core.settings import Settings
 from firebreak.core.waf import IpSetRef, converge
@@ -47,8 +50,8 @@ def write_pending(
     """Bring every IPSet that lacks a pending address up to the table (adding only), then clear the placed marks.
 
     The sweep, not the writer, removes what the table no longer holds. A set that cannot be written (full, locked
-    throughout) is reported and its addresses stay pending: their block steps then try the write themselves and
-    report why it failed.
+    throughout, refused) is reported and its addresses are marked so: their block steps stop waiting, try the write
+    themselves and report why it failed. Throttling and 5xx are raised, for Lambda to retry the batch.
     """
     sleep, monotonic = sleep or time.sleep, monotonic or time.monotonic
     pending = {
@@ -72,8 +75,13 @@ def write_pending(
                 sleep(max(0.0, last_write + WRITE_SPACING_SECONDS - monotonic()))
             try:
                 result = converge(waf_for(ipset), ipset, desired, prune=False, required=mine, sleep=sleep)
-            except BlockFailed as error:
-                failures.append(str(error))
+            except (BlockFailed, ClientError) as error:
+                # Throttling and 5xx are Lambda's to retry (the batch again); a refusal would only fail again.
+                if isinstance(error, ClientError) and is_transient(error):
+                    raise
+                failures.append(f"IPSet {ipset.name}: {error}")
+                for cidr in mine:
+                    blocklist.not_written(cidr, failures[-1])
                 continue
             if result.update_calls:
                 calls += result.update_calls
