@@ -6,6 +6,7 @@ with the member stack (member.yaml's roles), before its first event.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ REGION = "us-east-1"
 MEMBER_TEMPLATE = "member.yaml"
 _ACCOUNT_ID = re.compile(r"\d{12}")
 EXECUTION_DEADLINE_SECONDS = 60.0
+# A stream consumer with a batching window is polled while executions run (block steps wait for its writes): in real
+# time every 10 ms with its window cut to 20 ms, on the simulated clock as Lambda does, 4 times a second, and the
+# window it sets.
+LIVE_POLL_SECONDS = 0.01
+LIVE_WINDOW_SECONDS = 0.02
+SIMULATED_STREAM_POLL_SECONDS = 0.25
 # The SigV4 identity `firebreak run --approve` answers as, the way the Function URL would pass it to the function.
 LOCAL_APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:user/firebreak-run-approve"
 _FAKE_CREDENTIALS = {
@@ -112,7 +119,14 @@ class StreamConsumer:
     function_name: str
     stream_arn: str
     batch_size: int
-    iterator: str | None = None
+    position: int = 0  # the next record of the table's one shard (TRIM_HORIZON: from the first)
+    # MaximumBatchingWindowInSeconds: such a consumer is polled while executions run, its FilterCriteria applied.
+    window: float | None = None
+    filters: tuple[dict[str, Any], ...] = ()
+    retries: int = 0  # MaximumRetryAttempts of a failed batch (the engine caps "forever", -1, at 3)
+
+    def wants(self, record: Mapping[str, Any]) -> bool:
+        return not self.filters or any(patterns.matches(pattern, record) for pattern in self.filters)
 
 
 class Engine:
@@ -129,7 +143,10 @@ class Engine:
         overrides: Mapping[str, str] | None = None,
         without_member_role: Iterable[str] = (),
         outside_organization: Iterable[str] = (),
+        simulated_time: bool = False,
     ) -> None:
+        """simulated_time: runs wait on a simulated clock (runtime.SimulatedClock), kept for the engine's life."""
+        self.clock = runtime.SimulatedClock() if simulated_time else None
         self.template_path = template_path.resolve()
         self.root = self.template_path.parent
         self.overrides = dict(overrides or {})
@@ -474,17 +491,20 @@ class Engine:
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "DynamoDB":
                 event_props = event.get("Properties") or {}
-                consumer = StreamConsumer(name, str(event_props["Stream"]), int(event_props.get("BatchSize", 100)))
-                self._subscribe(consumer)
+                window = event_props.get("MaximumBatchingWindowInSeconds")
+                filters = ((event_props.get("FilterCriteria") or {}).get("Filters") or []) if window is not None else []
+                consumer = StreamConsumer(
+                    name,
+                    str(event_props["Stream"]),
+                    int(event_props.get("BatchSize", 100)),
+                    window=None if window is None else float(window),
+                    filters=tuple(json.loads(item["Pattern"]) for item in filters),
+                    retries=min(3, retries)
+                    if (retries := int(event_props.get("MaximumRetryAttempts", -1))) >= 0
+                    else 3,
+                )
                 self._stream_consumers.append(consumer)
         return Resource(ref=name, attributes={"Arn": arn})
-
-    def _subscribe(self, consumer: StreamConsumer) -> None:
-        streams = self.client("dynamodbstreams")
-        shard = streams.describe_stream(StreamArn=consumer.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        consumer.iterator = streams.get_shard_iterator(
-            StreamArn=consumer.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
 
     def _observe_incident_events(self) -> None:
         """A catch-all rule for Firebreak's own events on the default bus, delivered to a queue the engine reads."""
@@ -606,6 +626,10 @@ class Engine:
 
     def approval_requests(self, execution_arn: str) -> list[dict[str, Any]]:
         """The approval requests an execution waits on now, as the responders' notifications carry them."""
+        # Only once the request has been sent (the entry is written before the notification); asked first, as it
+        # reads no table: the engine asks this of every running execution it waits for.
+        if not self._waits_for_callback(execution_arn):
+            return []
         with self.api_calls.quiet():
             pending = {
                 item["approval_id"]["S"]
@@ -615,8 +639,7 @@ class Engine:
                     ExpressionAttributeValues={":arn": {"S": execution_arn}},
                 )["Items"]
             }
-            # Only once the request has been sent: the entry is written before the notification.
-            if not pending or not self._waits_for_callback(execution_arn):
+            if not pending:
                 return []
         requests = []
         for notification in self.notifications():
@@ -641,8 +664,7 @@ class Engine:
 
     def _waits_for_callback(self, execution_arn: str) -> bool:
         """The execution's last event is a submitted .waitForTaskToken task: nothing runs until someone answers."""
-        # moto ignores reverseOrder and maxResults, so read the whole (short) history.
-        events = self.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+        events = runtime.execution_history(execution_arn)
         if not events or events[-1]["type"] != "TaskSubmitted":
             return False
         return str(events[-1]["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
@@ -692,7 +714,8 @@ class Engine:
         """Invoke one of the template's functions directly, as a schedule would (the engine runs no schedules)."""
         name = self.resources[logical_id].ref
         headers: dict[str, str] = {}
-        body = self.dispatcher.invoke(name, json.dumps(payload), headers)
+        with self._running():
+            body = self.dispatcher.invoke(name, json.dumps(payload), headers)
         if body is None:
             raise EngineError(f"{logical_id} is not a function of this stack")
         result = json.loads(body)
@@ -706,7 +729,8 @@ class Engine:
         if arn in self._left_waiting:
             self._left_waiting.remove(arn)
         started = time.perf_counter()
-        description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
+        with self._running():
+            description = self._wait(arn, started, EXECUTION_DEADLINE_SECONDS, approvals)
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
         return self._execution(
@@ -721,9 +745,9 @@ class Engine:
         """
         sfn = self.client("stepfunctions")
         arns = []
-        with runtime.LOAD.shared_by(len(starts)) as factor:
+        with self._running(), runtime.LOAD.shared_by(len(starts)) as factor:
             started = time.perf_counter()
-            with self.api_calls.quiet():
+            with self.api_calls.quiet(), self._holding_the_clock():
                 for state_machine_arn, payload in starts:
                     arns.append(
                         sfn.start_execution(
@@ -741,6 +765,65 @@ class Engine:
             )
             for arn, description in zip(arns, descriptions, strict=True)
         ]
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        """While the stack runs: the simulated clock, if the engine has one, and the live stream consumers."""
+        with contextlib.ExitStack() as stack:
+            if self.clock is not None:
+                stack.enter_context(runtime.simulated_time(self.clock))
+            stack.enter_context(self._polling_streams())
+            yield
+
+    def _holding_the_clock(self) -> contextlib.AbstractContextManager[None]:
+        return self.clock.holding() if self.clock is not None else contextlib.nullcontext()
+
+    @contextmanager
+    def _polling_streams(self) -> Iterator[None]:
+        live = [consumer for consumer in self._stream_consumers if consumer.window is not None]
+        if not live:
+            yield
+            return
+        stop = threading.Event()
+        poller = threading.Thread(target=self._poll_streams, args=(live, stop), name="firebreak-streams", daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            poller.join()
+
+    def _poll_streams(self, consumers: Sequence[StreamConsumer], stop: threading.Event) -> None:
+        """Lambda's event source mapping for consumers with a batching window: once records come, it gathers more
+        until the window closes or the batch is full, then invokes the function with those its filters match."""
+        clock = runtime.clock()
+        simulated = self.clock is not None
+        poll = SIMULATED_STREAM_POLL_SECONDS if simulated else LIVE_POLL_SECONDS
+        while not stop.is_set():
+            for consumer in consumers:
+                records = self._new_records(consumer)
+                if not records:
+                    continue
+                window = float(consumer.window or 0.0)
+                closes = clock.monotonic() + (window if simulated else min(window, LIVE_WINDOW_SECONDS))
+                while len(records) < consumer.batch_size and not stop.is_set():
+                    left = closes - clock.monotonic()
+                    if left <= 0:
+                        break
+                    clock.sleep(min(poll, left))
+                    records += self._new_records(consumer)
+                wanted = [record for record in records if consumer.wants(record)]
+                for start in range(0, len(wanted), consumer.batch_size):
+                    batch = wanted[start : start + consumer.batch_size]
+                    # A failed batch is retried, as Lambda retries a stream's batch before it moves on.
+                    for attempt in range(consumer.retries + 1):
+                        if self._deliver(consumer, batch, report=attempt == consumer.retries):
+                            break
+            clock.sleep(poll)
+
+    def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
+        records, consumer.position = runtime.stream_records(consumer.stream_arn, consumer.position)
+        return [self._stream_event_record(consumer, record) for record in records]
 
     def _forget_calls_and_metrics(self) -> None:
         """What came before a run (provisioning, a schedule's invoke) is not the run's."""
@@ -779,14 +862,10 @@ class Engine:
 
         A consumer's own writes make new records (the report it stores); it ignores those, so a few rounds suffice.
         """
-        streams = self.client("dynamodbstreams")
         for _ in range(rounds):
             delivered = False
             for consumer in self._stream_consumers:
-                with self.api_calls.quiet():
-                    response = streams.get_records(ShardIterator=consumer.iterator, Limit=1000)
-                consumer.iterator = response["NextShardIterator"]
-                records = [self._stream_event_record(consumer, record) for record in response["Records"]]
+                records = [r for r in self._new_records(consumer) if consumer.window is None or consumer.wants(r)]
                 for start in range(0, len(records), consumer.batch_size):
                     self._deliver(consumer, records[start : start + consumer.batch_size])
                     delivered = True
@@ -797,19 +876,25 @@ class Engine:
         dynamodb = dict(record["dynamodb"])
         created = dynamodb.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
-            # boto3 parses it; Lambda hands a stream consumer epoch seconds.
-            dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+            # moto keeps it as a naive UTC datetime; Lambda hands a stream consumer epoch seconds.
+            dynamodb["ApproximateCreationDateTime"] = (
+                created if created.tzinfo else created.replace(tzinfo=UTC)
+            ).timestamp()
         return {**record, "dynamodb": dynamodb, "eventSourceARN": consumer.stream_arn, "awsRegion": REGION}
 
-    def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]]) -> None:
+    def _deliver(self, consumer: StreamConsumer, records: list[dict[str, Any]], report: bool = True) -> bool:
+        """Invoke the consumer with one batch; whether it succeeded (a failure is kept if report)."""
         headers: dict[str, str] = {}
         body = json.dumps({"Records": records})
         answer = self.dispatcher.invoke(consumer.function_name, body, headers)
         result = json.loads(answer or b"null")
         if headers.get("x-amz-function-error"):
-            self.consumer_errors.append({"function": consumer.function_name, "error": result})
-        elif isinstance(result, dict) and result.get("batchItemFailures"):
+            if report:
+                self.consumer_errors.append({"function": consumer.function_name, "error": result})
+            return False
+        if isinstance(result, dict) and result.get("batchItemFailures"):
             self.consumer_errors.append({"function": consumer.function_name, "failures": result["batchItemFailures"]})
+        return True
 
     def _wait(self, arn: str, started: float, deadline_seconds: float, approvals: Approvals) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
@@ -833,11 +918,12 @@ class Engine:
                     sfn.stop_execution(executionArn=arn, error="Firebreak.LocalTimeout", cause="execution hung")
                 return {**description, "status": "TIMED_OUT", "error": "Firebreak.LocalTimeout", "cause": "hung"}
             time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            # A storm's executions end together; asking each every 20 ms cost the interpreter more than they did.
+            delay = min(delay * 2, 0.02 * runtime.LOAD.factor)
 
     def _entered_states(self, arn: str) -> tuple[list[str], int]:
         """States entered in order, a child execution's spliced in after the state that ran it."""
-        events = self.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        events = runtime.execution_history(arn)
         states: list[str] = []
         transitions = 0
         for event in events:

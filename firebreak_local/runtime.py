@@ -16,6 +16,7 @@ import copy
 import datetime
 import functools
 import gc
+import heapq
 import importlib
 import itertools
 import json
@@ -58,6 +59,7 @@ from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.kms import models as moto_kms_models
 from moto.kms import utils as moto_kms_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
 from moto.stepfunctions.parser.asl.component.program.program import Program
@@ -68,6 +70,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
@@ -103,10 +106,10 @@ class LambdaContext:
     log_group_name: str = ""
     log_stream_name: str = "local"
     timeout_seconds: float = 30.0
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=lambda: clock().monotonic())
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
+        return max(0, int((self.started + self.timeout_seconds - clock().monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -499,6 +502,9 @@ def _output_before_status() -> None:
         if isinstance(self.execution.exec_worker.env.program_state(), ProgramEnded):
             self.execution.output = self.execution.exec_worker.env.states.get_input()
         original(self)  # type: ignore[no-untyped-call]
+        simulated = _simulated
+        if simulated is not None:
+            simulated.ended[self.execution.exec_arn] = simulated.elapsed()
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
@@ -683,6 +689,8 @@ def _reuse_task_clients() -> None:
 
 # moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
 SYNC_POLL_SECONDS = 0.005
+# On the simulated clock a poll costs no waiting, only a jump: about how soon Step Functions sees a child end.
+SIMULATED_SYNC_POLL_SECONDS = 0.25
 
 
 class Load:
@@ -701,7 +709,8 @@ class Load:
     @contextmanager
     def shared_by(self, executions: int, fair_share: int = 10) -> Iterator[float]:
         self.factor = max(1.0, executions / fair_share)
-        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS * self.factor  # type: ignore[misc]
+        poll = SIMULATED_SYNC_POLL_SECONDS if _simulated is not None else SYNC_POLL_SECONDS * self.factor
+        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll  # type: ignore[misc]
         try:
             yield self.factor
         finally:
@@ -728,7 +737,9 @@ def _stretch_timeouts_under_load() -> None:
 
     def jittered(self: Any, env: Any) -> None:
         original_jitter(self, env)
-        env.stack.append(env.stack.pop() * LOAD.factor)
+        # On the simulated clock a wait costs nothing and a slot frees on time: the wait is the one AWS would make.
+        if _simulated is None:
+            env.stack.append(env.stack.pop() * LOAD.factor)
 
     JitterStrategyDecl._eval_body = jittered  # type: ignore[method-assign]
 
@@ -744,6 +755,20 @@ def _stretch_timeouts_under_load() -> None:
         return original_program_eval(stretched, env)
 
     Program.eval = program_eval  # type: ignore[method-assign]
+
+
+def _simulate_wait_states() -> None:
+    """A Wait state waits on an event moto sets when the execution stops; on the simulated clock it parks instead."""
+    original = WaitFunction._wait_interval
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        simulated = _simulated
+        if simulated is None or not simulated.takes_part():
+            return original(self, env, wait_seconds)
+        simulated.sleep(wait_seconds)
+        return None
+
+    WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
 
 
 def _pass_task_failure_cause() -> None:
@@ -795,6 +820,288 @@ def stop_discarding_data(mock: Any) -> None:
         loaded.clear()
     moto_custom_responses.reset_responses_mock(moto_core_models.responses_mock)
     moto_model_instances.reset_model_data()
+
+
+# --- the engine's clock --------------------------------------------------------------------------------------------
+
+_real_sleep = time.sleep
+_real_condition_wait = threading.Condition.wait
+_real_thread_join = threading.Thread.join
+_real_thread_start = threading.Thread.start
+
+
+class CappedClock:
+    """The time module as a retrying caller sees it, with every sleep cut to at most `cap` seconds.
+
+    Given to the modules that wait out retry back-offs (botocore's endpoint, the ASL Retry of moto's interpreter):
+    every retry still happens, in order and against the same faults, without the test sleeping through the waits.
+    """
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.slept = 0.0  # what the callers asked for, in seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        _real_sleep(min(seconds, self.cap))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class SimulatedClock(CappedClock):
+    """The time module as the engine's waiting code sees it, on a clock that jumps instead of waiting.
+
+    Every thread started while the clock runs takes part (the executions' workers, their tasks, the stream
+    poller). A sleep parks the thread until the clock reaches its end; when every taking part thread is parked
+    (or blocked on a lock or a join, waiting for another), the clock jumps to the earliest end. Work takes no
+    simulated time, as if each execution had AWS's compute to itself; waits take exactly what AWS would take. A
+    state's TimeoutSeconds stays a real timeout (moto waits on a thread for it), stretched under load as before.
+    Threads that do not take part (the engine's own, a test's servers) sleep in real time, capped like the test
+    clock's, and read the simulated time.
+    """
+
+    SETTLE_CHECKS = 2  # a jump waits until this many checks in a row found every thread parked
+    CHECK_SECONDS = 0.0005
+    STALL_SECONDS = 2.0  # a thread that neither parks nor finishes for this long (real) is jumped past
+
+    def __init__(self, cap: float = 0.01) -> None:
+        super().__init__(cap)
+        self._cond = threading.Condition(threading.Lock())
+        self._now = 0.0
+        self._epoch, self._origin = time.time(), time.monotonic()
+        self._active = 0
+        self._held = 0
+        self._parked: list[tuple[float, int, list[bool]]] = []
+        self._order = itertools.count()
+        self._changes = 0
+        self._running = False
+        self._ticker: threading.Thread | None = None
+        self._local = threading.local()
+        self.jumps = 0
+        self.stalls = 0
+        self.ended: dict[str, float] = {}  # execution ARN -> simulated second it ended
+
+    # the time module's face
+    def time(self) -> float:
+        return self._epoch + self._now
+
+    def monotonic(self) -> float:
+        return self._origin + self._now
+
+    def elapsed(self) -> float:
+        """Simulated seconds since the clock was made."""
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        if not self.takes_part():
+            super().sleep(seconds)
+            return
+        self.slept += max(0.0, seconds)
+        if seconds <= 0:
+            return
+        with self._cond:
+            woken = [False]
+            heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
+            self._set_active(-1)
+            while not woken[0]:
+                _real_condition_wait(self._cond)
+
+    def takes_part(self) -> bool:
+        return bool(getattr(self._local, "part", False))
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """No jump while the engine's own thread sets something up (starting a storm's executions)."""
+        with self._cond:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held -= 1
+
+    def _set_active(self, change: int) -> None:
+        # Called with the lock held.
+        self._active += change
+        self._changes += 1
+
+    def _blocked(self, change: int) -> None:
+        with self._cond:
+            self._set_active(change)
+
+    # running
+    @contextmanager
+    def running(self) -> Iterator[SimulatedClock]:
+        """Take part every thread started meanwhile, and jump the clock whenever they are all parked."""
+        global _simulated
+        _simulated = self
+        self._running = True
+        self._ticker = threading.Thread(target=self._tick, name="firebreak-simulated-clock", daemon=True)
+        _real_thread_start(self._ticker)
+        try:
+            yield self
+        finally:
+            self._running = False
+            self._ticker.join()
+            _simulated = None
+
+    def _tick(self) -> None:
+        settled, seen, since = 0, -1, time.perf_counter()
+        while self._running:
+            _real_sleep(self.CHECK_SECONDS)
+            with self._cond:
+                if not self._parked or self._held:
+                    settled, seen, since = 0, self._changes, time.perf_counter()
+                    continue
+                if self._changes != seen:
+                    settled, seen, since = 0, self._changes, time.perf_counter()
+                    continue
+                settled += 1
+                stalled = time.perf_counter() - since > self.STALL_SECONDS
+                if not stalled and (self._active > 0 or settled < self.SETTLE_CHECKS):
+                    continue
+                self.stalls += stalled and self._active > 0
+                self._now = max(self._now, self._parked[0][0])
+                while self._parked and self._parked[0][0] <= self._now:
+                    _, _, woken = heapq.heappop(self._parked)
+                    woken[0] = True
+                    self._set_active(+1)
+                self.jumps += 1
+                settled, since = 0, time.perf_counter()
+                self._cond.notify_all()
+
+    def _thread_starts(self, thread: threading.Thread) -> None:
+        run = thread.run
+
+        def taking_part() -> None:
+            self._local.part = True
+            try:
+                run()
+            finally:
+                self._blocked(-1)
+
+        thread.run = taking_part  # type: ignore[method-assign]
+        self._blocked(+1)
+
+
+_simulated: SimulatedClock | None = None
+
+
+def _start(thread: threading.Thread) -> None:
+    clock = _simulated
+    if clock is not None and thread is not clock._ticker:
+        clock._thread_starts(thread)
+        try:
+            _real_thread_start(thread)
+        except BaseException:
+            clock._blocked(-1)
+            raise
+        return
+    _real_thread_start(thread)
+
+
+def _parking(clock: SimulatedClock | None) -> bool:
+    return clock is not None and clock.takes_part()
+
+
+def _wait(condition: threading.Condition, timeout: float | None = None) -> bool:
+    clock = _simulated
+    if not _parking(clock) or condition is clock._cond:  # type: ignore[union-attr]
+        return _real_condition_wait(condition, timeout)
+    assert clock is not None
+    clock._blocked(-1)
+    try:
+        return _real_condition_wait(condition, timeout)
+    finally:
+        clock._blocked(+1)
+
+
+def _join(thread: threading.Thread, timeout: float | None = None) -> None:
+    clock = _simulated
+    if not _parking(clock):
+        return _real_thread_join(thread, timeout)
+    assert clock is not None
+    clock._blocked(-1)
+    try:
+        return _real_thread_join(thread, timeout)
+    finally:
+        clock._blocked(+1)
+
+
+Clock = Any  # the time module, or a stand-in with its sleep, time and monotonic
+_clock: Clock = time
+
+
+def clock() -> Clock:
+    """The clock the engine's waiting code reads now: the time module, or the simulated clock of a running storm."""
+    return _clock
+
+
+def _waiting_modules() -> list[Any]:
+    """Where the code that waits (sleeps, polls, backs off) finds `time`: moto's ASL Retry, .sync polling and Wait,
+    botocore's retry back-off, and the block list's poll and writer."""
+    import botocore.endpoint
+
+    modules: list[Any] = [retrier_decl, state_task_service_callback, botocore.endpoint]
+    for name in ("firebreak.blocking.block", "firebreak.blocking.writer"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:  # the layer is not on the path (a bare runtime test)
+            continue
+    return modules
+
+
+@contextmanager
+def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedClock]:
+    """Run the engine's waits on a simulated clock until the block ends (one at a time per process)."""
+    global _clock
+    simulated = clock_ or SimulatedClock()
+    modules = _waiting_modules()
+    saved = [(module, module.time) for module in modules]
+    threading.Thread.start = _start  # type: ignore[method-assign,assignment]
+    threading.Condition.wait = _wait  # type: ignore[method-assign,assignment]
+    threading.Thread.join = _join  # type: ignore[method-assign,assignment]
+    _clock = simulated
+    try:
+        for module in modules:
+            module.time = simulated
+        with simulated.running():
+            yield simulated
+    finally:
+        _clock = time
+        for module, original in saved:
+            module.time = original
+        threading.Thread.start = _real_thread_start  # type: ignore[method-assign]
+        threading.Condition.wait = _real_condition_wait  # type: ignore[method-assign]
+        threading.Thread.join = _real_thread_join  # type: ignore[method-assign]
+
+
+def stream_records(stream_arn: str, position: int) -> tuple[list[dict[str, Any]], int]:
+    """The stream's records from position on, as GetRecords lists them, and the position after them.
+
+    Read off moto's shard: through the API each record (the whole item, twice for NEW_AND_OLD_IMAGES) was
+    serialised by moto and parsed again by botocore, a fifth of a storm's engine time.
+    """
+    from moto.dynamodb.models import dynamodb_backends
+
+    _, _, _, region, account, resource = stream_arn.split(":", 5)
+    table = dynamodb_backends[account][region].get_table(resource.split("/")[1])
+    shard = table.stream_shard
+    items = list(shard.items[position:]) if shard is not None else []
+    return [item.to_json() for item in items], position + len(items)
+
+
+def execution_history(execution_arn: str) -> list[dict[str, Any]]:
+    """An execution's history events as GetExecutionHistory lists them, read off moto's interpreter: through the
+    API the engine's reading of every execution's history was serialised and parsed again, a storm's largest cost
+    after the streams."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    _, _, _, region, account, _ = execution_arn.split(":", 5)
+    output = stepfunctions_parser_backends[account][region].get_execution_history(execution_arn)
+    events: list[dict[str, Any]] = [dict(event) for event in output.get("events") or ()]
+    return events
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
@@ -914,6 +1221,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
+    _simulate_wait_states()
     _pass_task_failure_cause()
     run_ecs_tasks_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.

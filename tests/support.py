@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firebreak.intel.remote_config import forget
+from firebreak_local.runtime import CappedClock as CappedClock  # the engine's, shared with the tests
 from firebreak_local.template import load_template
 
 if TYPE_CHECKING:
@@ -29,25 +30,6 @@ BLOCK_IP_STATES = [
     "Block In Network Acls?",
     "Blocking Complete",
 ]
-
-
-class CappedClock:
-    """The time module as a retrying caller sees it, with every sleep cut to at most `cap` seconds.
-
-    Given to the modules that wait out retry back-offs (botocore's endpoint, the ASL Retry of moto's interpreter):
-    every retry still happens, in order and against the same faults, without the test sleeping through the waits.
-    """
-
-    def __init__(self, cap: float) -> None:
-        self.cap = cap
-        self.slept = 0.0  # what the callers asked for, in seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        time.sleep(min(seconds, self.cap))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 class SteppedClock:

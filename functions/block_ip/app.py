@@ -1,4 +1,4 @@
-"""Block Addresses: {incident_id, mode, verdicts, account, region} -> {actions, nacl_addresses}; list, then WAF."""
+"""Block Addresses: {incident_id, mode, verdicts, account, region} -> {actions, nacl_addresses}; once in WAF."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     incident_id, mode = request["incident_id"], Mode(request["mode"])
     where = (request.get("account", ""), request.get("region", ""), incident_id)
     owned = guarded_addresses(*where) if any(v.blocks for v in verdicts) else {}
-    # A storm queues writers for the IPSets' lease: wait for a turn as long as this invocation can afford.
+    # The IPSets' writer places them in a batch window or two; past what this invocation affords, it writes itself.
     wait = max(0.0, context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_SECONDS)
     result = block(verdicts, mode, incident_id, settings, blocklist, client_for, owned, int(time.time()), wait)
     # The alarm on this metric warns the responders before a block list reaches its limit.

@@ -305,17 +305,34 @@ def reserved(stack: Stack) -> dict[str, Any]:
 def test_only_the_shared_resource_writers_reserve_concurrency_and_each_is_a_parameter(template: Template) -> None:
     # GIVEN the stack with its defaults
     defaults = {name: template.body["Parameters"][name]["Default"] for name in RESERVATIONS.values()}
-    # THEN only the two functions that contend for a shared resource reserve, as much as their parameter says,
-    # 15 in all (Lambda refuses reservations that leave the account fewer than 100 unreserved executions)
-    assert defaults == {"BlockIpReservedConcurrency": 10, "NetworkAclReservedConcurrency": 5}
-    assert reserved(security_stack(template)) == {"BlockIpFunction": "10", "BlockInNetworkAclFunction": "5"}
+    # THEN only the network ACL writer reserves by default, as much as its parameter says (Lambda refuses
+    # reservations that leave the account fewer than 100 unreserved executions); block steps no longer write the
+    # IPSets, so theirs is 0 unless a deployer sets one
+    assert defaults == {"BlockIpReservedConcurrency": 0, "NetworkAclReservedConcurrency": 5}
+    assert reserved(security_stack(template)) == {"BlockInNetworkAclFunction": "5", "WriteIpSetsFunction": 1}
     # AND a deployer can pick another number, or none at all with 0, for an account with a small quota
-    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "3"))) == dict.fromkeys(
-        RESERVATIONS, "3"
-    )
-    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "0"))) == {}
+    # (the IPSets' writer excepted: one at a time is its design, see the next test)
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "3"))) == {
+        **dict.fromkeys(RESERVATIONS, "3"),
+        "WriteIpSetsFunction": 1,
+    }
+    assert reserved(security_stack(template, dict.fromkeys(RESERVATIONS.values(), "0"))) == {"WriteIpSetsFunction": 1}
     assert all(template.body["Parameters"][name]["MinValue"] == 0 for name in RESERVATIONS.values())
     assert "get-account-settings" in template.body["Parameters"]["BlockIpReservedConcurrency"]["Description"]
+
+
+def test_the_ipsets_one_writer_runs_one_invocation_at_a_time_on_the_blocklist_stream(template: Template) -> None:
+    # GIVEN the IPSets' writer as deployed
+    stack = security_stack(template)
+    writer = stack.properties("WriteIpSetsFunction")
+    (source,) = writer["Events"].values()
+    # THEN it is the only writer of the moment (reserved 1, one batch per shard), batching a window of records,
+    # started only by records that ask for a write
+    assert str(writer["ReservedConcurrentExecutions"]) == "1"
+    assert source["Type"] == "DynamoDB" and source["Properties"]["ParallelizationFactor"] == 1
+    assert 0 < source["Properties"]["MaximumBatchingWindowInSeconds"] <= 5
+    assert "waf_pending" in source["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]
+    assert stack.properties("BlocklistTable")["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
 
 
 # --- Least privilege: the responder topic's key, the responders' grant ----------------------------------------------

@@ -269,14 +269,17 @@ def test_finding_storm_loses_no_address_and_fails_no_execution(engine: Engine, m
 
 
 def test_blocks_past_the_functions_reserved_concurrency_are_throttled_and_retried(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN the block function's reserved concurrency (as the template sets it) held full: each of the first
-    # invocations waits until all its slots are taken, then runs the real handler
+    # GIVEN a stack that reserves the block function's concurrency (the default reserves none), held full: each of
+    # the first invocations waits until all its slots are taken, then runs the real handler
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     from functions.block_ip.app import lambda_handler
 
-    stack = Stack(load_template(TEMPLATE), ref=lambda logical_id: logical_id, get_att=lambda a, b: f"{a}.{b}")
+    overrides = {"BlockIpReservedConcurrency": "4"}
+    stack = Stack(
+        load_template(TEMPLATE), ref=lambda logical_id: logical_id, get_att=lambda a, b: f"{a}.{b}", overrides=overrides
+    )
     reserved = int(stack.properties("BlockIpFunction")["ReservedConcurrentExecutions"])
     crowd, arrivals = threading.Barrier(reserved, timeout=60), itertools.count()
 
@@ -286,16 +289,36 @@ def test_blocks_past_the_functions_reserved_concurrency_are_throttled_and_retrie
                 crowd.wait()
         return lambda_handler(event, context)
 
-    engine.dispatcher.override(BLOCK_FUNCTION, crowded)
-    events = findings(load_event(BRUTE_FORCE), reserved + 4, attackers(reserved + 4))
-    throttled_before = engine.dispatcher.throttled[BLOCK_FUNCTION]
+    with Engine(TEMPLATE, overrides) as engine:
+        engine.dispatcher.override(BLOCK_FUNCTION, crowded)
+        events = findings(load_event(BRUTE_FORCE), reserved + 4, attackers(reserved + 4))
+        throttled_before = engine.dispatcher.throttled[BLOCK_FUNCTION]
 
-    # WHEN more block-ip playbooks than that start at once
-    storm = run_storm(engine, events)
+        # WHEN more block-ip playbooks than that start at once
+        storm = run_storm(engine, events)
 
-    # THEN Lambda throttled the extra invocations, the playbooks' Retry waited for a slot, and every address is
-    # blocked with every incident contained
-    assert engine.dispatcher.throttled[BLOCK_FUNCTION] - throttled_before >= 4
+        # THEN Lambda throttled the extra invocations, the playbooks' Retry waited for a slot, and every address is
+        # blocked with every incident contained
+        assert engine.dispatcher.throttled[BLOCK_FUNCTION] - throttled_before >= 4
     assert not storm.failed, [json.dumps(e.output)[:300] for e in storm.failed]
     assert not storm.lost
     assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
+
+
+def test_a_storm_on_the_simulated_clock_is_blocked_within_seconds_in_one_write_per_ipset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN 20 findings from 8 attackers, IPv4 and IPv6 mixed, on an engine whose waits take simulated time
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    events = findings(load_event(BRUTE_FORCE), 20, attackers(8))
+    with Engine(TEMPLATE, simulated_time=True) as engine:
+        # WHEN they all start at once
+        storm = run_storm(engine, events)
+
+    # THEN the block steps only recorded, and the one writer put every address in with one UpdateIPSet per IPSet,
+    # within its batch window (the IPv6 write a second after the IPv4 one): every attacker blocked in seconds
+    assert not storm.lost and not storm.duplicated and not storm.failed
+    assert {e.output["status"] for e in storm.executions} == {"CONTAINED"}
+    assert storm.update_ip_set_calls == 2
+    assert sorted(storm.time_to_block) == sorted(storm.expected)
+    assert max(storm.time_to_block.values()) < 5.0

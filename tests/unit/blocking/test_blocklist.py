@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,11 +9,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from firebreak.blocking import block as block_module
 from firebreak.blocking import blocklist as blocklist_module
-from firebreak.blocking.block import converge_as_writer
+from firebreak.blocking.block import await_writer
 from firebreak.blocking.blocklist import Blocklist
+from firebreak.blocking.writer import write_pending
 from firebreak.core.errors import BlockFailed
+from firebreak.core.models import Mode
+from firebreak.core.settings import Settings
 from firebreak.core.waf import IpSetRef, converge, present_addresses
 from tests.support import SteppedClock, create_blocklist_table
 
@@ -39,20 +40,14 @@ def ipset(aws: None) -> IpSetRef:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> SteppedClock:
-    """The lease's and the waiting writer's clock, moved on by the test instead of waited out."""
+    """The lease's clock, moved on by the test instead of waited out."""
     stepped = SteppedClock()
     monkeypatch.setattr(blocklist_module, "time", stepped)
-    monkeypatch.setattr(block_module, "time", stepped)
     return stepped
 
 
 def entry(blocklist: Blocklist, cidr: str) -> Any:
     return next(e for e in blocklist.entries() if e.cidr == cidr)
-
-
-def soon(seconds: float = 5.0) -> float:
-    """A writer's deadline, on the clock converge_as_writer reads."""
-    return time.monotonic() + seconds
 
 
 def test_first_sighting_is_new_and_a_resighting_extends_the_expiry(blocklist: Blocklist) -> None:
@@ -195,83 +190,130 @@ def test_non_lock_errors_are_not_retried(ipset: IpSetRef) -> None:
         converge(Denied(), ipset, lambda: {"1.1.1.1/32"}, prune=False)  # type: ignore[arg-type]
 
 
-def test_a_lingering_lease_keeps_the_next_writer_out_until_the_spacing_passed(
+def test_a_pending_mark_lasts_until_the_writer_clears_it(blocklist: Blocklist) -> None:
+    # GIVEN one address recorded as pending (an IPSet lacks it) and one recorded as already in place
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
+    blocklist.record("185.220.101.47/32", 4, "fb-2", NOW, DAY)
+
+    # WHEN a step asks which still wait, before and after the writer cleared the first
+    before = blocklist.pending(["45.155.205.233/32", "185.220.101.47/32", "198.51.100.7/32"])
+    assert blocklist.written("45.155.205.233/32")
+    after = blocklist.pending(["45.155.205.233/32", "185.220.101.47/32"])
+
+    # THEN only the marked one waited, a cleared mark is cleared once, and the block itself is untouched
+    assert before == {"45.155.205.233/32": ""} and after == {}
+    assert not blocklist.written("45.155.205.233/32")
+    assert blocklist.active(NOW)[4] == {"45.155.205.233/32", "185.220.101.47/32"}
+
+
+def test_a_resighting_of_a_placed_address_leaves_another_steps_mark(blocklist: Blocklist) -> None:
+    # GIVEN an address one step recorded as pending
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
+
+    # WHEN another step, which found it in place, records a sighting without a mark
+    blocklist.record("45.155.205.233/32", 4, "fb-2", NOW + 1, DAY)
+
+    # THEN the first step's mark still stands: only the writer clears it
+    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}
+
+
+def test_a_step_waits_for_the_writer_and_then_finds_its_address_placed(
     blocklist: Blocklist, clock: SteppedClock
 ) -> None:
-    # GIVEN a writer that asks its lease to linger for 0.3 s, and another writer turned away while it held it
-    with blocklist.lease("ipset#a") as lease:
-        lease.linger_seconds = 0.3
-        with blocklist.lease("ipset#a") as turned_away:
-            assert not turned_away
+    # GIVEN a pending address that the writer places after the step's second poll
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
+    polls = []
 
-    # WHEN the next writer asks at once, and again after the spacing
-    with blocklist.lease("ipset#a") as at_once:
-        assert not at_once
-    clock.advance(0.35)
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        polls.append(seconds)
+        if len(polls) == 2:
+            blocklist.written("45.155.205.233/32")
 
-    # THEN only the later try gets it
-    with blocklist.lease("ipset#a") as later:
-        assert later
+    # WHEN the step waits up to 20 s
+    unplaced = await_writer(blocklist, ["45.155.205.233/32"], 20.0, sleep=sleep, monotonic=clock.monotonic)
 
-
-def test_a_lease_nobody_waited_for_does_not_linger(blocklist: Blocklist) -> None:
-    # GIVEN a writer that asks its lease to linger, with no other writer trying meanwhile
-    with blocklist.lease("ipset#a") as lease:
-        lease.linger_seconds = 30.0
-
-    # WHEN the next writer asks at once
-    # THEN it gets it: nobody was queued, so there was nothing to batch
-    with blocklist.lease("ipset#a") as next_writer:
-        assert next_writer
+    # THEN it stops as soon as the mark is gone, polling soon and then less often
+    assert unplaced == set()
+    assert polls == [0.1, 0.2]
 
 
-def test_a_lone_write_does_not_hold_up_the_next_writer(blocklist: Blocklist, ipset: IpSetRef) -> None:
-    # GIVEN one incident's address recorded, and written as the one writer of the moment
-    waf = boto3.client("wafv2")
-    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY)
-    converge_as_writer(waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, soon())
+def test_a_step_stops_waiting_at_its_deadline(blocklist: Blocklist, clock: SteppedClock) -> None:
+    # GIVEN a pending address no writer ever places
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
 
-    # WHEN the next incident's writer asks for the lease at once
-    # THEN it gets it: nobody waited behind the write, so it spaces nothing
-    with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
-        assert next_writer
+    # WHEN the step waits up to 3 s
+    unplaced = await_writer(blocklist, ["45.155.205.233/32"], 3.0, sleep=clock.sleep, monotonic=clock.monotonic)
 
-
-def test_a_write_other_writers_waited_for_spaces_the_next_one(blocklist: Blocklist, ipset: IpSetRef) -> None:
-    # GIVEN a storm: while one incident's writer holds the lease, another incident's writer is turned away
-    waf = boto3.client("wafv2")
-    turned_away = []
-
-    def desired() -> set[str]:
-        with blocklist.lease(f"ipset#{ipset.arn}") as other:
-            turned_away.append(not other)
-        return {"45.155.205.233/32", "185.220.101.47/32"}
-
-    converge_as_writer(waf, ipset, desired, ["45.155.205.233/32"], blocklist, soon())
-
-    # WHEN the next writer asks for the lease at once
-    # THEN it waits out the spacing, so the storm's later addresses go out together in the next write
-    assert turned_away == [True]
-    assert present_addresses(waf, ipset) == {"45.155.205.233/32", "185.220.101.47/32"}
-    with blocklist.lease(f"ipset#{ipset.arn}") as next_writer:
-        assert not next_writer
+    # THEN it gives up after exactly that long, still unplaced (it then writes the address itself)
+    assert unplaced == {"45.155.205.233/32"}
+    assert clock.slept == pytest.approx(3.0)
 
 
-def test_a_writer_still_waiting_at_its_deadline_writes_anyway(
+def writer_settings(v4: IpSetRef, v6: IpSetRef | None = None) -> Settings:
+    return Settings(
+        incident_table="",
+        responder_topic_arn="",
+        blocked_ipv4_set_arn=v4.arn,
+        blocked_ipv6_set_arn=v6.arn if v6 else "",
+        response_mode=Mode.ENFORCE,
+        playbook_modes=(),
+        allow_list=(),
+        max_addresses_per_incident=50,
+        blocklist_table="blocklist",
+        ipset_writer=True,
+    )
+
+
+def test_the_writer_puts_everything_pending_in_one_update_per_ipset_and_clears_the_marks(
     blocklist: Blocklist, ipset: IpSetRef, clock: SteppedClock
 ) -> None:
-    # GIVEN another writer holding the lease for longer than this writer can wait
+    # GIVEN three addresses of a storm pending, of two IP versions, and one block already in place
     waf = boto3.client("wafv2")
-    with blocklist.lease(f"ipset#{ipset.arn}", seconds=60) as other:
-        assert other
+    v6 = IpSetRef.from_arn(
+        waf.create_ip_set(Name="blocked-ipv6", Scope="REGIONAL", IPAddressVersion="IPV6", Addresses=[])["Summary"][
+            "ARN"
+        ]
+    )
+    for cidr, family in (("45.155.205.233/32", 4), ("185.220.101.47/32", 4), ("2a0e:97c0:3e3:2a2::1/128", 6)):
+        blocklist.record(cidr, family, "fb-1", NOW, DAY, pending=True)
 
-        # WHEN this writer's deadline passes while it waits
-        deadline = clock.monotonic() + 0.3
-        result = converge_as_writer(
-            waf, ipset, lambda: {"45.155.205.233/32"}, ["45.155.205.233/32"], blocklist, deadline, sleep=clock.sleep
-        )
-        assert clock.slept >= 0.3
+    # WHEN the writer runs once
+    written = write_pending(
+        blocklist, lambda _: waf, writer_settings(ipset, v6), NOW, sleep=clock.sleep, monotonic=clock.monotonic
+    )
 
-    # THEN it wrote its address itself (the LockToken keeps the write safe) rather than leave it out
-    assert result.update_calls == 1
-    assert present_addresses(waf, ipset) == {"45.155.205.233/32"}
+    # THEN one UpdateIPSet per set placed them all, the second write a second after the first (WAF's rate), and
+    # no mark is left for a waiting step
+    assert written.update_ip_set_calls == 2 and not written.failures
+    assert present_addresses(waf, ipset) == {"45.155.205.233/32", "185.220.101.47/32"}
+    assert present_addresses(waf, v6) == {"2a0e:97c0:3e3:2a2::1/128"}
+    assert clock.slept == pytest.approx(1.0)
+    assert blocklist.pending(written.placed) == {} and len(written.placed) == 3
+
+
+def test_the_writer_leaves_the_marks_of_a_set_it_cannot_write(blocklist: Blocklist, ipset: IpSetRef) -> None:
+    # GIVEN a pending address and an IPSet that refuses every write with a lock conflict
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
+    waf = boto3.client("wafv2")
+
+    class Locked:
+        def get_ip_set(self, **kwargs: Any) -> Any:
+            return waf.get_ip_set(**kwargs)
+
+        def update_ip_set(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "WAFOptimisticLockException", "Message": "x"}}, "UpdateIPSet")
+
+    # WHEN the writer runs
+    written = write_pending(blocklist, lambda _: Locked(), writer_settings(ipset), NOW, sleep=lambda _: None)
+
+    # THEN it reports the set, and the address stays pending with the reason, so its block step stops waiting and
+    # writes (and reports) it itself; a new sighting asks the writer again
+    assert written.failures and not written.placed
+    [reason] = blocklist.pending(["45.155.205.233/32"]).values()
+    assert "stayed locked" in reason
+    clock = SteppedClock()
+    assert await_writer(blocklist, ["45.155.205.233/32"], 20.0, clock.sleep, clock.monotonic) == {"45.155.205.233/32"}
+    assert clock.slept == pytest.approx(0.1)
+    blocklist.record("45.155.205.233/32", 4, "fb-2", NOW, DAY, pending=True)
+    assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}

@@ -1,14 +1,14 @@
 """The block step: which addresses an incident may block, their record in the block list, and the WAF IPSets.
 
-Every address is recorded in the blocklist table before any IPSet is written, and each IPSet is then brought up to
-the table's state (not merely given this incident's addresses). Concurrent incidents therefore batch each other's
-writes: whoever writes first writes every address recorded so far, and the others find theirs already there.
+Every address is recorded in the blocklist table first. With the stack's IPSet writer (Settings.ipset_writer), an
+address some IPSet lacks is recorded as pending and the step waits until the writer, which coalesces every pending
+address of a batch window into one UpdateIPSet per IPSet, has put it in place; only then is it reported applied.
+Without the writer (or past the step's deadline) the step brings the IPSets up to the table's state itself.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +23,11 @@ from firebreak.core.settings import Settings
 from firebreak.core.waf import Convergence, IpSetRef, converge, present_addresses
 
 WafFor = Callable[[IpSetRef], Any]
-# WAF allows about one IPSet write per second per account and Region; a writer keeps its lease that long after one.
-WRITE_SPACING_SECONDS = 1.0
-# What a writer keeps of its Lambda's remaining time for the write itself (LockToken retries included) and the answer.
+# What a step keeps of its Lambda's remaining time for a write of its own (LockToken retries included) and the answer.
 WRITE_RESERVE_SECONDS = 10.0
+# How a step asks whether the writer has placed its addresses: soon, then less often, a few times per batch window.
+FIRST_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 0.5
 OVER_THE_CAP = "over the cap of"
 CAPPED_SHOWN = 10
 
@@ -53,7 +54,7 @@ def block(
 ) -> Blocked:
     """Guards first (non-global, allow list, own addresses, cap, headroom), then the record and the IPSets.
 
-    wait_seconds bounds how long the step waits for its turn as the IPSets' writer before writing anyway.
+    wait_seconds bounds how long the step waits for the IPSets' writer before writing its addresses itself.
     """
     cidrs, skipped = choose(verdicts, settings, owned)
     active = blocklist.active(now)
@@ -143,63 +144,65 @@ def enforce(
     now: int,
     wait_seconds: float,
 ) -> list[Action]:
-    """Record every CIDR, converge the IPSets of their IP versions, and say per CIDR what is really in place."""
+    """Record every CIDR, have the IPSets of their IP versions hold them, and say per CIDR what is really in place."""
     ttl = settings.block_ttl_hours * 3600
-    deadline = time.monotonic() + wait_seconds
     # Read before recording: a CIDR already listed while the table held no block for it was put there by a person.
-    listed = {
-        arn: present_addresses(waf_for(IpSetRef.from_arn(arn)), IpSetRef.from_arn(arn))
-        for version in sorted({family(cidr) for cidr in cidrs})
-        for arn in settings.ipset_arns(version)
+    versions = {arn: version for version in sorted({family(c) for c in cidrs}) for arn in settings.ipset_arns(version)}
+    listed = {arn: present_addresses(waf_for(IpSetRef.from_arn(arn)), IpSetRef.from_arn(arn)) for arn in versions}
+    missing = [cidr for cidr in cidrs if not all(cidr in listed[arn] for arn in settings.ipset_arns(family(cidr)))]
+    pending = settings.ipset_writer
+    recorded = {
+        cidr: blocklist.record(cidr, family(cidr), incident_id, now, ttl, pending=pending and cidr in missing)
+        for cidr in cidrs
     }
-    recorded = {cidr: blocklist.record(cidr, family(cidr), incident_id, now, ttl) for cidr in cidrs}
+    # Placed by the writer: in every IPSet of its version. The rest (no writer, or it has not answered in time) the
+    # step writes itself; the LockToken keeps that write from undoing the writer's.
+    unplaced = await_writer(blocklist, missing, wait_seconds) if pending and missing else set(missing)
+    placed = set(missing) - unplaced
     results: dict[str, Convergence | BlockFailed] = {}
-    for version in sorted({family(cidr) for cidr in cidrs}):
+    for arn, version in versions.items():
+        ipset = IpSetRef.from_arn(arn)
+        mine = [cidr for cidr in cidrs if cidr in unplaced and family(cidr) == version]
+        if not mine:
+            after = listed[arn] | {cidr for cidr in placed if family(cidr) == version}
+            results[arn] = Convergence(ipset, listed[arn], after, 0)
+            continue
 
         def desired(version: int = version) -> set[str]:
             return blocklist.active(now)[version]
 
-        mine = [cidr for cidr in cidrs if family(cidr) == version]
-        for arn in settings.ipset_arns(version):
-            ipset = IpSetRef.from_arn(arn)
-            try:
-                results[arn] = converge_as_writer(waf_for(ipset), ipset, desired, mine, blocklist, deadline)
-            except BlockFailed as error:
-                results[arn] = error
+        try:
+            results[arn] = converge(waf_for(ipset), ipset, desired, prune=False, required=mine)
+        except BlockFailed as error:
+            results[arn] = error
     return [_outcome(recorded[cidr], settings, results, listed) for cidr in cidrs]
 
 
-def converge_as_writer(
-    waf: Any,
-    ipset: IpSetRef,
-    desired: Callable[[], set[str]],
-    mine: Sequence[str],
+def await_writer(
     blocklist: Blocklist,
-    deadline: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Convergence:
-    """Bring the IPSet up to the table as its one writer of the moment, or see another writer put mine in.
+    cidrs: Sequence[str],
+    seconds: float,
+    sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] | None = None,
+) -> set[str]:
+    """Wait up to seconds for the IPSets' writer to place the CIDRs; those it has not placed by then.
 
-    When other writers were turned away during a write (a storm), the lease lingers a second after it, so the storm
-    costs one UpdateIPSet per set per second at most, each carrying every address recorded meanwhile; a lone
-    incident's write holds up nobody. The LockToken, not the lease, is what keeps concurrent writes from losing
-    addresses, so a writer still waiting at the deadline (time.monotonic) writes anyway.
+    The writer clears a CIDR's pending mark only once every IPSet of its version holds it, so a cleared mark, read
+    consistently, is proof the address is blocked; one poll reads every CIDR of the step at once. A CIDR the writer
+    said it could not write is not waited for any longer.
     """
-    pause = 0.2
-    while time.monotonic() < deadline:
-        with blocklist.lease(f"ipset#{ipset.arn}") as lease:
-            if lease:
-                result = converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
-                # The lease lingers only if a waiter marked it; the waiters wait out the spacing, not this incident.
-                lease.linger_seconds = WRITE_SPACING_SECONDS if result.update_calls else 0.0
-                return result
-        # Waiting, with backoff: a storm of waiters must not become a storm of reads.
-        sleep(random.uniform(pause / 2, pause))
-        pause = min(pause * 1.5, 1.0)
-        current = present_addresses(waf, ipset)
-        if set(mine) <= current:
-            return Convergence(ipset, current, current, 0)
-    return converge(waf, ipset, desired, prune=False, required=mine, sleep=sleep)
+    sleep, monotonic = sleep or time.sleep, monotonic or time.monotonic
+    deadline = monotonic() + seconds
+    pause = FIRST_POLL_SECONDS
+    pending = dict.fromkeys(cidrs, "")
+    while any(not reason for reason in pending.values()):
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            break
+        sleep(min(pause, remaining))
+        pending = blocklist.pending(pending)
+        pause = min(pause * 2, MAX_POLL_SECONDS)
+    return set(pending)
 
 
 def _outcome(

@@ -1,15 +1,16 @@
 """The block list's truth: one DynamoDB item per blocked CIDR, with its expiry, sightings and network ACL wishes.
 
 The WAF IPSets and network ACLs are made to match this table, never the other way round: a block step records its
-addresses here first (atomic updates, so concurrent incidents lose nothing), then brings the sets up to date; the
-sweep deletes expired items and reconciles the sets, repairing whatever was changed by hand.
+addresses here first (atomic updates, so concurrent incidents lose nothing), marked `waf_pending` when an IPSet still
+lacks them; the IPSets' one writer, on the table's stream, writes everything pending at once and clears the marks;
+the sweep deletes expired items and reconciles the sets, repairing whatever was changed by hand.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,7 +38,11 @@ _NAMES = {
     "#sightings": "sightings",
     "#seen": "nacl_seen",
     "#rules": "nacl_rules",
+    "#pending": "waf_pending",
+    "#failed": "waf_failed",
 }
+# DynamoDB's most keys in one BatchGetItem.
+_BATCH_GET_KEYS = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Entry:
     incidents: tuple[str, ...] = ()
     nacl_seen: tuple[tuple[str, int], ...] = ()
     nacl_rules: tuple[tuple[str, int], ...] = ()
+    waf_pending: bool = False
 
     def active(self, now: int) -> bool:
         return self.expires_at == 0 or self.expires_at > now
@@ -68,6 +74,7 @@ class Entry:
             incidents=tuple(sorted(data.get("incidents") or ())),
             nacl_seen=_int_pairs(data.get("nacl_seen")),
             nacl_rules=_int_pairs(data.get("nacl_rules")),
+            waf_pending=bool(data.get("waf_pending")),
         )
 
 
@@ -91,26 +98,41 @@ class Blocklist:
     dynamodb: DynamoDBClient
     table: str
 
-    def record(self, cidr: str, family: int, incident_id: str, now: int, ttl_seconds: int) -> Recorded:
-        """Block or re-sight a CIDR: a fresh expiry from now (0 = never), one more sighting, the incident noted."""
+    def record(
+        self, cidr: str, family: int, incident_id: str, now: int, ttl_seconds: int, pending: bool = False
+    ) -> Recorded:
+        """Block or re-sight a CIDR: a fresh expiry from now (0 = never), one more sighting, the incident noted.
+
+        pending marks it for the IPSets' writer (an IPSet lacks it); a CIDR already in place is left unmarked.
+        """
         expires_at = now + ttl_seconds if ttl_seconds else 0
+        values: dict[str, Any] = {
+            ":family": {"N": str(family)},
+            ":expires": {"N": str(expires_at)},
+            ":now": {"N": str(now)},
+            ":empty": {"M": {}},
+            ":incident": {"SS": [incident_id]},
+            ":one": {"N": "1"},
+        }
+        if pending:
+            values[":true"] = {"BOOL": True}
         response = self.dynamodb.update_item(
             TableName=self.table,
             Key={"cidr": {"S": cidr}},
             UpdateExpression=(
                 "SET #family = :family, #expires = :expires, #last = :now, #first = if_not_exists(#first, :now),"
                 " #seen = if_not_exists(#seen, :empty), #rules = if_not_exists(#rules, :empty)"
-                " ADD #incidents :incident, #sightings :one"
+                + (", #pending = :true" if pending else "")
+                + " ADD #incidents :incident, #sightings :one"
+                # A new wish for a write clears what the writer last said it could not do.
+                + (" REMOVE #failed" if pending else "")
             ),
-            ExpressionAttributeNames={key: name for key, name in _NAMES.items() if key != "#cidr"},
-            ExpressionAttributeValues={
-                ":family": {"N": str(family)},
-                ":expires": {"N": str(expires_at)},
-                ":now": {"N": str(now)},
-                ":empty": {"M": {}},
-                ":incident": {"SS": [incident_id]},
-                ":one": {"N": "1"},
+            ExpressionAttributeNames={
+                key: name
+                for key, name in _NAMES.items()
+                if key != "#cidr" and (pending or key not in {"#pending", "#failed"})
             },
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_OLD",
         )
         old = Entry.from_item(response["Attributes"]) if response.get("Attributes") else None
@@ -143,6 +165,62 @@ class Blocklist:
             if entry.active(now):
                 by_family.setdefault(entry.family, set()).add(entry.cidr)
         return by_family
+
+    def pending(self, cidrs: Iterable[str]) -> dict[str, str]:
+        """Which of these CIDRs still wait for the IPSets' writer, read consistently (BatchGetItem, no Scan): each
+        with why the writer could not place it, or "" while it may still.
+
+        A CIDR whose item is gone (released meanwhile) waits for nothing.
+        """
+        wanted = sorted(set(cidrs))
+        waiting: dict[str, str] = {}
+        for start in range(0, len(wanted), _BATCH_GET_KEYS):
+            keys: list[Any] = [{"cidr": {"S": cidr}} for cidr in wanted[start : start + _BATCH_GET_KEYS]]
+            while keys:
+                request: Any = {
+                    self.table: {
+                        "Keys": keys,
+                        "ConsistentRead": True,
+                        "ProjectionExpression": "#cidr, #pending, #failed",
+                        "ExpressionAttributeNames": {
+                            "#cidr": "cidr",
+                            "#pending": "waf_pending",
+                            "#failed": "waf_failed",
+                        },
+                    }
+                }
+                response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    if item.get("waf_pending", {}).get("BOOL"):
+                        waiting[item["cidr"]["S"]] = item.get("waf_failed", {}).get("S", "")
+                # Unprocessed keys (throttling) are asked again; the caller's loop paces the asking.
+                unprocessed: Any = response.get("UnprocessedKeys") or {}
+                keys = list((unprocessed.get(self.table) or {}).get("Keys") or [])
+        return waiting
+
+    def written(self, cidr: str) -> bool:
+        """Clear the CIDR's pending mark: it is in every IPSet of its family. False if it was not marked (or gone)."""
+        cleared = conditional(
+            self.dynamodb.update_item,
+            TableName=self.table,
+            Key={"cidr": {"S": cidr}},
+            UpdateExpression="REMOVE #pending",
+            ConditionExpression="attribute_exists(#pending)",
+            ExpressionAttributeNames={"#pending": "waf_pending"},
+        )
+        return cleared is not None
+
+    def not_written(self, cidr: str, reason: str) -> None:
+        """The writer could not place the pending CIDR: its waiting step stops waiting and writes it itself."""
+        conditional(
+            self.dynamodb.update_item,
+            TableName=self.table,
+            Key={"cidr": {"S": cidr}},
+            UpdateExpression="SET #failed = :reason",
+            ConditionExpression="attribute_exists(#pending) AND attribute_not_exists(#failed)",
+            ExpressionAttributeNames={"#pending": "waf_pending", "#failed": "waf_failed"},
+            ExpressionAttributeValues={":reason": {"S": reason or "not written"}},
+        )
 
     def delete_expired(self, entry: Entry, now: int) -> bool:
         """Delete an expired entry, unless a re-sighting extended it since it was read."""
@@ -209,8 +287,6 @@ class Blocklist:
         """Try once to hold the named lease (one writer at a time); yields it, held or not, and releases it on exit.
 
         A lease outlives a crashed holder only until it expires, so a Lambda timeout cannot wedge the other writers.
-        A holder may ask it to linger after release, which spaces the writes of successive holders; it lingers only
-        when another writer was turned away meanwhile, so a writer with nobody queued behind it holds up nobody.
         """
         owner = str(uuid.uuid4())
         lease = Lease(held=self._take_lease(name, owner, seconds), owner=owner)
@@ -234,58 +310,26 @@ class Blocklist:
             ExpressionAttributeNames={"#cidr": "cidr", "#until": "lease_until"},
             ExpressionAttributeValues={":now": {"N": str(now)}},
         )
-        if taken is None:
-            # Tells the holder a writer is queued behind it (see Lease.linger_seconds); a lease gone since is fine.
-            conditional(
-                self.dynamodb.update_item,
-                TableName=self.table,
-                Key={"cidr": {"S": _LEASE_PREFIX + name}},
-                UpdateExpression="SET #waiting = :true",
-                ConditionExpression="attribute_exists(#cidr)",
-                ExpressionAttributeNames={"#cidr": "cidr", "#waiting": "waiting"},
-                ExpressionAttributeValues={":true": {"BOOL": True}},
-            )
         return taken is not None
 
     def _release(self, name: str, lease: Lease) -> None:
-        # Every write is conditional on still owning the lease: one that outlived its time is the next writer's.
-        key = {"cidr": {"S": _LEASE_PREFIX + name}}
-        owner = {":owner": {"S": lease.owner}}
-        # Gone at once when nobody was turned away (the lone incident's case, one call); else it stays for the spacing.
-        condition, names = "#owner = :owner", {"#owner": "owner"}
-        if lease.linger_seconds:
-            condition, names = f"{condition} AND attribute_not_exists(#waiting)", {**names, "#waiting": "waiting"}
-        gone = conditional(
+        # Conditional on still owning the lease: one that outlived its time is the next writer's.
+        conditional(
             self.dynamodb.delete_item,
             TableName=self.table,
-            Key=key,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=owner,
-        )
-        if gone is not None or not lease.linger_seconds:
-            return
-        conditional(
-            self.dynamodb.update_item,
-            TableName=self.table,
-            Key=key,
-            UpdateExpression="SET #until = :until REMOVE #waiting",
+            Key={"cidr": {"S": _LEASE_PREFIX + name}},
             ConditionExpression="#owner = :owner",
-            ExpressionAttributeNames={**names, "#until": "lease_until"},
-            ExpressionAttributeValues={**owner, ":until": {"N": str(_ms(time.time() + lease.linger_seconds))}},
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":owner": {"S": lease.owner}},
         )
 
 
 @dataclass
 class Lease:
-    """A try at a lease: truthy when held.
-
-    Set linger_seconds to keep others out for that long after release, if any writer was turned away meanwhile.
-    """
+    """A try at a lease: truthy when held."""
 
     held: bool
     owner: str
-    linger_seconds: float = 0.0
 
     def __bool__(self) -> bool:
         return self.held

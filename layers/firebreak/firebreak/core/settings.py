@@ -55,6 +55,8 @@ class Settings:
     approval_on_timeout: TimeoutAction = TimeoutAction.DENY
     # contain-task: stop the task once it is isolated (its memory, and what runs in it, is lost).
     stop_task_after_isolation: bool = False
+    # The stack's one IPSet writer (the blocklist table's stream) places the blocks; without it each step writes.
+    ipset_writer: bool = False
 
     @property
     def ipset_limit(self) -> int:
@@ -115,6 +117,7 @@ class Settings:
             approval_window_seconds=window_seconds(env.get("APPROVAL_TIMEOUT_MINUTES", "60")),
             approval_on_timeout=TimeoutAction(env.get("APPROVAL_TIMEOUT_ACTION", TimeoutAction.DENY)),
             stop_task_after_isolation=env.get("STOP_TASK_AFTER_ISOLATION", "false").lower() == "true",
+            ipset_writer=env.get("IPSET_WRITER", "false").lower() == "true",
         )
 
 

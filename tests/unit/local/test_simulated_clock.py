@@ -1,0 +1,76 @@
+"""The engine's simulated clock: waits jump instead of passing, threads that wait on each other are not waited for."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from firebreak_local import runtime
+
+
+def test_parallel_sleeps_take_the_longest_of_them_in_simulated_time_and_no_real_time() -> None:
+    # GIVEN the simulated clock running, and three threads that sleep 30 s, 5 s then 5 s, and 12 s
+    clock = runtime.SimulatedClock()
+    woke: list[tuple[str, float]] = []
+
+    def sleeper(name: str, *waits: float) -> None:
+        for seconds in waits:
+            runtime.clock().sleep(seconds)
+        woke.append((name, clock.elapsed()))
+
+    started = time.perf_counter()
+    with runtime.simulated_time(clock):
+        threads = [threading.Thread(target=sleeper, args=args) for args in (("a", 30.0), ("b", 5.0, 5.0), ("c", 12.0))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # WHEN / THEN each woke at its own simulated moment, in order, the whole taking 30 simulated seconds
+    assert woke == [("b", 10.0), ("c", 12.0), ("a", 30.0)]
+    assert clock.elapsed() == 30.0
+    assert time.perf_counter() - started < 5.0
+
+
+def test_a_thread_waiting_for_another_does_not_hold_the_clock_up() -> None:
+    # GIVEN a thread that waits (Event.wait, no timeout) for a second one, which sleeps 8 s first
+    clock = runtime.SimulatedClock()
+    ready = threading.Event()
+    seen: list[float] = []
+
+    def waiter() -> None:
+        ready.wait()
+        seen.append(clock.elapsed())
+
+    def setter() -> None:
+        runtime.clock().sleep(8.0)
+        ready.set()
+
+    # WHEN both run on the simulated clock
+    with runtime.simulated_time(clock):
+        threads = [threading.Thread(target=waiter), threading.Thread(target=setter)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # THEN the waiter, blocked, let the clock jump, and saw the event 8 s in; no stall was needed to get there
+    assert seen == [8.0]
+    assert clock.stalls == 0
+
+
+def test_the_clock_reads_simulated_time_and_threads_outside_it_sleep_for_real_capped() -> None:
+    # GIVEN the simulated clock running
+    clock = runtime.SimulatedClock(cap=0.01)
+    with runtime.simulated_time(clock):
+        before = runtime.clock().monotonic()
+
+        # WHEN the engine's own thread (not started on the clock) sleeps a minute
+        started = time.perf_counter()
+        runtime.clock().sleep(60.0)
+
+        # THEN it slept for real, cut to the cap, and the simulated time did not move for it
+        assert time.perf_counter() - started < 1.0
+        assert runtime.clock().monotonic() == before
+    # AND outside the block the waiting code sees the time module again
+    assert runtime.clock() is time
