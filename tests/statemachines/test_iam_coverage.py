@@ -56,8 +56,9 @@ def test_a_call_outside_the_member_roles_regions_is_refused_by_their_condition(m
 
 
 def test_a_removed_grant_is_caught(engine: Engine) -> None:
+    # GIVEN a block, whose IPSet write the stack's one writer (on the blocklist's stream) makes
     run = iam_coverage.run_event(engine, EVENTS["block-ip"])
-    block_ip = "firebreak-BlockIpFunction"
+    block_ip = "firebreak-WriteIpSetsFunction"
     (update,) = [c for c in run.calls if (c.principal, c.action) == (block_ip, "wafv2:UpdateIPSet")]
     assert ":regional/ipset/firebreak-blocked-ipv4/" in update.resource
     # WHEN block-ip's policy loses the statement that grants wafv2:UpdateIPSet
@@ -72,12 +73,12 @@ def test_a_grant_on_another_table_is_caught(engine: Engine) -> None:
     run = iam_coverage.run_event(engine, EVENTS["block-ip"])
     block_ip = "firebreak-BlockIpFunction"
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/firebreak-BlocklistTable"
-    assert (block_ip, "dynamodb:PutItem", table) in {(c.principal, c.action, c.resource) for c in run.calls}
+    assert (block_ip, "dynamodb:UpdateItem", table) in {(c.principal, c.action, c.resource) for c in run.calls}
     # WHEN block-ip's DynamoDB grants name the incident table instead of the block list
     other = table.replace("BlocklistTable", "IncidentTable")
     moved = [{**s, "Resource": other} if str(s.get("Resource")) == table else s for s in run.policies[block_ip]]
     # THEN the check names the call on the table it really writes
-    assert f"{block_ip}: dynamodb:PutItem on {table} is not granted" in iam_coverage.uncovered(
+    assert f"{block_ip}: dynamodb:UpdateItem on {table} is not granted" in iam_coverage.uncovered(
         run.calls, {**run.policies, block_ip: moved}
     )
 
