@@ -32,6 +32,12 @@ DEMO_EVENTS = (
     "events/eventbridge/guardduty_malformed.json",
     # contain-function: a crypto-mining Lambda function, stopped and kept as evidence.
     "events/eventbridge/guardduty_lambda_crypto_mining.json",
+    # protect-bucket: a bucket made public; contain-database: a login that succeeded waits for a person by default;
+    # contain-task: an ECS task talking to a C2 server; an EKS pod's runtime finding contains its node.
+    "events/eventbridge/guardduty_s3_bucket_anonymous_access_granted.json",
+    "events/eventbridge/guardduty_rds_login_attempt.json",
+    "events/eventbridge/guardduty_runtime_ecs_c2_fargate.json",
+    "events/eventbridge/guardduty_runtime_eks_node_crypto.json",
     # An organization: findings of two member accounts in other Regions, answered there through the member roles.
     "events/eventbridge/guardduty_member_c2_outbound.json",
     "events/eventbridge/guardduty_member_iam_user_key_compromised.json",
