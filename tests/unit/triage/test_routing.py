@@ -107,6 +107,14 @@ ROWS = {
         {"finding_type": "CredentialAccess:RDS/ModifyAuthenticationProcess", "resource_type": "RDSDBInstance"},
         Playbook.NOTIFY_ONLY,
     ),
+    "malicious_file_run_in_a_task_contains_the_task": (
+        {"finding_type": "Execution:Runtime/MaliciousFileExecuted", "resource_type": "ECSCluster"},
+        Playbook.CONTAIN_TASK,
+    ),
+    "malicious_file_run_in_a_pod_contains_its_node": (
+        {"finding_type": "Execution:Runtime/MaliciousFileExecuted", "resource_type": "EKSCluster"},
+        Playbook.CONTAIN_INSTANCE,
+    ),
     "rds_discovery_blocks_the_address": (
         {"finding_type": "Discovery:RDS/TorIPCaller", "resource_type": "RDSDBInstance"},
         Playbook.BLOCK_IP,
