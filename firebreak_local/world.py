@@ -96,8 +96,8 @@ class _Place:
     ids: dict[str, str] = field(default_factory=dict)
     vpcs: dict[str, str] = field(default_factory=dict)
     subnets: dict[str, list[str]] = field(default_factory=dict)
-    # contain-function: the place's Lambda client, made on first use.
-    lambda_client: Any = None
+    # The place's clients of the resource playbooks' services (s3, lambda, rds, ecs), made on first use.
+    clients: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,7 +143,6 @@ class World:
         self._databases: list[tuple[str, bool, _Place]] = []
         # contain-task: the seeded ECS tasks by the finding's task ARN, and each place's ECS client.
         self._tasks: list[tuple[str, _Place]] = []
-        self._ecs_clients: dict[tuple[str, str], Any] = {}
 
     def include(self, account: str, region: str | None = None) -> None:
         """Hold account (and its Region) from now on, so the report shows it even if no finding seeds anything there."""
@@ -342,12 +341,16 @@ class World:
             )
             self._map(place.ids, interface.interface_id, eni_id)
 
-    def _s3(self, place: _Place) -> Any:
-        if self._clients is not None:
-            return self._clients("s3", place.account, place.region)
-        import boto3
+    def _client(self, place: _Place, service: str) -> Any:
+        """The place's client of service, made once: the emulated organization's for its accounts, else boto3's."""
+        if service not in place.clients:
+            if self._clients is not None:
+                place.clients[service] = self._clients(service, place.account, place.region)
+            else:
+                import boto3
 
-        return boto3.client("s3", region_name=place.region)
+                place.clients[service] = boto3.client(service, region_name=place.region)  # type: ignore[call-overload]
+        return place.clients[service]
 
     def _seed_bucket(self, place: _Place, incident: Incident) -> None:
         """The finding's bucket as GuardDuty saw it: public access unblocked for a Policy finding, logging off, its
@@ -356,7 +359,7 @@ class World:
         if any(seeded == bucket for seeded, _ in self._buckets):
             return
         self._buckets.append((bucket, place))
-        s3 = self._s3(place)
+        s3 = self._client(place, "s3")
         placement = (
             {} if place.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": place.region}}
         )
@@ -379,17 +382,6 @@ class World:
                 s3.create_bucket(Bucket=target, **placement)
                 s3.put_bucket_policy(Bucket=target, Policy=json.dumps(_log_delivery_policy(target, place.account)))
 
-    def _ecs(self, place: _Place) -> Any:
-        key = (place.account, place.region)
-        if key not in self._ecs_clients:
-            if self._clients is not None:
-                self._ecs_clients[key] = self._clients("ecs", place.account, place.region)
-            else:
-                import boto3
-
-                self._ecs_clients[key] = boto3.client("ecs", region_name=place.region)
-        return self._ecs_clients[key]
-
     def _seed_task(self, place: _Place, incident: Incident) -> None:
         """The finding's ECS task, running in awsvpc mode with an interface of its own, in a cluster of its name.
 
@@ -402,7 +394,7 @@ class World:
         if finding_task is None or finding_task in place.ids:
             return
         self._tasks.append((finding_task, place))
-        ecs = self._ecs(place)
+        ecs = self._client(place, "ecs")
         tail = finding_task.split(":task/", 1)[1].split("/")
         cluster = incident.cluster_name or (tail[0] if len(tail) == 2 else "default")
         ecs.create_cluster(clusterName=cluster)
@@ -459,15 +451,6 @@ class World:
                 self._map(place.ids, group, created["GroupId"])
         return subnet, [place.ids[group] for group in interface.security_group_ids]
 
-    def _rds(self, place: _Place) -> RDSClient:
-        if self._clients is None:
-            import boto3
-
-            client: RDSClient = boto3.client("rds", region_name=place.region)
-            return client
-        rds: RDSClient = self._clients("rds", place.account, place.region)
-        return rds
-
     def _seed_database(self, place: _Place, incident: Incident) -> None:
         """The finding's DB instance, in an Aurora cluster when it names one, in a VPC with a group of its own."""
         from firebreak.core.models import NetworkInterface
@@ -477,7 +460,7 @@ class World:
         if any(seeded == name and where is place for seeded, _, where in self._databases):
             return
         self._databases.append((name, cluster is not None, place))
-        rds = self._rds(place)
+        rds: RDSClient = self._client(place, "rds")
         subnet, _ = self._placement(place, NetworkInterface(""), None)
         vpc = place.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
         group = place.ec2.create_security_group(
@@ -544,23 +527,13 @@ class World:
         except holder.iam.exceptions.NoSuchEntityException:
             holder.iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
 
-    def _lambda(self, place: _Place) -> Any:
-        if place.lambda_client is None:
-            if self._clients is not None:
-                place.lambda_client = self._clients("lambda", place.account, place.region)
-            else:
-                import boto3
-
-                place.lambda_client = boto3.client("lambda", region_name=place.region)
-        return place.lambda_client
-
     def _seed_function(self, place: _Place, holder: _Account, incident: Incident) -> None:
         """contain-function: the finding's function with its tags and execution role, unless it exists already."""
         name = incident.function_name
         if name is None or any(seeded == name and where is place for seeded, where in self._functions):
             return
         self._functions.append((name, place))
-        client = self._lambda(place)
+        client = self._client(place, "lambda")
         try:
             client.get_function(FunctionName=name)
             return
@@ -605,7 +578,7 @@ class World:
         }
 
     def _bucket_report(self, place: _Place, bucket: str) -> dict[str, Any]:
-        s3 = self._s3(place)
+        s3 = self._client(place, "s3")
         try:
             config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         except s3.exceptions.ClientError:
@@ -631,7 +604,7 @@ class World:
 
     def _function_report(self, place: _Place, name: str) -> dict[str, Any]:
         """contain-function: its reserved concurrency (None: none reserved) and the latest evidence version."""
-        client = self._lambda(place)
+        client = self._client(place, "lambda")
         try:
             reserved = client.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
         except client.exceptions.ResourceNotFoundException:
@@ -642,7 +615,7 @@ class World:
         return {"reserved_concurrency": reserved, "evidence_version": evidence[-1] if evidence else None}
 
     def _database_report(self, place: _Place, name: str, cluster: bool) -> dict[str, Any]:
-        rds = self._rds(place)
+        rds: RDSClient = self._client(place, "rds")
         found: Sequence[Mapping[str, Any]]
         snapshots: Sequence[Mapping[str, Any]]
         if cluster:
@@ -660,7 +633,9 @@ class World:
         }
 
     def _task_report(self, place: _Place, task_arn: str) -> dict[str, Any]:
-        task = self._ecs(place).describe_tasks(cluster=task_arn.split(":task/", 1)[1].split("/")[0], tasks=[task_arn])
+        task = self._client(place, "ecs").describe_tasks(
+            cluster=task_arn.split(":task/", 1)[1].split("/")[0], tasks=[task_arn]
+        )
         found = task["tasks"][0] if task["tasks"] else {}
         interfaces = [
             detail["value"]
