@@ -23,7 +23,7 @@ from firebreak.containment.credentials import RevocationSettings, protection_rea
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import MEMBER_ROLES, partition_of, playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
 from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
@@ -86,13 +86,7 @@ class Protection:
     block_addresses: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "actions": [action.to_dict() for action in self.actions],
-            "suppressed_reason": self.suppressed_reason,
-            "revoke": self.revoke,
-            "block_addresses": list(self.block_addresses),
-        }
+        return step_output(self)
 
 
 @dataclass(frozen=True)

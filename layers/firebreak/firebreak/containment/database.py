@@ -31,7 +31,7 @@ from firebreak.containment.isolation import (
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import DatabaseNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -105,12 +105,7 @@ class Step:
     suppressed_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "actions": [action.to_dict() for action in self.actions],
-            "block_addresses": list(self.block_addresses),
-            "suppressed_reason": self.suppressed_reason,
-        }
+        return step_output(self)
 
 
 # --- reading the database ------------------------------------------------------------------------------------------

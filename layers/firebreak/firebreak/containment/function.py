@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Mode, Outcome, PlaybookRequest
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Mode, Outcome, PlaybookRequest, step_output
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -109,13 +109,7 @@ class FunctionContainment:
     suppressed_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "actions": [action.to_dict() for action in self.actions],
-            "role_name": self.role_name,
-            "block_addresses": list(self.block_addresses),
-            "suppressed_reason": self.suppressed_reason,
-        }
+        return step_output(self)
 
 
 # --- reading the function -----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from firebreak.containment.isolation import Interface, IsolationStatus, addresse
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -78,13 +78,7 @@ class TaskIsolation:
     stop_task: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "actions": [action.to_dict() for action in self.actions],
-            "block_addresses": list(self.block_addresses),
-            "suppressed_reason": self.suppressed_reason,
-            "stop_task": self.stop_task,
-        }
+        return step_output(self)
 
 
 # --- reading the task -----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -368,3 +368,19 @@ class PlaybookRequest:
         return cls(
             incident_id=data["incident_id"], incident=Incident.from_dict(data["incident"]), mode=Mode(data["mode"])
         )
+
+
+def step_output(result: Any) -> dict[str, Any]:
+    """A playbook step's answer (a frozen dataclass of a status, its actions and what the playbook does next) as the
+    state machine reads it: enums by value, tuples as lists, actions as their dicts."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, Action):
+            return value.to_dict()
+        if isinstance(value, tuple):
+            return [plain(item) for item in value]
+        return value
+
+    return {item.name: plain(getattr(result, item.name)) for item in fields(result)}
