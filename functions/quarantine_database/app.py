@@ -1,7 +1,8 @@
-"""Quarantine Database: {incident_id, incident, mode} -> {status, actions}.
+"""Quarantine Database: {incident_id, incident, mode, approved} -> {status, actions}.
 
 Moves the finding's database (the Aurora cluster, or the DB instance) into its VPC's quarantine security group,
-keeping the groups it had on its tags and in the action's before-state for the release; or says why not.
+keeping the groups it had on its tags and in the action's before-state for the release; or says why not:
+NOT_FOUND, EXEMPT, APPROVAL_REQUIRED (tagged firebreak:approval=required since the finding, and `approved` not true).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
     request = PlaybookRequest.from_dict(event["input"])
-    step = quarantine(request)
+    # Set by the entry machine when a person approved this incident.
+    step = quarantine(request, approved=event["input"].get("approved") is True)
     logger.info("Quarantined database", extra={"incident_id": request.incident_id, "status": step.status.value})
     return step.to_dict()

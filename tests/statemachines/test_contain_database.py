@@ -66,6 +66,11 @@ def actions(execution: Execution, action_type: str = "contain_database") -> list
     return [action for action in report(execution)["actions"] if action["type"] == action_type]
 
 
+def snapshots(execution: Execution) -> list[dict[str, Any]]:
+    """The snapshot's actions: evidence (type record) about the database, not the entry machine's own records."""
+    return [action for action in actions(execution, "record") if action["target"] in (CLUSTER, INSTANCE)]
+
+
 def cluster_groups(engine: Engine, cluster: str = CLUSTER) -> list[str]:
     found = engine.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
     return sorted(group["VpcSecurityGroupId"] for group in found["VpcSecurityGroups"])
@@ -211,10 +216,11 @@ def test_a_refused_snapshot_still_quarantines_and_is_partially_contained(
     # WHEN the finding runs
     execution = run(enforcing, event)
 
-    # THEN the snapshot is a failed action, the quarantine and the block still happened, and the status says so
-    failed = [a for a in actions(execution) if a["outcome"] == "failed"]
-    assert [a["reason"].split(": ", 1)[1] for a in failed] == [
-        "AccessDenied: not authorized to perform: rds:CreateDBClusterSnapshot"
+    # THEN the snapshot is a failed evidence record, the quarantine and the block still happened, and the status says
+    # so: evidence that is missing is never hidden behind a quarantine that worked
+    failed = [a for a in report(execution)["actions"] if a["outcome"] == "failed"]
+    assert [(a["type"], a["reason"].split(": ", 1)[1]) for a in failed] == [
+        ("record", "AccessDenied: not authorized to perform: rds:CreateDBClusterSnapshot")
     ]
     assert report(execution)["status"] == "PARTIALLY_CONTAINED"
     assert enforcing.world.report()["databases"][CLUSTER]["quarantined"] is True
@@ -254,10 +260,10 @@ def test_snapshot_step_crashing_is_failed_and_the_quarantine_still_runs(enforcin
     execution = run(enforcing, load_event(AURORA_LOGIN))
 
     # THEN the snapshot is reported failed by step, the cluster is quarantined, the address blocked, never CONTAINED
-    first, *rest = actions(execution)
-    assert (first["target"], first["outcome"]) == (CLUSTER, "failed")
-    assert first["reason"].startswith("step Snapshot Database failed: ")
-    assert [a["outcome"] for a in rest if "db_security_groups" in a["before"]] == ["applied"]
+    [snapshot] = snapshots(execution)
+    assert (snapshot["target"], snapshot["outcome"]) == (CLUSTER, "failed")
+    assert snapshot["reason"].startswith("step Snapshot Database failed: ")
+    assert [a["outcome"] for a in actions(execution) if "db_security_groups" in a["before"]] == ["applied"]
     assert "Enrich Addresses" in execution.states
     assert report(execution)["status"] == "PARTIALLY_CONTAINED"
 
@@ -274,7 +280,8 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
 
         # THEN the snapshot and the quarantine are planned with their exact calls, and nothing changed
         assert report(execution)["status"] == "DRY_RUN"
-        planned = actions(execution)
+        planned = [*snapshots(execution), *actions(execution)]
+        assert [a["type"] for a in planned] == ["record", "contain_database"]
         assert {a["outcome"] for a in planned} == {"planned"}
         reasons = " ".join(a["reason"] for a in planned)
         for call in ("CreateDBClusterSnapshot(DBClusterIdentifier=orders", "CreateSecurityGroup", "AddTagsToResource"):
@@ -345,6 +352,119 @@ def test_database_tagged_exempt_now_is_suppressed_and_not_touched(enforcing: Eng
     assert cluster_groups(enforcing) == before
     assert rds_calls(execution) == []
     assert enforcing.blocked_ips() == []
+
+
+def tag(engine: Engine, arn: str, key: str = "firebreak:approval", value: str = "required") -> None:
+    engine.client("rds").add_tags_to_resource(ResourceName=arn, Tags=[{"Key": key, "Value": value}])
+
+
+def instance_arn(engine: Engine, instance: str = INSTANCE) -> str:
+    return str(
+        engine.client("rds").describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]["DBInstanceArn"]
+    )
+
+
+def cluster_arn(engine: Engine, cluster: str = CLUSTER) -> str:
+    return str(engine.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DBClusterArn"])
+
+
+def test_instance_tagged_for_approval_after_the_finding_is_not_quarantined_without_a_person(enforcing: Engine) -> None:
+    # GIVEN the DB instance was tagged firebreak:approval=required after GuardDuty described it (its finding says not)
+    event = load_event(BRUTE_FORCED)
+    enforcing.world.seed(event)
+    tag(enforcing, instance_arn(enforcing))
+    before = instance_groups(enforcing)
+
+    # WHEN the finding runs in enforce mode, nobody having approved it
+    execution = run(enforcing, event)
+
+    # THEN the snapshot is kept and the address blocked, but the quarantine is skipped naming the tag and what to do
+    [skipped] = actions(execution)
+    assert skipped["outcome"] == "skipped"
+    assert f"DB instance {INSTANCE} is tagged firebreak:approval=required now" in skipped["reason"]
+    assert "quarantine security group by hand" in skipped["reason"]
+    assert [a["outcome"] for a in snapshots(execution)] == ["applied"]
+    assert "45.141.84.120/32" in enforcing.blocked_ips()
+    # AND the database keeps its groups in RDS, and the status says it is not contained
+    assert instance_groups(enforcing) == before
+    assert enforcing.world.report()["databases"][INSTANCE]["quarantined"] is False
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_aurora_cluster_tagged_for_approval_stops_the_quarantine_the_findings_instance_tags_miss(
+    enforcing: Engine,
+) -> None:
+    # GIVEN only the cluster "orders" is tagged firebreak:approval=required (the finding carries the instance's tags)
+    event = load_event(AURORA_LOGIN)
+    enforcing.world.seed(event)
+    tag(enforcing, cluster_arn(enforcing))
+    before = cluster_groups(enforcing)
+
+    # WHEN the finding runs in enforce mode
+    execution = run(enforcing, event)
+
+    # THEN the cluster is not moved, the reason names the cluster's tag, and the incident is PARTIALLY_CONTAINED
+    [skipped] = actions(execution)
+    assert (skipped["target"], skipped["outcome"]) == (CLUSTER, "skipped")
+    assert f"cluster {CLUSTER} is tagged firebreak:approval=required now" in skipped["reason"]
+    assert cluster_groups(enforcing) == before
+    assert enforcing.world.report()["databases"][CLUSTER]["snapshots"] == 1
+    assert "185.196.8.150/32" in enforcing.blocked_ips()
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    # AND the responders are told the same
+    assert "firebreak:approval=required" in enforcing.notifications()[-1]["message"]
+
+
+def test_approval_tag_with_no_address_to_block_leaves_the_incident_notified(enforcing: Engine) -> None:
+    # GIVEN a cluster tagged for approval since the finding, and a finding whose only address is not global
+    event = load_event(AURORA_LOGIN)
+    enforcing.world.seed(event)
+    tag(enforcing, cluster_arn(enforcing))
+    text = json.dumps(event).replace("185.196.8.150", "10.0.9.9")
+
+    # WHEN the finding runs in enforce mode
+    execution = run(enforcing, json.loads(text))
+
+    # THEN only evidence was kept, which contains nothing: NOTIFIED, the truth, not CONTAINED
+    assert [a["outcome"] for a in actions(execution)] == ["skipped"]
+    assert [a["outcome"] for a in snapshots(execution)] == ["applied"]
+    assert enforcing.blocked_ips() == []
+    assert report(execution)["status"] == "NOTIFIED"
+
+
+def test_approved_incident_quarantines_a_database_tagged_for_approval(engine: Engine) -> None:
+    # GIVEN the default approval mode, a cluster tagged firebreak:approval=required, and a responder who approves
+    event = load_event(AURORA_LOGIN)
+    engine.world.seed(event)
+    tag(engine, cluster_arn(engine))
+
+    # WHEN the finding runs and the request is approved
+    execution = run(engine, event, Approvals.APPROVE)
+
+    # THEN the person's approval is the one the tag asks for: the cluster is quarantined
+    assert "Wait For Approval" in execution.states
+    assert report_of(execution)["status"] == "CONTAINED"
+    assert engine.world.report()["databases"][CLUSTER]["quarantined"] is True
+
+
+def test_dry_run_with_the_approval_tag_plans_the_quarantine_and_says_a_person_is_needed() -> None:
+    # GIVEN contain-database in dry-run mode and the cluster tagged for approval
+    with Engine(TEMPLATE, {"ContainDatabaseMode": "dry-run"}) as engine:
+        event = load_event(AURORA_LOGIN)
+        engine.world.seed(event)
+        tag(engine, cluster_arn(engine))
+        before = cluster_groups(engine)
+
+        # WHEN the finding runs
+        execution = run(engine, event)
+
+        # THEN the quarantine is planned, not skipped, and the plan says an enforce run would wait for a person
+        [planned] = actions(execution)
+        assert planned["outcome"] == "planned"
+        assert "ModifyDBCluster(" in planned["reason"]
+        assert planned["reason"].endswith("an enforce run skips it unless a person approved")
+        assert report(execution)["status"] == "DRY_RUN"
+        assert cluster_groups(engine) == before
 
 
 def test_deleted_database_is_skipped_and_only_notified(enforcing: Engine) -> None:

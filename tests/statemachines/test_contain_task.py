@@ -546,7 +546,8 @@ def test_transient_error_in_isolate_task_is_retried_and_the_task_still_contained
 TASK_PERMANENT = [
     (Case("ecs", "DescribeTasks", "AccessDeniedException", None), "FAILED", False, False, "failed"),
     (Case("ecs", "DescribeTasks", "ClusterNotFoundException", None), "NOTIFIED", False, False, "skipped"),
-    (Case("ecs", "DescribeTaskDefinition", "AccessDeniedException", None), "CONTAINED", True, True, "failed"),
+    # The task is isolated, but its definition is missing from the evidence: never told as CONTAINED.
+    (Case("ecs", "DescribeTaskDefinition", "AccessDeniedException", None), "PARTIALLY_CONTAINED", True, True, "failed"),
     (Case("ec2", "CreateSecurityGroup", "UnauthorizedOperation", None), "PARTIALLY_CONTAINED", False, True, "failed"),
     (Case("ec2", "CreateTags", "UnauthorizedOperation", None), "PARTIALLY_CONTAINED", False, True, "failed"),
     (

@@ -21,7 +21,7 @@ from firebreak.containment.database import (
 )
 from firebreak.containment.isolation import QUARANTINE, ensure_group
 from firebreak.core.errors import DatabaseNotFound
-from firebreak.core.models import Incident, Mode, Outcome, PlaybookRequest
+from firebreak.core.models import ActionType, Incident, Mode, Outcome, PlaybookRequest
 from firebreak.triage.findings import normalise
 from firebreak_local.world import World
 from tests.support import load_event
@@ -96,6 +96,24 @@ def test_exempt_on_the_aurora_instance_exempts_the_cluster(rds: Any, ec2: Any) -
     assert describe_database(rds, incident).exempt is True
 
 
+def test_approval_tag_on_the_aurora_instance_or_its_cluster_names_which_asks(rds: Any, ec2: Any) -> None:
+    # GIVEN the Aurora login finding, and no approval tag yet
+    incident = seeded(ec2, AURORA)
+    assert describe_database(rds, incident).approval_wanted_by is None
+    instance = rds.describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0]["DBInstanceArn"]
+    cluster = rds.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"][0]["DBClusterArn"]
+
+    # WHEN the instance GuardDuty named is tagged firebreak:approval=required, and then the cluster too
+    rds.add_tags_to_resource(ResourceName=instance, Tags=[{"Key": "firebreak:approval", "Value": "Required"}])
+    by_instance = describe_database(rds, incident).approval_wanted_by
+    rds.add_tags_to_resource(ResourceName=cluster, Tags=[{"Key": "firebreak:approval", "Value": "required"}])
+    by_cluster = describe_database(rds, incident).approval_wanted_by
+
+    # THEN either one asks for a person for the cluster that would move, and the one that asks is named
+    assert by_instance == "DB instance orders-db of cluster orders"
+    assert by_cluster == "cluster orders"
+
+
 def test_snapshot_name_is_the_incidents_and_a_valid_rds_identifier() -> None:
     assert snapshot_name("fb-0123456789abcdef0123") == "firebreak-fb-0123456789abcdef0123"
     assert snapshot_name("fb--x_y.") == "firebreak-fb-x-y"
@@ -112,6 +130,8 @@ def test_one_snapshot_per_incident_the_second_is_already_applied(rds: Any, ec2: 
     second = take_snapshot(rds, found, INCIDENT, dry_run=False)
     # THEN the first took it, tagged with the incident and the database, and the second found it
     assert (first.outcome, second.outcome) == (Outcome.APPLIED, Outcome.ALREADY_APPLIED)
+    # AND it is evidence on the record (type record), not a containment: a snapshot alone contains nothing
+    assert first.type is ActionType.RECORD
     assert first.after == {"database": "billing-db", "cluster": False, "db_snapshot": snapshot_name(INCIDENT)}
     [taken] = rds.describe_db_snapshots(DBInstanceIdentifier="billing-db", SnapshotType="manual")["DBSnapshots"]
     assert {"Key": "firebreak:incident-id", "Value": INCIDENT} in taken["TagList"]

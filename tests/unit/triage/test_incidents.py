@@ -139,14 +139,57 @@ def test_non_containment_actions_never_count_as_containment(type_: ActionType, o
     assert status is S.NOTIFIED
 
 
-@pytest.mark.parametrize("type_", [ENRICH, NOTIFY, RECORD])
+@pytest.mark.parametrize("type_", [ENRICH, NOTIFY])
 def test_failed_non_containment_actions_do_not_fail_the_incident(type_: ActionType) -> None:
-    # GIVEN one block that took effect and a failed enrich, notify or record action
+    # GIVEN one block that took effect and a failed enrich or notify action
     actions = [act(Outcome.APPLIED), act(Outcome.FAILED, type_, target="x")]
 
     # WHEN the final status is decided
-    # THEN the incident is contained: only containment actions decide
+    # THEN the incident is contained: enrichment and notification are not steps that contain
     assert final_status(BLOCK_IP, ENFORCE, actions, suppressed=False) is S.CONTAINED
+
+
+# --- evidence records: never containment, but a failed one is a failed step -------------------------------------
+
+DATABASE, TASK = Playbook.CONTAIN_DATABASE, Playbook.CONTAIN_TASK
+
+
+def snapshot(outcome: Outcome) -> Action:
+    return act(outcome, RECORD, target="orders")
+
+
+def quarantine(outcome: Outcome) -> Action:
+    return act(outcome, ActionType.CONTAIN_DATABASE, target="orders")
+
+
+EVIDENCE_TABLE = [
+    pytest.param(DATABASE, [snapshot(Outcome.FAILED), quarantine(Outcome.APPLIED), act(Outcome.APPLIED)],
+                 S.PARTIALLY_CONTAINED, id="snapshot-failed-quarantined-partial"),
+    pytest.param(DATABASE, [snapshot(Outcome.FAILED), quarantine(Outcome.SKIPPED)], S.FAILED,
+                 id="snapshot-failed-nothing-done-failed"),
+    pytest.param(TASK, [act(Outcome.FAILED, RECORD, "task"), act(Outcome.APPLIED, ActionType.CONTAIN_TASK, "task")],
+                 S.PARTIALLY_CONTAINED, id="task-record-failed-isolated-partial"),
+    pytest.param(DATABASE, [snapshot(Outcome.APPLIED), quarantine(Outcome.SKIPPED), act(Outcome.APPLIED)],
+                 S.PARTIALLY_CONTAINED, id="snapshot-and-block-without-quarantine-partial"),
+    pytest.param(DATABASE, [snapshot(Outcome.APPLIED), quarantine(Outcome.SKIPPED)], S.NOTIFIED,
+                 id="snapshot-alone-is-not-containment-notified"),
+    pytest.param(DATABASE, [snapshot(Outcome.APPLIED), quarantine(Outcome.APPLIED), act(Outcome.APPLIED)],
+                 S.CONTAINED, id="snapshot-quarantine-block-contained"),
+    pytest.param(NOTIFY_ONLY, [act(Outcome.FAILED, RECORD, "x")], S.NOTIFIED,
+                 id="notify-only-keeps-no-evidence-steps"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("playbook", "actions", "expected"), EVIDENCE_TABLE)
+def test_evidence_records_count_only_when_they_fail(
+    playbook: Playbook, actions: list[Action], expected: IncidentStatus
+) -> None:
+    # GIVEN a playbook run in enforce mode whose evidence (type record) was kept or not, next to its other steps
+    # WHEN the final status is decided
+    status = final_status(playbook, ENFORCE, actions, suppressed=False)
+
+    # THEN evidence never contains anything, and evidence that could not be kept is never hidden
+    assert status is expected
 
 
 @pytest.mark.parametrize("type_", sorted(CONTAINMENT_ACTIONS))

@@ -11,6 +11,7 @@ them even after a run that failed half-way.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,17 @@ from firebreak.containment.isolation import (
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import DatabaseNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
+from firebreak.core.models import (
+    EXEMPT_TAG,
+    Action,
+    ActionType,
+    Incident,
+    Mode,
+    Outcome,
+    PlaybookRequest,
+    step_output,
+)
+from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -58,6 +69,7 @@ class DatabaseStatus(StrEnum):
     FAILED = "FAILED"
     NOT_FOUND = "NOT_FOUND"
     EXEMPT = "EXEMPT"
+    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class Database:
     tags: tuple[tuple[str, str], ...] = ()
     # A read replica is a DB instance of its own with the same users: the quarantine of its source leaves it open.
     replicas: tuple[str, ...] = ()
+    # Which of the DB instance and its cluster is tagged firebreak:approval=required now, named for a person.
+    approval_wanted_by: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -134,6 +148,7 @@ def describe_database(rds: RDSClient, incident: Incident, with_vpc: bool = True)
         group_ids=tuple(group["VpcSecurityGroupId"] for group in instance.get("VpcSecurityGroups", [])),
         tags=_tag_pairs(instance.get("TagList", [])),
         replicas=tuple(instance.get("ReadReplicaDBInstanceIdentifiers", [])),
+        approval_wanted_by=_asking(f"DB instance {instance['DBInstanceIdentifier']}", instance),
     )
 
 
@@ -174,7 +189,16 @@ def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, An
         vpc_id=vpc_id,
         group_ids=tuple(group["VpcSecurityGroupId"] for group in cluster.get("VpcSecurityGroups", [])),
         tags=tuple(sorted(tags.items())),
+        # GuardDuty's finding carries the instance's tags only: a cluster tagged since, or ever, is read here.
+        approval_wanted_by=_asking(f"cluster {identifier}", cluster)
+        or _asking(f"DB instance {(instance or {}).get('DBInstanceIdentifier')} of cluster {identifier}", instance),
     )
+
+
+def _asking(name: str, described: Mapping[str, Any] | None) -> str | None:
+    """`name` when the described instance or cluster is tagged firebreak:approval=required, else None."""
+    tags = dict(_tag_pairs((described or {}).get("TagList", [])))
+    return name if (tags.get(APPROVAL_TAG) or "").strip().lower() == "required" else None
 
 
 def database_groups(
@@ -239,9 +263,9 @@ def take_snapshot(rds: RDSClient, database: Database, incident_id: str, dry_run:
     if existing is not None:
         if existing != database.identifier:
             reason = f"snapshot {name} exists but is of {existing}, not {database.identifier}: no snapshot taken"
-            return _action(database.identifier, Outcome.FAILED, reason, before)
+            return _evidence(database.identifier, Outcome.FAILED, reason, before)
         reason = f"snapshot {name} of {database.kind} {database.identifier} already taken for this incident"
-        return _action(database.identifier, Outcome.ALREADY_APPLIED, reason, before, after)
+        return _evidence(database.identifier, Outcome.ALREADY_APPLIED, reason, before, after)
     tags: list[TagTypeDef] = [
         {"Key": INCIDENT_TAG, "Value": incident_id},
         {"Key": DATABASE_TAG, "Value": database.identifier},
@@ -254,7 +278,9 @@ def take_snapshot(rds: RDSClient, database: Database, incident_id: str, dry_run:
             if database.cluster
             else f"DBInstanceIdentifier={database.identifier}, DBSnapshotIdentifier={name}"
         )
-        return _action(database.identifier, Outcome.PLANNED, f"would call {call}({ids}, Tags=[{keys}])", before, after)
+        return _evidence(
+            database.identifier, Outcome.PLANNED, f"would call {call}({ids}, Tags=[{keys}])", before, after
+        )
     try:
         if database.cluster:
             rds.create_db_cluster_snapshot(
@@ -266,13 +292,13 @@ def take_snapshot(rds: RDSClient, database: Database, incident_id: str, dry_run:
         if error_code(error) in _SNAPSHOT_EXISTS_CODES:
             # Another execution of this incident took it a moment ago.
             reason = f"snapshot {name} of {database.kind} {database.identifier} already taken for this incident"
-            return _action(database.identifier, Outcome.ALREADY_APPLIED, reason, before, after)
+            return _evidence(database.identifier, Outcome.ALREADY_APPLIED, reason, before, after)
         if is_transient(error):
             raise
         reason = f"no snapshot of {database.kind} {database.identifier}: {describe_error(error)}"
-        return _action(database.identifier, Outcome.FAILED, reason, before)
+        return _evidence(database.identifier, Outcome.FAILED, reason, before)
     reason = f"snapshot {name} of {database.kind} {database.identifier} started ({call}), tagged with the incident"
-    return _action(database.identifier, Outcome.APPLIED, reason, before, after)
+    return _evidence(database.identifier, Outcome.APPLIED, reason, before, after)
 
 
 def _existing_snapshot(rds: RDSClient, database: Database, name: str) -> str | None:
@@ -302,7 +328,7 @@ def snapshot(request: PlaybookRequest) -> Step:
         rds = playbook_client("rds", request, "snapshot_database")
     except MemberRoleUnavailable as error:
         # The shared block lists need no member role: the addresses are still blocked.
-        failed = _action(target, Outcome.FAILED, f"no snapshot taken: {error}")
+        failed = _evidence(target, Outcome.FAILED, f"no snapshot taken: {error}")
         return Step(DatabaseStatus.FAILED, (failed,), addresses)
     gated = _gate(rds, incident, target, with_vpc=False)
     if isinstance(gated, Step):
@@ -405,8 +431,9 @@ def _group_action(target: str, vpc_id: str, group: Group) -> Action | None:
     return None
 
 
-def quarantine(request: PlaybookRequest) -> Step:
-    """Quarantine Database: the gate again (the tags may have changed since the snapshot), then the move."""
+def quarantine(request: PlaybookRequest, approved: bool = False) -> Step:
+    """Quarantine Database: the gate again (the tags may have changed since the snapshot), a person's approval when
+    the database asks for one now, then the move. `approved`: a person approved this incident."""
     incident = request.incident
     target = target_of(incident)
     if target is None:
@@ -420,13 +447,35 @@ def quarantine(request: PlaybookRequest) -> Step:
     gated = _gate(rds, incident, target, with_vpc=True)
     if isinstance(gated, Step):
         return gated
+    wanting = None if approved else gated.approval_wanted_by
+    if wanting and request.mode is Mode.ENFORCE:
+        return Step(DatabaseStatus.APPROVAL_REQUIRED, (_action(target, Outcome.SKIPPED, _approval_reason(wanting)),))
     actions = tuple(move_to_quarantine(rds, ec2, gated, request.dry_run))
+    if wanting:
+        # A plan must say what the live run would do: stop for a person, not move the database.
+        actions = tuple(_noting_approval(action, wanting) for action in actions)
     outcomes = {action.outcome for action in actions}
     if Outcome.FAILED in outcomes:
         return Step(DatabaseStatus.FAILED, actions)
     if outcomes == {Outcome.ALREADY_APPLIED}:
         return Step(DatabaseStatus.ALREADY_QUARANTINED, actions)
     return Step(DatabaseStatus.PLANNED if request.dry_run else DatabaseStatus.QUARANTINED, actions)
+
+
+def _approval_reason(wanting: str) -> str:
+    return (
+        f"{wanting} is tagged {APPROVAL_TAG}=required now, and nobody approved this incident (GuardDuty's copy of "
+        "the tags did not ask): not quarantined, its application still reaches it; the snapshot and the address "
+        "blocks stand. A responder who decides to cut it off moves it into its VPC's quarantine security group by "
+        "hand (ModifyDBCluster or ModifyDBInstance with VpcSecurityGroupIds)"
+    )
+
+
+def _noting_approval(action: Action, wanting: str) -> Action:
+    if action.outcome is not Outcome.PLANNED:
+        return action
+    note = f"; {wanting} is tagged {APPROVAL_TAG}=required now: an enforce run skips it unless a person approved"
+    return dataclasses.replace(action, reason=action.reason + note)
 
 
 def _action(
@@ -437,3 +486,16 @@ def _action(
     after: dict[str, Any] | None = None,
 ) -> Action:
     return Action(ActionType.CONTAIN_DATABASE, target, outcome, reason, before or {}, after or {})
+
+
+def _evidence(
+    target: str,
+    outcome: Outcome,
+    reason: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> Action:
+    """The snapshot's action: evidence kept (type record, as contain-task's task record), not a containment. It
+    contains nothing, so a snapshot taken next to a quarantine that did not happen never makes the incident
+    CONTAINED; triage.incidents counts a failed one as a failed step."""
+    return Action(ActionType.RECORD, target, outcome, reason, before or {}, after or {})

@@ -56,7 +56,8 @@ contain_database (contain-database), target the DB instance, or the cluster for 
                   after  {"database": <id>, "cluster": <bool>, "db_security_groups": [<quarantine group>]}
                   Undo: ModifyDBInstance / ModifyDBCluster back to its groups, and the firebreak:original-groups
                   tags removed.
-    snapshot      before {"database", "cluster"}, after {"database", "cluster", "db_snapshot": <identifier>}: kept
+    snapshot      (type record) before {"database", "cluster"}, after {"database", "cluster", "db_snapshot":
+                  <identifier>}: evidence, kept.
 contain_task (contain-task), target the task ARN:
     interface     as isolate_instance's; Undo: the same, unless the interface is gone with a stopped task (skipped:
                   a stopped task cannot be restarted).

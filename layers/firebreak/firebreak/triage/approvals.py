@@ -39,7 +39,8 @@ _WILL = {
     ),
     ActionType.CONTAIN_FUNCTION: "stop it (reserved concurrency 0), keep a version, revoke its role's sessions",
     ActionType.CONTAIN_DATABASE: (
-        "snapshot, then move into its VPC's quarantine security group: its application loses the database"
+        "keep a snapshot tagged with the incident as evidence, then move it into its VPC's quarantine security "
+        "group: its application loses the database"
     ),
     ActionType.CONTAIN_TASK: "record the task, and isolate its network interface behind the quarantine security group",
 }

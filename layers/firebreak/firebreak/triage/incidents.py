@@ -38,13 +38,24 @@ def incident_id_for(incident: Incident) -> str:
     return "fb-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+def _is_step(playbook: Playbook, action: Action) -> bool:
+    """Whether the action is one of the playbook's steps, whose failure the status must show. Evidence a playbook
+    keeps (contain-database's snapshot, contain-task's task record) contains nothing, so it never makes an incident
+    CONTAINED, but evidence that could not be kept is a failed step: hiding it would let a responder believe it is
+    there. The entry machine's own records (a rejection, the incident table) are never passed here."""
+    if action.type in CONTAINMENT_ACTIONS:
+        return True
+    return action.type is ActionType.RECORD and playbook is not Playbook.NOTIFY_ONLY
+
+
 def final_status(playbook: Playbook, mode: Mode, actions: Iterable[Action], suppressed: bool) -> IncidentStatus:
     """CONTAINED only when every containment action took effect; never claims what did not happen."""
     if suppressed:
         return IncidentStatus.SUPPRESSED
-    containment = [action for action in actions if action.type in CONTAINMENT_ACTIONS]
+    every = list(actions)
+    containment = [action for action in every if action.type in CONTAINMENT_ACTIONS]
     done = [action for action in containment if action.outcome in _DONE]
-    failed = [action for action in containment if action.outcome is Outcome.FAILED]
+    failed = [action for action in every if action.outcome is Outcome.FAILED and _is_step(playbook, action)]
     if failed:
         return IncidentStatus.PARTIALLY_CONTAINED if done else IncidentStatus.FAILED
     if any(action.outcome is Outcome.AWAITING_APPROVAL for action in containment):
