@@ -292,6 +292,28 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         assert engine.world.report()["databases"][CLUSTER]["snapshots"] == 0
 
 
+def test_dry_run_stack_with_the_default_modes_plans_and_asks_nobody() -> None:
+    # GIVEN a stack trialled in dry-run, ContainDatabaseMode left at its default (approval)
+    with Engine(TEMPLATE, {"ResponseMode": "dry-run"}) as engine:
+        event = load_event(AURORA_LOGIN)
+        engine.world.seed(event)
+        before = cluster_groups(engine)
+
+        # WHEN the finding runs
+        execution = run(engine, event)
+
+        # THEN no person is asked: the playbook only plans, and nothing changed anywhere
+        assert execution.status == "SUCCEEDED"
+        assert "Wait For Approval" not in execution.states
+        assert (report(execution)["status"], report(execution)["mode"]) == ("DRY_RUN", "dry-run")
+        assert {a["outcome"] for a in [*snapshots(execution), *actions(execution)]} == {"planned"}
+        assert not [n for n in engine.notifications() if "AWAITING_APPROVAL" in n["subject"]]
+        assert rds_calls(execution) == []
+        assert cluster_groups(engine) == before
+        assert engine.world.report()["databases"][CLUSTER]["snapshots"] == 0
+        assert engine.blocked_ips() == []
+
+
 def test_by_default_the_playbook_waits_for_approval_and_changes_nothing(engine: Engine) -> None:
     # GIVEN the stack's default modes (contain-database: approval)
     event = load_event(AURORA_LOGIN)

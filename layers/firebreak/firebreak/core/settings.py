@@ -10,7 +10,7 @@ from firebreak.core.models import Mode, Playbook, TimeoutAction
 from firebreak.core.waf import IPSET_CAPACITY
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-# Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode.
+# Each playbook's own mode parameter; "inherit" (or unset) leaves it to the stack's ResponseMode (Settings.mode_for).
 PLAYBOOK_MODE_VARIABLES = {
     Playbook.BLOCK_IP: "BLOCK_IP_MODE",
     Playbook.CONTAIN_INSTANCE: "CONTAIN_INSTANCE_MODE",
@@ -73,8 +73,14 @@ class Settings:
         return tuple(arn for arn in (regional, cloudfront) if arn)
 
     def mode_for(self, playbook: Playbook) -> Mode:
-        """The playbook's own mode where one is set, else the stack's."""
-        return dict(self.playbook_modes).get(playbook, self.response_mode)
+        """The playbook's own mode where one is set, else the stack's; but a playbook's approval never loosens a
+        dry-run stack. Approval means "never without a person", dry-run "never at all": a deployer trialling the stack
+        in dry-run expects nothing to change anywhere, even with ContainDatabaseMode's default. A playbook's explicit
+        enforce still wins, so one playbook can run for real while the rest are trialled."""
+        own = dict(self.playbook_modes).get(playbook)
+        if own is None or (own is Mode.APPROVAL and self.response_mode is Mode.DRY_RUN):
+            return self.response_mode
+        return own
 
     @classmethod
     def from_env(cls) -> Settings:
