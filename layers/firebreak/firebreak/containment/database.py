@@ -6,7 +6,8 @@ RDS applies a group change to the database's own interfaces, which Firebreak can
 can wait for, so the allow-all step isolation takes first cannot be timed here: sessions already open are not cut,
 and the notification says to end them and rotate the database user from inside the database.
 The groups a database had are kept on its own tags as well as in the record, so a second run and the release know
-them even after a run that failed half-way.
+them even after a run that failed half-way. The snapshot is evidence (a `record` action), never containment; the
+quarantine waits for a person when the DB instance or its cluster is tagged firebreak:approval=required now.
 """
 
 from __future__ import annotations
