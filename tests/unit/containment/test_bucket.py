@@ -420,3 +420,14 @@ def test_a_missing_and_an_exempt_bucket_stop_the_incident_without_suppressing_it
     assert protection.status is ProtectionStatus.EXEMPT
     assert (protection.revoke, protection.block_addresses, protection.suppressed_reason) == (False, (), None)
     assert [a.outcome for a in protection.actions] == [Outcome.SKIPPED, Outcome.SKIPPED]
+
+
+def test_the_responders_summary_names_every_bucket_of_the_finding() -> None:
+    # GIVEN an incident about two buckets
+    triage = Triage("fb-1", two_buckets(), Playbook.PROTECT_BUCKET, Mode.ENFORCE)
+
+    # WHEN the email text is written
+    text = summary(IncidentStatus.CONTAINED, triage, [], "arn:aws:states:us-east-1:1:execution:x:y")
+
+    # THEN both buckets are named, not only the first
+    assert f"Buckets:   {BUCKET}, {OTHER}" in text
