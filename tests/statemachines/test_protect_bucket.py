@@ -669,6 +669,25 @@ def test_every_bucket_tagged_exempt_now_suppresses_the_incident(engine: Engine) 
     assert engine.blocked_ips() == []
 
 
+def test_one_bucket_tagged_for_approval_since_the_finding_is_left_and_the_other_is_protected(engine: Engine) -> None:
+    # GIVEN the second bucket was tagged firebreak:approval=required after GuardDuty described it
+    event = seed_two(engine)
+    engine.client("s3").put_bucket_tagging(
+        Bucket=SECOND, Tagging={"TagSet": [{"Key": "firebreak:approval", "Value": "required"}]}
+    )
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN that bucket is not changed without a person, with the reason, and the other one is protected
+    found = by_bucket(execution)
+    [(outcome, reason)] = [(a["outcome"], a["reason"]) for a in found[SECOND]]
+    assert (outcome, "firebreak:approval=required" in reason) == ("skipped", True)
+    assert public_access_block(engine, SECOND) is None
+    assert {a["outcome"] for a in found[FIRST]} == {"applied"}
+    assert engine.world.report()["buckets"][FIRST]["public_access_blocked"] is True
+
+
 def test_one_bucket_gone_since_the_finding_is_skipped_and_the_other_is_protected(engine: Engine) -> None:
     # GIVEN the second bucket was deleted after GuardDuty described it
     event = seed_two(engine)
