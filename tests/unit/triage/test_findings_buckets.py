@@ -273,3 +273,18 @@ def test_approvers_are_told_every_bucket_and_which_stay_as_they_are_over_the_cap
     ]
     skipped = [a.reason for a in planned if a.outcome is Outcome.SKIPPED]
     assert all(f"first {MAX_BUCKETS_PER_INCIDENT} buckets" in reason for reason in skipped)
+
+
+def test_each_bucket_protect_bucket_will_change_takes_a_unit_of_the_workload_budget() -> None:
+    # GIVEN a finding about two buckets, and one about more buckets than one incident protects
+    settings = Settings.from_env()
+    two = triage(normalise(load_event(TWO_BUCKETS)), settings)
+    event = load_event(TWO_BUCKETS)
+    template = event["detail"]["resource"]["s3BucketDetails"][0]
+    event["detail"]["resource"]["s3BucketDetails"] = [{**template, "name": f"acme-data-{i:02d}"} for i in range(40)]
+    many = triage(normalise(event), settings)
+
+    # WHEN each is charged to the circuit breaker
+    # THEN each bucket it will change counts as a workload, up to the cap
+    assert charge(two, settings)[::2] == (WORKLOADS, 2)
+    assert charge(many, settings)[::2] == (WORKLOADS, MAX_BUCKETS_PER_INCIDENT)
