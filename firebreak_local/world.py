@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_rds.type_defs import TagTypeDef as RdsTagTypeDef
 
-    from firebreak.core.models import Incident, NetworkInterface
+    from firebreak.core.models import Bucket, Incident, NetworkInterface
 
 # An Amazon Linux 2 image moto bundles, so run_instances accepts it even with MOTO_ENABLE_AMI_VALIDATION on;
 # describe_images would find one too, but loading moto's image list costs over a second.
@@ -164,8 +164,8 @@ class World:
             holder = self._account(place.account)
             if incident.resource_type == "Instance":
                 self._seed_instance(place, incident)
-            if incident.bucket_name:
-                self._seed_bucket(place, incident)
+            for bucket in incident.buckets or ():
+                self._seed_bucket(place, incident, bucket)
             if incident.resource_type == "Lambda":
                 self._seed_function(place, holder, incident)
             if incident.db_instance_id or incident.db_cluster_id:
@@ -352,10 +352,10 @@ class World:
                 place.clients[service] = boto3.client(service, region_name=place.region)  # type: ignore[call-overload]
         return place.clients[service]
 
-    def _seed_bucket(self, place: _Place, incident: Incident) -> None:
-        """The finding's bucket as GuardDuty saw it: public access unblocked for a Policy finding, logging off, its
-        tags, the malicious object; buckets that exist already are left as they are."""
-        bucket = incident.bucket_name or ""
+    def _seed_bucket(self, place: _Place, incident: Incident, found: Bucket) -> None:
+        """One bucket of the finding as GuardDuty saw it: public access unblocked for a Policy finding, logging off,
+        its own tags, its malicious object; buckets that exist already are left as they are."""
+        bucket = found.name
         if any(seeded == bucket for seeded, _ in self._buckets):
             return
         self._buckets.append((bucket, place))
@@ -367,14 +367,14 @@ class World:
             s3.create_bucket(Bucket=bucket, **placement)
         except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
             return
-        if incident.resource_tags:
-            tags = [{"Key": key, "Value": value} for key, value in incident.resource_tags]
+        if found.tags:
+            tags = [{"Key": key, "Value": value} for key, value in found.tags]
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
         # New buckets have Block Public Access on since April 2023; a Policy finding says someone turned it off.
         if not any(kind in incident.finding_type for kind in ("Policy:S3/Bucket", "Policy:S3-Bucket")):
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict.fromkeys(_BLOCK_ALL, True))
-        if incident.object_key:
-            s3.put_object(Bucket=bucket, Key=incident.object_key, Body=_EICAR)
+        if found.object_key:
+            s3.put_object(Bucket=bucket, Key=found.object_key, Body=_EICAR)
         if "ServerAccessLoggingDisabled" in incident.finding_type:
             # The deployer's log bucket in the workload's account and Region, which protect-bucket logs into.
             target = ACCESS_LOG_BUCKET.format(account=place.account, region=place.region)
@@ -591,7 +591,11 @@ class World:
         statements = {s.get("Sid"): s for s in ([found] if isinstance(found, dict) else found)}
         principals = (statements.get(DENY_PRINCIPALS_SID) or {}).get("Principal", {}).get("AWS", [])
         objects = (statements.get(DENY_OBJECT_READS_SID) or {}).get("Resource", [])
-        logging = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled")
+        try:
+            logging = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled")
+        except s3.exceptions.ClientError:
+            # A bucket deleted since its finding is reported as nothing protects it.
+            logging = None
         return {
             "public_access_blocked": all(config.get(key) is True for key in _BLOCK_ALL),
             "denied_principals": sorted(self.restore([principals] if isinstance(principals, str) else principals)),

@@ -1,9 +1,11 @@
 """Protect Bucket: {incident_id, incident, mode, approved} -> {status, actions, revoke, block_addresses, ...}.
 
-Turns the bucket's Block Public Access on, server access logging back on when the finding says it was turned off,
-and writes Firebreak's bucket-policy statements denying the finding's principal and reads of a malicious object; or
-says why not: NOT_FOUND, EXEMPT, APPROVAL_REQUIRED (a tag added since the finding, and `approved` not true).
-`revoke` and `block_addresses` say what the playbook does next; `suppressed_reason` makes an exempt bucket SUPPRESSED.
+For every bucket the finding names (the first MAX_BUCKETS_PER_INCIDENT; the rest skipped with the reason): turns
+Block Public Access on, server access logging back on when the finding says it was turned off, and writes Firebreak's
+bucket-policy statements denying the finding's principal and reads of a malicious object; or says why not, per
+bucket. The step's status is NOT_FOUND, EXEMPT or APPROVAL_REQUIRED (a tag added since the finding, and `approved` not
+true) only when no bucket may be changed. `revoke` and `block_addresses` say what the playbook does next;
+`suppressed_reason` makes an incident whose buckets are all exempt SUPPRESSED.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "Protected bucket",
         extra={
             "incident_id": request.incident_id,
-            "bucket": request.incident.bucket_name,
+            "buckets": list(request.incident.bucket_names),
             "status": protection.status.value,
             "outcomes": [f"{a.reason[:60]}: {a.outcome.value}" for a in protection.actions],
         },

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak.core import aws
+from firebreak.core.models import MAX_BUCKETS_PER_INCIDENT
 from firebreak_local.engine import Approvals, Engine, Execution
 from tests.support import TEMPLATE, incident_record, load_event, report_of
 
@@ -528,3 +529,302 @@ def test_a_member_accounts_bucket_is_protected_there_through_its_member_role_and
     released = report_of(engine.release(report(execution)["incident_id"]))
     assert released["status"] == "RELEASED", released
     assert engine.world.report()["buckets"]["globex-eu-invoices"]["denied_principals"] == []
+
+
+# --- a finding about several buckets ------------------------------------------------------------------------------
+
+TWO = "guardduty_s3_anomalous_exfiltration_two_buckets"
+FIRST, SECOND = "acme-finance-archive", "acme-hr-records"
+EXPORTER_ARN = "arn:aws:iam::123456789012:user/ledger-export"
+# The first bucket had one setting of its own off; the second had no configuration of its own.
+LOOSENED = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": False,
+    "RestrictPublicBuckets": True,
+}
+
+
+def seed_two(engine: Engine) -> dict[str, Any]:
+    """The two buckets seeded as the finding describes them, then left public as an attacker would want them."""
+    event = load_event(f"eventbridge/{TWO}")
+    engine.world.seed(event)
+    s3 = engine.client("s3")
+    s3.put_public_access_block(Bucket=FIRST, PublicAccessBlockConfiguration=LOOSENED)
+    s3.delete_public_access_block(Bucket=SECOND)
+    return event
+
+
+def by_bucket(execution: Execution) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for action in actions(execution):
+        found.setdefault(action["target"], []).append(action)
+    return found
+
+
+def public_access_block(engine: Engine, bucket: str) -> dict[str, bool] | None:
+    try:
+        config: dict[str, bool] = engine.client("s3").get_public_access_block(Bucket=bucket)[
+            "PublicAccessBlockConfiguration"
+        ]
+    except ClientError:
+        return None
+    return config
+
+
+def test_two_buckets_are_each_protected_with_their_own_before_and_after(engine: Engine) -> None:
+    # GIVEN a caller's key reading from two public buckets
+    event = seed_two(engine)
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN the playbook took the same states as for one bucket, and the incident is CONTAINED
+    assert execution.states == PLAYBOOK_STATES
+    assert report(execution)["status"] == "CONTAINED"
+
+    # AND each bucket got its own actions, with its own earlier Block Public Access on the record
+    found = by_bucket(execution)
+    assert sorted(found) == [FIRST, SECOND]
+    assert [a["before"]["public_access_block"] for a in found[FIRST] if "public_access_block" in a["before"]] == [
+        LOOSENED
+    ]
+    assert [a["before"]["public_access_block"] for a in found[SECOND] if "public_access_block" in a["before"]] == [None]
+    assert {a["outcome"] for bucket in found.values() for a in bucket} == {"applied"}
+
+    # AND both are in the report's world, blocked, the caller denied on each
+    world = engine.world.report()["buckets"]
+    for bucket in (FIRST, SECOND):
+        assert (world[bucket]["public_access_blocked"], world[bucket]["denied_principals"]) == (True, [EXPORTER_ARN])
+
+    # AND the key is revoked and the address blocked once for the incident
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Inactive"
+    assert len({a["target"] for a in actions(execution, "revoke_credentials")}) == 1
+    assert engine.blocked_ips() == ["91.219.236.18/32"]
+
+
+def test_a_second_finding_on_two_protected_buckets_is_already_applied_for_both(engine: Engine) -> None:
+    # GIVEN both buckets protected for one finding
+    run(engine, TWO, seed_two(engine))
+    policies = {bucket: policy(engine, bucket) for bucket in (FIRST, SECOND)}
+
+    # WHEN the same caller is found again on them
+    again = load_event(f"eventbridge/{TWO}")
+    again["detail"]["id"] = "5d9f1b3c7e0a2c4e6a8b0d2f4c6e8a31"
+    execution = run(engine, TWO, again)
+
+    # THEN every step of each bucket is already applied, and neither policy changed
+    found = by_bucket(execution)
+    assert {bucket: [a["outcome"] for a in found[bucket]] for bucket in found} == {
+        FIRST: ["already_applied", "already_applied"],
+        SECOND: ["already_applied", "already_applied"],
+    }
+    assert {bucket: policy(engine, bucket) for bucket in (FIRST, SECOND)} == policies
+    assert report(execution)["status"] == "CONTAINED"
+
+
+def test_one_bucket_tagged_exempt_now_is_skipped_and_the_other_is_protected(engine: Engine) -> None:
+    # GIVEN the second bucket was tagged firebreak:exempt=true after GuardDuty described it
+    event = seed_two(engine)
+    engine.client("s3").put_bucket_tagging(
+        Bucket=SECOND, Tagging={"TagSet": [{"Key": "firebreak:exempt", "Value": "true"}]}
+    )
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN the exempt bucket is skipped with the reason and left as it was
+    found = by_bucket(execution)
+    assert [(a["outcome"], a["reason"]) for a in found[SECOND]] == [
+        ("skipped", f"bucket {SECOND} is tagged firebreak:exempt=true: Firebreak never touches it")
+    ]
+    world = engine.world.report()["buckets"]
+    assert (world[SECOND]["public_access_blocked"], world[SECOND]["denied_principals"]) == (False, [])
+    assert public_access_block(engine, SECOND) is None
+
+    # AND the other bucket is protected, and the caller's key revoked and address blocked: its owner's exemption
+    # covers that one bucket, not the incident, so the incident is CONTAINED with the exempt bucket on the record
+    assert {a["outcome"] for a in found[FIRST]} == {"applied"}
+    assert world[FIRST]["public_access_blocked"] is True
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Inactive"
+    assert engine.blocked_ips() == ["91.219.236.18/32"]
+    assert report(execution)["status"] == "CONTAINED"
+
+
+def test_every_bucket_tagged_exempt_now_suppresses_the_incident(engine: Engine) -> None:
+    # GIVEN both buckets tagged firebreak:exempt=true since the finding
+    event = seed_two(engine)
+    for bucket in (FIRST, SECOND):
+        engine.client("s3").put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": "firebreak:exempt", "Value": "true"}]}
+        )
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN the playbook stops at the gate, as for one exempt bucket: nothing of the incident is touched
+    assert execution.states[4:7] == ["Protect Bucket", "Is Bucket Protectable?", "Protection Skipped"]
+    assert report(execution)["status"] == "SUPPRESSED"
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Active"
+    assert engine.blocked_ips() == []
+
+
+def test_one_bucket_tagged_for_approval_since_the_finding_is_left_and_the_other_is_protected(engine: Engine) -> None:
+    # GIVEN the second bucket was tagged firebreak:approval=required after GuardDuty described it
+    event = seed_two(engine)
+    engine.client("s3").put_bucket_tagging(
+        Bucket=SECOND, Tagging={"TagSet": [{"Key": "firebreak:approval", "Value": "required"}]}
+    )
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN that bucket is not changed without a person, with the reason, and the other one is protected
+    found = by_bucket(execution)
+    [(outcome, reason)] = [(a["outcome"], a["reason"]) for a in found[SECOND]]
+    assert (outcome, "firebreak:approval=required" in reason) == ("skipped", True)
+    assert public_access_block(engine, SECOND) is None
+    assert {a["outcome"] for a in found[FIRST]} == {"applied"}
+    assert engine.world.report()["buckets"][FIRST]["public_access_blocked"] is True
+
+
+def test_one_bucket_gone_since_the_finding_is_skipped_and_the_other_is_protected(engine: Engine) -> None:
+    # GIVEN the second bucket was deleted after GuardDuty described it
+    event = seed_two(engine)
+    engine.client("s3").delete_bucket(Bucket=SECOND)
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN the gone bucket is reported as such, the other is protected, and the incident is CONTAINED: no bucket
+    # the finding names is left open
+    found = by_bucket(execution)
+    assert [(a["outcome"], a["reason"]) for a in found[SECOND]] == [
+        ("skipped", f"bucket {SECOND} does not exist: nothing to protect")
+    ]
+    assert {a["outcome"] for a in found[FIRST]} == {"applied"}
+    assert engine.world.report()["buckets"][FIRST]["public_access_blocked"] is True
+    assert report(execution)["status"] == "CONTAINED"
+
+
+def test_one_bucket_refusing_block_public_access_makes_the_incident_partially_contained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN S3 refuses Block Public Access on the second bucket only (forced: its own SCP-like deny)
+    s3 = aws.client("s3", region="us-east-1")
+    original = s3.put_public_access_block
+
+    def refusing_second(**kwargs: Any) -> Any:
+        if kwargs["Bucket"] == SECOND:
+            return refuse("PutBucketPublicAccessBlock")(**kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(s3, "put_public_access_block", refusing_second)
+    event = seed_two(engine)
+
+    # WHEN the finding runs
+    execution = run(engine, TWO, event)
+
+    # THEN the second bucket's refusal is its own failed action, the first is protected, and the status is truthful
+    found = by_bucket(execution)
+    assert [a["outcome"] for a in found[SECOND]] == ["failed", "applied"]
+    assert {a["outcome"] for a in found[FIRST]} == {"applied"}
+    world = engine.world.report()["buckets"]
+    assert (world[FIRST]["public_access_blocked"], world[SECOND]["public_access_blocked"]) == (True, False)
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_the_protect_step_crashing_reports_every_bucket_failed(engine: Engine) -> None:
+    # GIVEN the protect function crashes (forced: a rare runtime error)
+    def crash(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    engine.dispatcher.override(PROTECT_FUNCTION, crash)
+
+    # WHEN the two-bucket finding runs
+    execution = run(engine, TWO)
+
+    # THEN each bucket has its own failed action, never only the first, and the key is still revoked
+    assert [(a["target"], a["outcome"]) for a in actions(execution)] == [(FIRST, "failed"), (SECOND, "failed")]
+    assert {a["outcome"] for a in actions(execution, "revoke_credentials")} == {"applied"}
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+
+
+def test_release_puts_both_buckets_back_exactly_as_each_was(engine: Engine) -> None:
+    # GIVEN two buckets, the first with its owners' policy, protected for one finding
+    event = seed_two(engine)
+    owners = {**OWNERS_STATEMENT, "Resource": f"arn:aws:s3:::{FIRST}/*"}
+    engine.client("s3").put_bucket_policy(
+        Bucket=FIRST, Policy=json.dumps({"Version": "2012-10-17", "Statement": [owners]})
+    )
+    first_policy = policy(engine, FIRST)
+    incident_id = report(run(engine, TWO, event))["incident_id"]
+
+    # WHEN the incident is released
+    released = report_of(engine.release(incident_id))
+
+    # THEN each bucket is as it was: the first's one setting off again and its owners' policy exactly, the second with
+    # no Block Public Access and no policy of its own
+    assert released["status"] == "RELEASED", released
+    assert public_access_block(engine, FIRST) == LOOSENED
+    assert policy(engine, FIRST) == first_policy
+    assert public_access_block(engine, SECOND) is None
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        policy(engine, SECOND)
+    undone = {a["target"] for a in released["actions"] if a["type"] == "protect_bucket" and a["outcome"] == "released"}
+    assert undone == {FIRST, SECOND}
+    assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Active"
+
+
+def many_buckets(engine: Engine, count: int) -> tuple[dict[str, Any], list[str]]:
+    event = load_event(f"eventbridge/{TWO}")
+    template = event["detail"]["resource"]["s3BucketDetails"][0]
+    names = [f"acme-ledger-{i:02d}" for i in range(count)]
+    event["detail"]["resource"]["s3BucketDetails"] = [
+        {**template, "name": name, "arn": f"arn:aws:s3:::{name}"} for name in names
+    ]
+    return event, names
+
+
+def test_buckets_over_the_cap_are_skipped_with_the_reason_and_left_as_they_were(engine: Engine) -> None:
+    # GIVEN a finding naming two more buckets than one incident protects
+    event, names = many_buckets(engine, MAX_BUCKETS_PER_INCIDENT + 2)
+
+    # WHEN it runs
+    execution = run(engine, TWO, event)
+
+    # THEN the first MAX_BUCKETS_PER_INCIDENT are protected, in one Protect Bucket step
+    assert execution.states == PLAYBOOK_STATES
+    found = by_bucket(execution)
+    assert all({a["outcome"] for a in found[name]} == {"already_applied", "applied"} for name in names[:-2])
+    world = engine.world.report()["buckets"]
+    assert all(world[name]["denied_principals"] == [EXPORTER_ARN] for name in names[:-2])
+
+    # AND each one over the cap is skipped, with the reason, and left untouched
+    for name in names[-2:]:
+        assert [(a["outcome"], a["reason"]) for a in found[name]] == [
+            (
+                "skipped",
+                f"not protected: the finding names more than {MAX_BUCKETS_PER_INCIDENT} buckets and one incident "
+                f"protects the first {MAX_BUCKETS_PER_INCIDENT}; a person must protect this one",
+            )
+        ]
+        assert world[name]["denied_principals"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "triage.incidents.final_status counts a skipped protect_bucket action as nothing, so buckets left over the "
+        "cap still read CONTAINED; it needs a rule for them (final_status is being changed elsewhere)"
+    ),
+)
+def test_buckets_over_the_cap_keep_the_incident_from_reading_contained(engine: Engine) -> None:
+    # GIVEN a finding naming more buckets than one incident protects
+    event, _ = many_buckets(engine, MAX_BUCKETS_PER_INCIDENT + 1)
+
+    # WHEN it runs
+    execution = run(engine, TWO, event)
+
+    # THEN the incident is not claimed CONTAINED: a bucket the finding names is still as the attacker left it
+    assert report(execution)["status"] == "PARTIALLY_CONTAINED"

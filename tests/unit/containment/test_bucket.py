@@ -30,6 +30,7 @@ from firebreak.core import aws
 from firebreak.core.models import (
     Action,
     ActionType,
+    Bucket,
     Incident,
     IncidentStatus,
     Mode,
@@ -353,3 +354,80 @@ def test_throttling_after_a_change_is_a_failed_action_so_the_change_stays_on_the
     assert protection.actions[0].before["public_access_block"] is None
     assert protection.actions[1].reason.startswith("SlowDown")
     assert protection.status is ProtectionStatus.FAILED
+
+
+# --- several buckets ------------------------------------------------------------------------------------------------
+
+OTHER = "acme-hr-records"
+
+
+def two_buckets(**fields: Any) -> Incident:
+    return incident(buckets=(Bucket(BUCKET), Bucket(OTHER)), **fields)
+
+
+def test_throttling_on_the_second_bucket_after_the_first_changed_is_a_failed_action_not_a_retry(
+    s3: Any, iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two buckets, the first changed by this run, and S3 throttling every read of the second's tags
+    s3.create_bucket(Bucket=OTHER)
+    client = aws.client("s3", region="us-east-1")
+    original = client.get_bucket_tagging
+
+    def throttling_other(**kwargs: Any) -> Any:
+        if kwargs["Bucket"] == OTHER:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce"}}, "GetBucketTagging")
+        return original(**kwargs)
+
+    monkeypatch.setattr(client, "get_bucket_tagging", throttling_other)
+
+    # WHEN the buckets are protected
+    protection = protect(PlaybookRequest("fb-1", two_buckets(), Mode.ENFORCE), SETTINGS)
+
+    # THEN the first bucket's changes stay on the record and the second is failed, rather than the whole step retried
+    # (a retry would record the first bucket's changed state as its before-state)
+    first = [a for a in protection.actions if a.target == BUCKET]
+    assert [a.outcome for a in first] == [Outcome.APPLIED, Outcome.APPLIED]
+    [other] = [a for a in protection.actions if a.target == OTHER]
+    assert (other.outcome, other.reason.split(":")[0]) == (Outcome.FAILED, "bucket not protected")
+    assert protection.status is ProtectionStatus.FAILED
+
+
+def test_the_callers_arn_is_looked_up_once_for_every_bucket(s3: Any, iam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN two buckets and a count of IAM look-ups of the caller
+    s3.create_bucket(Bucket=OTHER)
+    client = aws.client("iam", region="us-east-1")
+    original, calls = client.get_user, []
+    monkeypatch.setattr(client, "get_user", lambda **kwargs: calls.append(kwargs) or original(**kwargs))
+
+    # WHEN the buckets are protected
+    protection = protect(PlaybookRequest("fb-1", two_buckets(), Mode.ENFORCE), SETTINGS)
+
+    # THEN the caller is denied on both by its real ARN, looked up once
+    denied = [a.after["principals"] for a in protection.actions if "principals" in a.after]
+    assert denied == [["arn:aws:iam::123456789012:user/exporters/report-exporter"]] * 2
+    assert len(calls) == 1
+
+
+def test_a_missing_and_an_exempt_bucket_stop_the_incident_without_suppressing_it(s3: Any) -> None:
+    # GIVEN the first bucket tagged exempt and the second gone
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "firebreak:exempt", "Value": "true"}]})
+
+    # WHEN the buckets are protected
+    protection = protect(PlaybookRequest("fb-1", two_buckets(), Mode.ENFORCE), SETTINGS)
+
+    # THEN no bucket may be changed, so nothing of the incident is touched; but only one bucket was exempted by its
+    # owner, so the incident is not SUPPRESSED as if every one were
+    assert protection.status is ProtectionStatus.EXEMPT
+    assert (protection.revoke, protection.block_addresses, protection.suppressed_reason) == (False, (), None)
+    assert [a.outcome for a in protection.actions] == [Outcome.SKIPPED, Outcome.SKIPPED]
+
+
+def test_the_responders_summary_names_every_bucket_of_the_finding() -> None:
+    # GIVEN an incident about two buckets
+    triage = Triage("fb-1", two_buckets(), Playbook.PROTECT_BUCKET, Mode.ENFORCE)
+
+    # WHEN the email text is written
+    text = summary(IncidentStatus.CONTAINED, triage, [], "arn:aws:states:us-east-1:1:execution:x:y")
+
+    # THEN both buckets are named, not only the first
+    assert f"Buckets:   {BUCKET}, {OTHER}" in text

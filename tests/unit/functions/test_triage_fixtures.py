@@ -179,6 +179,9 @@ FIXTURES = {
     "guardduty_s3_bucket_anonymous_access_granted": Expected(
         GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("185.100.87.41",), "bucket-exposed-or-attacked", "enforce"
     ),
+    "guardduty_s3_anomalous_exfiltration_two_buckets": Expected(
+        GD, "S3Bucket", "TARGET", "AWS_API_CALL", "IAMUser", ("91.219.236.18",), "bucket-exposed-or-attacked", "enforce"
+    ),
     "guardduty_s3_server_access_logging_disabled": Expected(
         GD,
         "S3Bucket",

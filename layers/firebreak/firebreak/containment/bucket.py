@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from botocore.exceptions import ClientError
@@ -23,7 +23,17 @@ from firebreak.containment.credentials import RevocationSettings, protection_rea
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import MEMBER_ROLES, partition_of, playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
+from firebreak.core.models import (
+    EXEMPT_TAG,
+    MAX_BUCKETS_PER_INCIDENT,
+    Action,
+    ActionType,
+    Bucket,
+    Incident,
+    Outcome,
+    PlaybookRequest,
+    step_output,
+)
 from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
@@ -362,38 +372,95 @@ def deny_in_policy(
 
 
 def protect(request: PlaybookRequest, settings: RevocationSettings, approved: bool = False) -> Protection:
-    """Protect Bucket in the incident's account and Region: the guards, then each step; a refused step fails alone.
+    """Protect Bucket for every bucket the finding names, up to MAX_BUCKETS_PER_INCIDENT, in the incident's account
+    and Region: per bucket the guards, then each step; a refused step fails alone, a guarded bucket is skipped alone.
     `approved`: a person approved this run, which a bucket tagged firebreak:approval=required needs."""
     incident = request.incident
-    bucket = incident.bucket_name
     revoke = incident.principal_type in _REVOCABLE
     addresses = incident.remote_ips
-    if bucket is None:
+    buckets = incident.buckets or tuple(Bucket(name, (), incident.object_key) for name in incident.bucket_names)
+    if not buckets:
         skipped = _action("unknown", Outcome.SKIPPED, "the finding names no bucket")
         return Protection(ProtectionStatus.NOT_FOUND, (skipped,), revoke=revoke, block_addresses=addresses)
+    acting = buckets[:MAX_BUCKETS_PER_INCIDENT]
+    over = (
+        f"not protected: the finding names more than {MAX_BUCKETS_PER_INCIDENT} buckets and one incident protects "
+        f"the first {MAX_BUCKETS_PER_INCIDENT}; a person must protect this one"
+    )
+    capped = tuple(_action(b.name, Outcome.SKIPPED, over) for b in buckets[MAX_BUCKETS_PER_INCIDENT:])
     try:
         s3 = playbook_client("s3", request, "protect_bucket")
         iam = playbook_client("iam", request, "protect_bucket") if incident.principal_type == "IAMUser" else None
     except MemberRoleUnavailable as error:
-        failed = _action(bucket, Outcome.FAILED, f"bucket not protected: {error}")
-        return Protection(ProtectionStatus.FAILED, (failed,), revoke=revoke, block_addresses=addresses)
-    gate = _gate(s3, incident, bucket, settings, approved)
+        failed = tuple(_action(b.name, Outcome.FAILED, f"bucket not protected: {error}") for b in acting)
+        return Protection(ProtectionStatus.FAILED, failed + capped, revoke=revoke, block_addresses=addresses)
+    # One look-up of the caller's ARN for every bucket; a failed one is not kept, so the next bucket tries again.
+    denial = cache(partial(principal_denial, iam, incident, settings))
+    results: list[Protection] = []
+    for bucket in acting:
+        changed = any(a.outcome is Outcome.APPLIED for result in results for a in result.actions)
+        results.append(_protect_one(s3, request, bucket, settings, approved, denial, changed))
+    return _combined(results, capped, revoke, addresses, request.dry_run)
+
+
+def _protect_one(
+    s3: S3Client,
+    request: PlaybookRequest,
+    bucket: Bucket,
+    settings: RevocationSettings,
+    approved: bool,
+    denial: Callable[[], Denial],
+    changed: bool,
+) -> Protection:
+    """One bucket: its guards by its tags now, then its steps. `changed`: an earlier bucket of this run was changed,
+    after which S3 still throttling is a failed action rather than a retry of the whole run."""
+    incident, name, dry_run = request.incident, bucket.name, request.dry_run
+    try:
+        gate = _gate(s3, incident, name, settings, approved)
+    except ClientError as error:
+        if is_transient(error) and not changed:
+            raise
+        reason = f"bucket not protected: reading its tags failed: {describe_error(error)}"[:500]
+        return Protection(ProtectionStatus.FAILED, (_action(name, Outcome.FAILED, reason),))
     if gate is not None:
-        gate_revoke = revoke and gate.status not in STOPPED
-        gate_addresses = () if gate.status in STOPPED else addresses
-        return Protection(gate.status, gate.actions, gate.suppressed_reason, gate_revoke, gate_addresses)
-    dry_run = request.dry_run
+        return gate
     steps: list[Callable[[], Action]] = [
-        partial(_step, bucket, "turning Block Public Access on", block_public_access, s3, bucket, dry_run)
+        partial(_step, name, "turning Block Public Access on", block_public_access, s3, name, dry_run)
     ]
     if any(kind in incident.finding_type for kind in _LOGGING_DISABLED):
-        steps.append(partial(_step, bucket, "turning logging on", restore_logging, s3, incident, bucket, dry_run))
-    steps += _policy_steps(s3, iam, incident, bucket, settings, dry_run)
-    actions = _in_order(bucket, steps)
-    return Protection(_status(actions, dry_run), tuple(actions), None, revoke, addresses)
+        steps.append(partial(_step, name, "turning logging on", restore_logging, s3, incident, name, dry_run))
+    steps += _policy_steps(s3, incident, bucket, settings, denial, dry_run)
+    actions = _in_order(name, steps, changed)
+    return Protection(_status(actions, dry_run), tuple(actions))
 
 
-def _in_order(bucket: str, steps: Sequence[Callable[[], Action]]) -> list[Action]:
+def _combined(
+    results: Sequence[Protection],
+    capped: tuple[Action, ...],
+    revoke: bool,
+    addresses: tuple[str, ...],
+    dry_run: bool,
+) -> Protection:
+    """The buckets' results as one step's answer. Only when no bucket may be changed (each exempt, waiting for a
+    person or gone, none left over the cap) is nothing of the incident touched, its credentials and addresses too."""
+    statuses = {result.status for result in results}
+    actions = tuple(a for result in results for a in result.actions) + capped
+    if not capped and statuses & STOPPED and statuses <= STOPPED | {ProtectionStatus.NOT_FOUND}:
+        waiting = ProtectionStatus.APPROVAL_REQUIRED in statuses
+        reasons = [result.suppressed_reason for result in results]
+        suppressed = None if waiting or None in reasons else "; ".join(dict.fromkeys(r for r in reasons if r))
+        status = ProtectionStatus.APPROVAL_REQUIRED if waiting else ProtectionStatus.EXEMPT
+        return Protection(status, actions, suppressed)
+    if ProtectionStatus.FAILED in statuses:
+        status = ProtectionStatus.FAILED
+    elif statuses == {ProtectionStatus.NOT_FOUND} and not capped:
+        status = ProtectionStatus.NOT_FOUND
+    else:
+        status = _status(actions, dry_run)
+    return Protection(status, actions, None, revoke, addresses)
+
+
+def _in_order(bucket: str, steps: Sequence[Callable[[], Action]], changed: bool = False) -> list[Action]:
     """Each step's action. S3 still throttling propagates for the ASL Retry only while this run has changed nothing:
     a retry after a change finds it done and records the changed state as its before-state, so the release could not
     put the bucket back. After a change it is a failed action, and the incident is truthfully partially contained."""
@@ -402,7 +469,7 @@ def _in_order(bucket: str, steps: Sequence[Callable[[], Action]]) -> list[Action
         try:
             actions.append(step())
         except ClientError as error:
-            if all(action.outcome is not Outcome.APPLIED for action in actions):
+            if not changed and all(action.outcome is not Outcome.APPLIED for action in actions):
                 raise
             reason = f"{describe_error(error)}: still failing after retries; not retried, so the change before it stays"
             actions.append(_action(bucket, Outcome.FAILED, reason))
@@ -459,29 +526,30 @@ def _firebreaks_role(role: str, settings: RevocationSettings) -> bool:
 
 def _policy_steps(
     s3: S3Client,
-    iam: IAMClient | None,
     incident: Incident,
-    bucket: str,
+    bucket: Bucket,
     settings: RevocationSettings,
+    denial: Callable[[], Denial],
     dry_run: bool,
 ) -> list[Callable[[], Action]]:
-    """The bucket-policy steps: deny the caller when the finding names one, deny reads of a malicious object."""
+    """The bucket-policy steps: deny the caller when the finding names one, deny reads of the bucket's malicious
+    object."""
     partition = partition_of(incident.region)
     steps: list[Callable[[], Action]] = []
     if incident.principal_type is not None:
-        steps.append(partial(_deny_caller, s3, iam, incident, bucket, settings, dry_run))
-    if incident.object_key:
+        steps.append(partial(_deny_caller, s3, partition, bucket.name, denial, dry_run))
+    if bucket.object_key:
         keep_in = admins(partition, incident.account_id, settings)
         steps.append(
             partial(
                 _step,
-                bucket,
+                bucket.name,
                 f"writing statement {DENY_OBJECT_READS_SID}",
                 deny_in_policy,
                 s3,
-                bucket,
+                bucket.name,
                 DENY_OBJECT_READS_SID,
-                [object_arn(partition, bucket, incident.object_key)],
+                [object_arn(partition, bucket.name, bucket.object_key)],
                 lambda values: object_reads_statement(values, keep_in),
                 denied_objects,
                 dry_run,
@@ -490,23 +558,15 @@ def _policy_steps(
     return steps
 
 
-def _deny_caller(
-    s3: S3Client,
-    iam: IAMClient | None,
-    incident: Incident,
-    bucket: str,
-    settings: RevocationSettings,
-    dry_run: bool,
-) -> Action:
+def _deny_caller(s3: S3Client, partition: str, bucket: str, denial: Callable[[], Denial], dry_run: bool) -> Action:
     try:
-        denial = principal_denial(iam, incident, settings)
+        caller = denial()
     except ClientError as error:
         if is_transient(error):
             raise
         return _action(bucket, Outcome.FAILED, f"caller not denied: looking its ARN up failed: {describe_error(error)}")
-    if denial.arn is None:
-        return _action(bucket, Outcome.SKIPPED, f"caller not denied on the bucket: {denial.reason}")
-    partition = partition_of(incident.region)
+    if caller.arn is None:
+        return _action(bucket, Outcome.SKIPPED, f"caller not denied on the bucket: {caller.reason}")
     return _step(
         bucket,
         f"writing statement {DENY_PRINCIPALS_SID}",
@@ -514,7 +574,7 @@ def _deny_caller(
         s3,
         bucket,
         DENY_PRINCIPALS_SID,
-        [denial.arn],
+        [caller.arn],
         lambda values: principals_statement(partition, bucket, values),
         denied_principals,
         dry_run,

@@ -119,6 +119,34 @@ class NetworkInterface:
         )
 
 
+# protect-bucket: GuardDuty lists every bucket the caller's API calls touched. Protect Bucket acts on the first
+# MAX_BUCKETS_PER_INCIDENT (about eight S3 calls each within its 60-second timeout, each one a release must undo)
+# and reports the rest skipped; the first MAX_BUCKETS_NAMED are kept, by name and tags, so a crafted finding's
+# thousands of buckets cannot fill the 256 KiB state payload the incident shares with its actions.
+MAX_BUCKETS_PER_INCIDENT = 10
+MAX_BUCKETS_NAMED = 100
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """protect-bucket: one S3 bucket the finding names, its tags as the finding gave them, and the object scanned."""
+
+    name: str
+    tags: tuple[tuple[str, str], ...] = ()
+    object_key: str | None = None
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.tags).get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tags": dict(self.tags), "object_key": self.object_key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bucket:
+        tags = tuple(sorted(dict(data.get("tags") or {}).items()))
+        return cls(name=data["name"], tags=tags, object_key=data.get("object_key"))
+
+
 @dataclass(frozen=True)
 class RemoteIpDetails:
     """What the finding itself says about one remote address (GuardDuty's own enrichment)."""
@@ -176,6 +204,8 @@ class Incident:
     # protect-bucket: the S3 bucket the finding names and, for Malware Protection for S3, the object it scanned.
     bucket_name: str | None = None
     object_key: str | None = None
+    # Every bucket the finding names, the one above first; a record written before there was this field has none.
+    buckets: tuple[Bucket, ...] = ()
     # contain-function: the Lambda function a Lambda Protection finding names, and its execution role's ARN.
     function_name: str | None = None
     function_arn: str | None = None
@@ -205,6 +235,7 @@ class Incident:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["resource_tags"] = dict(self.resource_tags)
+        data["buckets"] = [bucket.to_dict() for bucket in self.buckets]
         return data
 
     @classmethod
@@ -220,8 +251,16 @@ class Incident:
                 "remote_ip_details": tuple(RemoteIpDetails.from_dict(d) for d in data.get("remote_ip_details", ())),
                 "invalid_remote_ips": tuple(data.get("invalid_remote_ips", ())),
                 "threat_lists": tuple(data.get("threat_lists", ())),
+                "buckets": tuple(Bucket.from_dict(b) for b in data.get("buckets") or ()),
             }
         )
+
+    @property
+    def bucket_names(self) -> tuple[str, ...]:
+        """The buckets protect-bucket answers, in the finding's order (only bucket_name on an older record)."""
+        if self.buckets:
+            return tuple(bucket.name for bucket in self.buckets)
+        return (self.bucket_name,) if self.bucket_name else ()
 
 
 def utc_now() -> str:

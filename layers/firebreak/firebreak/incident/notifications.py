@@ -170,10 +170,11 @@ def bucket_undo(action: Action) -> str | None:
 
 
 def _bucket_lines(incident: Incident) -> list[str]:
-    """protect-bucket: the bucket the finding names and the object Malware Protection found, for the responders."""
-    if not incident.bucket_name:
+    """protect-bucket: the buckets the finding names and the object Malware Protection found, for the responders."""
+    names = incident.bucket_names
+    if not names:
         return []
-    return [f"Bucket:    {incident.bucket_name}"] + (
+    return [f"Bucket:    {names[0]}" if len(names) == 1 else f"Buckets:   {', '.join(names)}"] + (
         [f"Object:    {incident.object_key} (kept as evidence; reads denied)"] if incident.object_key else []
     )
 

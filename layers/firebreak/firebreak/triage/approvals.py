@@ -20,7 +20,18 @@ from typing import Any
 
 from firebreak.core.aws import conditional
 from firebreak.core.errors import ApprovalAnswerInvalid, ApprovalTokenExpired, ApprovalTokenInvalid
-from firebreak.core.models import Action, ActionType, Approval, Decision, Incident, Mode, Outcome, Playbook, Source
+from firebreak.core.models import (
+    MAX_BUCKETS_PER_INCIDENT,
+    Action,
+    ActionType,
+    Approval,
+    Decision,
+    Incident,
+    Mode,
+    Outcome,
+    Playbook,
+    Source,
+)
 from firebreak.core.settings import Settings
 
 APPROVAL_TAG = "firebreak:approval"
@@ -107,7 +118,8 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
         principal = incident.access_key_id or incident.principal_name or "the finding's principal"
         targets.append((ActionType.REVOKE_CREDENTIALS, principal))
     elif playbook is Playbook.PROTECT_BUCKET:
-        targets.append((ActionType.PROTECT_BUCKET, incident.bucket_name or "the finding's bucket"))
+        buckets = incident.bucket_names or ("the finding's bucket",)
+        targets += [(ActionType.PROTECT_BUCKET, bucket) for bucket in buckets[:MAX_BUCKETS_PER_INCIDENT]]
         if incident.principal_type in ("IAMUser", "AssumedRole"):
             principal = incident.access_key_id or incident.principal_name or "the finding's principal"
             targets.append((ActionType.REVOKE_CREDENTIALS, principal))
@@ -118,7 +130,15 @@ def planned_actions(playbook: Playbook, incident: Incident, outcome: Outcome, wh
         targets.append((ActionType.CONTAIN_DATABASE, database))
     if playbook is not Playbook.NOTIFY_ONLY:
         targets += [(ActionType.BLOCK_IP, address) for address in incident.remote_ips]
-    return tuple(Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets)
+    planned = [Action(kind, target, outcome, why or f"will {_WILL[kind]}") for kind, target in targets]
+    if playbook is Playbook.PROTECT_BUCKET:
+        # An approver must know which buckets stay as they are, whatever the answer.
+        over = f"will not protect: one incident protects the first {MAX_BUCKETS_PER_INCIDENT} buckets the finding names"
+        planned += [
+            Action(ActionType.PROTECT_BUCKET, bucket, Outcome.SKIPPED, over)
+            for bucket in incident.bucket_names[MAX_BUCKETS_PER_INCIDENT:]
+        ]
+    return tuple(planned)
 
 
 def denial_reason(approval: Approval) -> str:

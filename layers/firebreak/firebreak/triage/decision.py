@@ -13,7 +13,7 @@ from firebreak.core import aws
 from firebreak.core.addresses import partition
 from firebreak.core.errors import FindingRejected
 from firebreak.core.members import Organization
-from firebreak.core.models import EXEMPT_TAG, Approval, Incident, Mode, Playbook, Triage
+from firebreak.core.models import EXEMPT_TAG, MAX_BUCKETS_PER_INCIDENT, Approval, Incident, Mode, Playbook, Triage
 from firebreak.core.settings import Settings
 from firebreak.triage.accounts import account_refusal
 from firebreak.triage.approvals import decide_mode
@@ -104,10 +104,15 @@ def charge(result: Triage, settings: Settings) -> tuple[Budget, int, int]:
     the addresses they also block ride along on it, so a storm of scanners using up the address budget can never
     hold back the isolation of a compromised instance, and they stay bounded by the workload budget and the cap.
     contain-function takes one workload unit the same way: it stops a function and revokes its role's sessions.
+    protect-bucket takes one workload unit per bucket it will change (up to MAX_BUCKETS_PER_INCIDENT), since each
+    is a workload changed as an instance is.
     """
     if result.playbook is Playbook.BLOCK_IP:
         addresses, _ = partition(result.incident.remote_ips, settings.allow_list, settings.max_addresses_per_incident)
         return ADDRESSES, settings.max_blocked_addresses_per_hour, len(addresses)
+    if result.playbook is Playbook.PROTECT_BUCKET:
+        buckets = len(result.incident.bucket_names[:MAX_BUCKETS_PER_INCIDENT])
+        return WORKLOADS, settings.max_containments_per_hour, max(buckets, 1)
     return WORKLOADS, settings.max_containments_per_hour, 1
 
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from firebreak.core.errors import FindingRejected
-from firebreak.core.models import Incident, NetworkInterface, RemoteIpDetails, Source
+from firebreak.core.models import (
+    EXEMPT_TAG,
+    MAX_BUCKETS_NAMED,
+    Bucket,
+    Incident,
+    NetworkInterface,
+    RemoteIpDetails,
+    Source,
+)
+from firebreak.triage.approvals import APPROVAL_TAG
 
 # A real finding is at most 256 KiB, far below this many entries; the cap bounds what a crafted event can make one
 # step do and keeps the incident within the Step Functions payload limit.
@@ -299,17 +308,45 @@ def _guardduty_instance(details: _Node) -> dict[str, Any]:
 
 
 def _guardduty_bucket(resource: _Node) -> dict[str, Any]:
-    """protect-bucket: the first bucket the finding names, its tags, and the object Malware Protection scanned."""
-    buckets = resource.nodes("s3BucketDetails", 1)
+    """protect-bucket: every bucket the finding names, each with its tags and the object Malware Protection scanned."""
+    buckets: list[Bucket] = []
+    for details in resource.nodes("s3BucketDetails", MAX_BUCKETS_NAMED):
+        objects = details.nodes("s3ObjectDetails", 1)
+        tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+        name = details.matching("name", _BUCKET_NAME, "an S3 bucket name")
+        key = objects[0].text("key", MAX_OBJECT_KEY) if objects else None
+        buckets.append(Bucket(name, _tags(tags, details.where("tags")), key))
+    return _bucket_fields(buckets)
+
+
+def _bucket_fields(found: list[Bucket]) -> dict[str, Any]:
+    """The buckets once each (Security Hub may list a bucket and an object in it), the first as bucket_name, and the
+    one tag set triage reads: a person is asked when any bucket wants approval, and the incident is exempt only when
+    every bucket is; Protect Bucket skips each other exempt bucket by its own tags."""
+    merged: dict[str, Bucket] = {}
+    for bucket in found:
+        seen = merged.get(bucket.name)
+        if seen is not None:
+            bucket = Bucket(
+                bucket.name,
+                tuple(sorted({**dict(bucket.tags), **dict(seen.tags)}.items())),
+                seen.object_key or bucket.object_key,
+            )
+        merged[bucket.name] = bucket
+    buckets = tuple(merged.values())
     if not buckets:
         return {}
-    details = buckets[0]
-    objects = details.nodes("s3ObjectDetails", 1)
-    tags = [(tag.get("key"), tag.get("value")) for tag in details.nodes("tags")]
+    tags = dict(buckets[0].tags)
+    wanting = [b for b in buckets if (b.tag(APPROVAL_TAG) or "").lower() == "required"]
+    if wanting:
+        tags[APPROVAL_TAG] = wanting[0].tag(APPROVAL_TAG) or "required"
+    if not all((b.tag(EXEMPT_TAG) or "").lower() == "true" for b in buckets):
+        tags.pop(EXEMPT_TAG, None)
     return {
-        "bucket_name": details.matching("name", _BUCKET_NAME, "an S3 bucket name"),
-        "object_key": objects[0].text("key", MAX_OBJECT_KEY) if objects else None,
-        "resource_tags": _tags(tags, details.where("tags")),
+        "bucket_name": buckets[0].name,
+        "object_key": buckets[0].object_key,
+        "buckets": buckets,
+        "resource_tags": tuple(sorted(tags.items())),
     }
 
 
@@ -482,21 +519,26 @@ def _asff_instance(resource: _Node) -> dict[str, Any]:
 
 
 def _asff_bucket(resources: list[_Node]) -> dict[str, Any]:
-    """protect-bucket: the bucket (and object) of the first S3 resource, from its ARN, with the resource's tags."""
+    """protect-bucket: the bucket (and object) of every S3 resource, from its ARN, with the resource's tags."""
+    buckets: list[Bucket] = []
     for resource in resources:
         kind = resource.get("Type")
         if kind not in ("AwsS3Bucket", "AwsS3Object"):
             continue
+        if len(buckets) == MAX_BUCKETS_NAMED:
+            break
         arn = resource.required("Id", 2048)
         path = _S3_ARN_PREFIX.sub("", arn, count=1) if _S3_ARN_PREFIX.match(arn) else ""
         name, _, key = path.partition("/")
         tags = resource.at("Tags")
-        return {
-            "bucket_name": _matching(name, resource.where("Id"), _BUCKET_NAME, "an S3 bucket or object ARN"),
-            "object_key": (key[:MAX_OBJECT_KEY] or None) if kind == "AwsS3Object" else None,
-            "resource_tags": _tags(list(tags.data.items()), tags.path),
-        }
-    return {}
+        buckets.append(
+            Bucket(
+                _matching(name, resource.where("Id"), _BUCKET_NAME, "an S3 bucket or object ARN"),
+                _tags(list(tags.data.items()), tags.path),
+                (key[:MAX_OBJECT_KEY] or None) if kind == "AwsS3Object" else None,
+            )
+        )
+    return _bucket_fields(buckets)
 
 
 def _asff_database(resource: _Node) -> dict[str, Any]:
