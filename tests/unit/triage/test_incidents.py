@@ -215,6 +215,42 @@ def test_containment_actions_are_exactly_the_ones_that_change_the_account() -> N
     } == CONTAINMENT_ACTIONS
 
 
+PROTECT_BUCKET = Playbook.PROTECT_BUCKET
+
+
+def bucket_action(outcome: Outcome, target: str, left_open: bool = False) -> Action:
+    return Action(ActionType.PROTECT_BUCKET, target, outcome, "r", left_open=left_open)
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        pytest.param([bucket_action(Outcome.APPLIED, "a"), bucket_action(Outcome.SKIPPED, "b", left_open=True)],
+                     S.PARTIALLY_CONTAINED, id="one-protected-one-left-open"),
+        pytest.param([bucket_action(Outcome.SKIPPED, "b", left_open=True)], S.NOTIFIED, id="only-left-open"),
+        pytest.param([bucket_action(Outcome.APPLIED, "a"), bucket_action(Outcome.SKIPPED, "b")], S.CONTAINED,
+                     id="one-protected-one-exempt"),
+    ],
+)  # fmt: skip
+def test_a_target_left_open_for_a_person_keeps_the_incident_from_reading_contained(
+    actions: list[Action], expected: IncidentStatus
+) -> None:
+    # GIVEN a playbook that protected one target and left another for a person (over a cap, tagged for approval
+    # since the finding), or skipped it because there is nothing to contain (exempt)
+    # WHEN the final status is decided
+    # THEN only the skip that leaves something open keeps it from CONTAINED
+    assert final_status(PROTECT_BUCKET, ENFORCE, actions, suppressed=False) is expected
+
+
+def test_left_open_survives_the_trip_between_steps_and_is_said_only_where_true() -> None:
+    # GIVEN an action left open and one not
+    left, closed = bucket_action(Outcome.SKIPPED, "b", left_open=True), bucket_action(Outcome.APPLIED, "a")
+    # WHEN they pass between steps as JSON
+    # THEN the mark comes back, and an ordinary action carries no such key
+    assert Action.from_dict(left.to_dict()).left_open is True
+    assert "left_open" not in closed.to_dict()
+
+
 def test_final_status_reads_a_one_shot_iterable() -> None:
     # GIVEN actions passed as a generator, as a caller streaming them might
     actions = (a for a in [act(Outcome.FAILED), act(Outcome.APPLIED, target="8.8.8.8/32")])

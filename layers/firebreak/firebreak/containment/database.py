@@ -450,7 +450,8 @@ def quarantine(request: PlaybookRequest, approved: bool = False) -> Step:
         return gated
     wanting = None if approved else gated.approval_wanted_by
     if wanting and request.mode is Mode.ENFORCE:
-        return Step(DatabaseStatus.APPROVAL_REQUIRED, (_action(target, Outcome.SKIPPED, _approval_reason(wanting)),))
+        waiting = dataclasses.replace(_action(target, Outcome.SKIPPED, _approval_reason(wanting)), left_open=True)
+        return Step(DatabaseStatus.APPROVAL_REQUIRED, (waiting,))
     actions = tuple(move_to_quarantine(rds, ec2, gated, request.dry_run))
     if wanting:
         # A plan must say what the live run would do: stop for a person, not move the database.

@@ -274,6 +274,9 @@ class Action:
 
     `before` and `after` are the target's state around the change (the release contract in incident.release says
     what each action type records); `at` is when the outcome was reached, stamped where the action is created.
+    `left_open`: a skipped target the playbook was there to contain and a person now must (one over a cap, one
+    tagged for approval since the finding); while one stands the incident is not CONTAINED. An exempt or vanished
+    target is skipped without it: there is nothing left to contain.
     """
 
     type: ActionType
@@ -283,9 +286,13 @@ class Action:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=utc_now)
+    left_open: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "type": self.type.value, "outcome": self.outcome.value}
+        data = {**asdict(self), "type": self.type.value, "outcome": self.outcome.value}
+        if not self.left_open:
+            del data["left_open"]  # said only where it is true, so records and reports carry it only there
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Action:
@@ -297,6 +304,7 @@ class Action:
             before=dict(data.get("before") or {}),
             after=dict(data.get("after") or {}),
             at=data.get("at") or utc_now(),
+            left_open=bool(data.get("left_open", False)),
         )
 
 

@@ -62,6 +62,8 @@ def final_status(playbook: Playbook, mode: Mode, actions: Iterable[Action], supp
         return IncidentStatus.AWAITING_APPROVAL
     if mode is Mode.DRY_RUN and playbook is not Playbook.NOTIFY_ONLY:
         return IncidentStatus.DRY_RUN
+    if any(action.left_open for action in containment):
+        return IncidentStatus.PARTIALLY_CONTAINED if done else IncidentStatus.NOTIFIED
     main = _MAIN_ACTION.get(playbook)
     if done and main is not None and not any(action.type is main for action in done):
         return IncidentStatus.PARTIALLY_CONTAINED
