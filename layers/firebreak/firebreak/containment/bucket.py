@@ -25,6 +25,7 @@ from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import MEMBER_ROLES, partition_of, playbook_client
 from firebreak.core.models import (
+    APPROVAL_TAG,
     EXEMPT_TAG,
     MAX_BUCKETS_PER_INCIDENT,
     Action,
@@ -35,7 +36,6 @@ from firebreak.core.models import (
     PlaybookRequest,
     step_output,
 )
-from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -34,6 +34,7 @@ from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import DatabaseNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
 from firebreak.core.members import playbook_client
 from firebreak.core.models import (
+    APPROVAL_TAG,
     EXEMPT_TAG,
     Action,
     ActionType,
@@ -43,7 +44,6 @@ from firebreak.core.models import (
     PlaybookRequest,
     step_output,
 )
-from firebreak.triage.approvals import APPROVAL_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

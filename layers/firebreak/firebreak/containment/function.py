@@ -23,13 +23,21 @@ from botocore.exceptions import ClientError
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Mode, Outcome, PlaybookRequest, step_output
+from firebreak.core.models import (
+    APPROVAL_TAG,
+    EXEMPT_TAG,
+    Action,
+    ActionType,
+    Mode,
+    Outcome,
+    PlaybookRequest,
+    step_output,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
 # Written as a string, not imported: containment may not import triage's approvals.
-APPROVAL_TAG = "firebreak:approval"
 # CloudFormation tags every function a stack creates; SAM names them <stack>-<LogicalId>-<suffix>.
 STACK_NAME_TAG = "aws:cloudformation:stack-name"
 EVIDENCE_DESCRIPTION = "Firebreak evidence for incident {incident_id}: the function as it ran when contained"

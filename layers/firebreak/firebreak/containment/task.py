@@ -22,7 +22,16 @@ from firebreak.containment.isolation import Interface, IsolationStatus, addresse
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import MemberRoleUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, step_output
+from firebreak.core.models import (
+    APPROVAL_TAG,
+    EXEMPT_TAG,
+    Action,
+    ActionType,
+    Incident,
+    Outcome,
+    PlaybookRequest,
+    step_output,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -35,7 +44,6 @@ _NOT_FOUND_CODES = frozenset({"ClusterNotFoundException", "InvalidParameterExcep
 STOP_REASON = "Firebreak incident {incident_id}: isolated, then stopped (StopTaskAfterIsolation)"
 QUARANTINE_LABEL = "firebreak/quarantine"
 # The tag triage.approvals reads on the finding's copy of the tags; read here live, since it may be newer.
-APPROVAL_TAG = "firebreak:approval"
 
 
 @dataclass(frozen=True)

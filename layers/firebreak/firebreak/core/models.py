@@ -94,6 +94,9 @@ OUTCOME_MARKS = {
 
 # A resource tagged with it =true is never touched: triage only notifies, and containment skips the instance.
 EXEMPT_TAG = "firebreak:exempt"
+# A resource tagged with it =required is never changed without a person's approval: triage asks when the finding
+# carries it, and each playbook's destructive step reads it again, as it may have been added since.
+APPROVAL_TAG = "firebreak:approval"
 
 
 @dataclass(frozen=True)

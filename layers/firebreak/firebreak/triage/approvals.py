@@ -21,6 +21,7 @@ from typing import Any
 from firebreak.core.aws import conditional
 from firebreak.core.errors import ApprovalAnswerInvalid, ApprovalTokenExpired, ApprovalTokenInvalid
 from firebreak.core.models import (
+    APPROVAL_TAG,
     MAX_BUCKETS_PER_INCIDENT,
     Action,
     ActionType,
@@ -34,7 +35,6 @@ from firebreak.core.models import (
 )
 from firebreak.core.settings import Settings
 
-APPROVAL_TAG = "firebreak:approval"
 TOKEN_VERSION = "fb1"
 # What the entry machine writes as decided_by when nobody answered; keep in step with "Wait For Approval".
 TIMEOUT_POLICY = "timeout policy"

@@ -14,6 +14,7 @@ from typing import Any
 
 from firebreak.core.errors import FindingRejected
 from firebreak.core.models import (
+    APPROVAL_TAG,
     EXEMPT_TAG,
     MAX_BUCKETS_NAMED,
     Bucket,
@@ -22,7 +23,6 @@ from firebreak.core.models import (
     RemoteIpDetails,
     Source,
 )
-from firebreak.triage.approvals import APPROVAL_TAG
 
 # A real finding is at most 256 KiB, far below this many entries; the cap bounds what a crafted event can make one
 # step do and keeps the incident within the Step Functions payload limit.
