@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from firebreak_local import patterns, runtime
+from firebreak_local import moto_data, patterns, runtime
 from firebreak_local.moto_data import MotoData
 from firebreak_local.organization import AssumeRoleCheck, Organization, Refusal, deploy_member_stack
 from firebreak_local.template import Stack, Template, TemplateError, load_template
@@ -205,8 +205,9 @@ class Engine:
         )
         self._mock.start()
         try:
-            key = self._provisioning_key()
-            provisioned = _PROVISIONED.get(key)
+            # Only into an empty moto: an engine started inside a test's own mock_aws provisions beside its data.
+            key = self._provisioning_key() if moto_data.empty() else None
+            provisioned = _PROVISIONED.get(key) if key else None
             if provisioned is not None:
                 provisioned.data.restore()
             self.organization = Organization(ACCOUNT_ID, None if provisioned else REGION)
@@ -219,7 +220,8 @@ class Engine:
                 with self.api_calls.quiet():
                     self._provision()
                     self._observe_incident_events()
-                _PROVISIONED[key] = self._provisioned()
+                if key:
+                    _PROVISIONED[key] = self._provisioned()
         except BaseException:
             self._leave_organization()
             runtime.stop_discarding_data(self._mock)

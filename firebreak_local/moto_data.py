@@ -65,6 +65,12 @@ copyreg.pickle(ParameterDict, _parameter_dict)
 moto_base_backend.BackendDict.__deepcopy__ = _itself  # type: ignore[attr-defined]
 
 
+def empty() -> bool:
+    """Whether moto holds no data at all: what a copy can be taken of, or restored into, without mixing."""
+    with moto_base_backend.backend_lock:
+        return not any(len(backends) for backends in moto_base_backend.BackendDict._instances)  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
 class MotoData:
     """The contents of every backend moto had loaded when it was taken; restore() puts a copy of them back."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import boto3
+from moto import mock_aws
+
 from firebreak_local import engine as engine_module
 from firebreak_local.engine import Engine
 from firebreak_local.moto_data import MotoData
@@ -77,3 +80,18 @@ def _first_queue() -> object:
     from moto.sqs.models import sqs_backends
 
     return next(iter(sqs_backends["123456789012"]["us-east-1"].queues.values()))
+
+
+def test_an_engine_inside_moto_that_holds_data_provisions_beside_it() -> None:
+    # GIVEN a provisioned copy exists, and moto already holds a test's own bucket
+    with Engine(TEMPLATE):
+        pass
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="a-test-of-its-own")
+
+        # WHEN an engine starts inside that moto
+        with Engine(TEMPLATE) as running:
+            # THEN the test's data is still there beside the stack's own resources
+            names = {bucket["Name"] for bucket in running.client("s3").list_buckets()["Buckets"]}
+            assert "a-test-of-its-own" in names
+            assert running.resources["IncidentTable"].ref in running.client("dynamodb").list_tables()["TableNames"]
