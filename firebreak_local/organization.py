@@ -43,15 +43,19 @@ _PRINCIPAL_KEYS = ("aws:principalorgid", "aws:principalarn", "aws:principalaccou
 class Organization:
     """The security account's organization in moto, with one organizational unit that every member account joins."""
 
-    def __init__(self, management_account: str, region: str) -> None:
+    def __init__(self, management_account: str, region: str | None) -> None:
+        """Creates it in moto; region None: moto holds it already (restored data), and this is its view of it."""
         # Through the backend, not the API: the engine's start pays no client for it, and it is the engine's own doing.
         self._backend = organizations_backends[management_account][_PARTITION]
-        self._backend.create_organization(region=region, FeatureSet="ALL")
-        assert self._backend.org is not None
-        self.id: str = self._backend.org.id
-        self.root_id: str = self._backend.org.root_id
-        unit = self._backend.create_organizational_unit(Name=MEMBER_UNIT_NAME, ParentId=self.root_id)
-        self.unit_id: str = unit["OrganizationalUnit"]["Id"]
+        if region is not None:
+            self._backend.create_organization(region=region, FeatureSet="ALL")
+            assert self._backend.org is not None
+            self._backend.create_organizational_unit(Name=MEMBER_UNIT_NAME, ParentId=self._backend.org.root_id)
+        organization = self._backend.org
+        assert organization is not None, f"no organization in {management_account}"
+        self.id: str = organization.id
+        self.root_id: str = organization.root_id
+        self.unit_id: str = next(unit.id for unit in self._backend.ou if unit.name == MEMBER_UNIT_NAME)
         self.management_account = management_account
         self._joined: list[str] = []
 
