@@ -16,7 +16,7 @@ from firebreak_local.runtime import CappedClock as CappedClock  # the engine's, 
 from firebreak_local.template import load_template
 
 if TYPE_CHECKING:
-    from firebreak_local.engine import Engine, Execution
+    from firebreak_local.engine import Approvals, Engine, Execution
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -96,6 +96,14 @@ class Case:
 
     def __str__(self) -> str:
         return f"{self.service}.{self.operation}-{self.code}-{'always' if self.times is None else self.times}"
+
+
+def start(engine: Engine, event: Mapping[str, Any], approvals: Approvals | None = None) -> Execution:
+    """The execution the event starts through the template rule it matches (it must match one); approvals as the
+    engine's default (report a wait) unless given."""
+    rule = engine.matching_rule(event)
+    assert rule is not None, "the event should trigger a rule"
+    return engine.start(rule, event) if approvals is None else engine.start(rule, event, approvals)
 
 
 def run_with_fault(engine: Engine, event: Mapping[str, Any], case: Case) -> tuple[Execution, int]:

@@ -17,17 +17,11 @@ from firebreak.intel.remote_config import forget
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.storm import attackers, findings, run_storm
 from firebreak_local.template import Stack, load_template
-from tests.support import TEMPLATE, load_event
+from tests.support import TEMPLATE, load_event, start
 
 BRUTE_FORCE = "eventbridge/guardduty_ssh_brute_force"
 ATTACKED_SUBNET = "subnet-0a1b2c3d4e5f60001"
 BLOCK_FUNCTION = "firebreak-BlockIpFunction"
-
-
-def run(engine: Engine, event: dict[str, Any]) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None
-    return engine.start(rule, event)
 
 
 def attack_from(address: str, finding: str) -> dict[str, Any]:
@@ -109,7 +103,7 @@ def test_every_guard_refuses_with_a_clear_reason_in_the_report(guarded: Engine) 
     probes.append({**copy.deepcopy(template), "remoteIpDetails": {"ipAddressV4": "103.145.13.7"}})
 
     # WHEN it runs
-    outcome = actions(run(guarded, event))
+    outcome = actions(start(guarded, event))
 
     # THEN one attacker is blocked and every other address is skipped with the guard that stopped it
     assert outcome["194.26.29.102/32"]["outcome"] == "applied"
@@ -127,7 +121,7 @@ def test_every_guard_refuses_with_a_clear_reason_in_the_report(guarded: Engine) 
 
 def test_expiry_removes_the_last_address_from_the_ipset(engine: Engine) -> None:
     # GIVEN the only blocked address, whose block has expired
-    run(engine, load_event(BRUTE_FORCE))
+    start(engine, load_event(BRUTE_FORCE))
     assert engine.blocked_ips() == ["45.155.205.233/32"]
     set_expiry(engine, "45.155.205.233/32", int(time.time()) - 1)
 
@@ -144,12 +138,12 @@ def test_expiry_removes_the_last_address_from_the_ipset(engine: Engine) -> None:
 
 def test_resighting_extends_the_block(engine: Engine) -> None:
     # GIVEN a block about to expire
-    first = actions(run(engine, load_event(BRUTE_FORCE)))
+    first = actions(start(engine, load_event(BRUTE_FORCE)))
     assert first["45.155.205.233/32"]["outcome"] == "applied"
     set_expiry(engine, "45.155.205.233/32", int(time.time()) + 60)
 
     # WHEN the same address attacks again, in a new finding
-    again = actions(run(engine, attack_from("45.155.205.233", "resighted")))
+    again = actions(start(engine, attack_from("45.155.205.233", "resighted")))
 
     # THEN the block is reported as already in place and extended by the full 24 hours, and a sweep keeps it
     assert again["45.155.205.233/32"]["outcome"] == "already_applied"
@@ -163,7 +157,7 @@ def test_resighting_extends_the_block(engine: Engine) -> None:
 
 def test_sweep_repairs_and_reports_drift(engine: Engine) -> None:
     # GIVEN two blocked addresses, then a person adds one address to the IPv4 set and removes the IPv6 one
-    run(engine, load_event("eventbridge/guardduty_port_probe_high"))
+    start(engine, load_event("eventbridge/guardduty_port_probe_high"))
     edit_ipset(engine, "BlockedIpv4Set", add=("8.8.8.8/32",))
     edit_ipset(engine, "BlockedIpv6Set", remove=("2a0e:97c0:3e3:2a2::1/128",))
     engine.notifications()
@@ -207,13 +201,13 @@ def test_nacl_blocking_denies_in_the_attacked_subnets_acl_and_evicts_the_oldest(
         # AND a sample finding (always dry-run) against the same subnet first, which must only plan
         sample = attack_from("185.220.101.47", "sample")
         sample["detail"]["service"]["additionalInfo"] = {"sample": True, "type": "default", "value": '{"sample":true}'}
-        planned = actions(run(engine, sample))[f"185.220.101.47/32 in network ACL of {ATTACKED_SUBNET}"]
+        planned = actions(start(engine, sample))[f"185.220.101.47/32 in network ACL of {ATTACKED_SUBNET}"]
         assert planned["outcome"] == "planned"
         assert entries() == foreign  # nothing written inside the range
 
         # WHEN three attackers (IPv4, IPv6, IPv4) are seen one after the other
         runs = [
-            run(engine, attack_from(address, f"nacl{index}"))
+            start(engine, attack_from(address, f"nacl{index}"))
             for index, address in enumerate(("45.155.205.233", "2a0e:97c0:3e3:2a2::1", "194.26.29.102"))
         ]
 
@@ -240,7 +234,7 @@ def test_cloudfront_scope_blocks_in_its_own_ipsets_when_enabled() -> None:
     # GIVEN a stack with CLOUDFRONT-scope IPSets as well
     with Engine(TEMPLATE, {"CloudFrontBlocking": "true"}) as engine:
         # WHEN a brute force runs
-        outcome = actions(run(engine, load_event(BRUTE_FORCE)))
+        outcome = actions(start(engine, load_event(BRUTE_FORCE)))
 
         # THEN the address is in the REGIONAL and the CLOUDFRONT IPv4 sets, and the action names both
         assert ipset(engine, "BlockedIpv4Set") == ipset(engine, "BlockedCloudFrontIpv4Set") == ["45.155.205.233/32"]

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core import aws
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of
+from tests.support import TEMPLATE, incident_record, load_event, report_of, start
 
 BRUTE_FORCED = "eventbridge/guardduty_rds_successful_brute_force"
 FAILED_LOGIN = "eventbridge/guardduty_rds_malicious_ip_failed_login"
@@ -50,20 +50,8 @@ def enforcing() -> Iterator[Engine]:
         yield engine
 
 
-def run(engine: Engine, event: dict[str, Any], approvals: Approvals = Approvals.REPORT) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None, "the event should trigger a rule"
-    return engine.start(rule, event, approvals)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
-
-
 def actions(execution: Execution, action_type: str = "contain_database") -> list[dict[str, Any]]:
-    return [action for action in report(execution)["actions"] if action["type"] == action_type]
+    return [action for action in report_of(execution)["actions"] if action["type"] == action_type]
 
 
 def snapshots(execution: Execution) -> list[dict[str, Any]]:
@@ -113,12 +101,12 @@ def test_happy_path_snapshots_the_cluster_quarantines_it_and_blocks_the_login_ad
     [original] = cluster_groups(enforcing)
 
     # WHEN the finding runs through the stack
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the playbook ran in order and the incident is CONTAINED
     assert execution.status == "SUCCEEDED"
     assert execution.states == CONTAIN_STATES
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert outcome["playbook"] == "contain-database"
     assert outcome["status"] == "CONTAINED"
 
@@ -150,16 +138,16 @@ def test_standalone_instance_brute_forced_until_a_login_succeeded_is_quarantined
     [original] = instance_groups(enforcing)
 
     # WHEN the finding runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the instance itself is snapshotted and quarantined, and the notification names the user to rotate
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     [quarantine] = instance_groups(enforcing)
     assert quarantine != original
     assert group_names(enforcing, [quarantine])[0].startswith("firebreak-quarantine-")
     rds = enforcing.client("rds")
     [snapshot] = rds.describe_db_snapshots(DBInstanceIdentifier=INSTANCE, SnapshotType="manual")["DBSnapshots"]
-    assert snapshot["DBSnapshotIdentifier"] == "firebreak-" + report(execution)["incident_id"]
+    assert snapshot["DBSnapshotIdentifier"] == "firebreak-" + report_of(execution)["incident_id"]
     assert enforcing.world.report()["databases"][INSTANCE]["snapshots"] == 1
     finding = json.loads(enforcing.notifications()[-1]["message"])["finding"]
     assert (finding["db_instance_id"], finding["db_user"], finding["db_name"]) == (INSTANCE, "admin", "billing")
@@ -168,20 +156,20 @@ def test_standalone_instance_brute_forced_until_a_login_succeeded_is_quarantined
 def test_second_finding_on_a_quarantined_database_changes_nothing_and_says_already_applied(enforcing: Engine) -> None:
     # GIVEN the cluster already contained for one finding
     first = load_event(AURORA_LOGIN)
-    run(enforcing, first)
+    start(enforcing, first)
     before = cluster_groups(enforcing)
 
     # WHEN a second finding of the same incident's database arrives (a redelivery would be a duplicate: a new finding)
     second = load_event(AURORA_LOGIN)
     second["detail"]["id"] = "0e4a6c8d2f5b7e9a1c3d4f6b8e0a2c99"
     second["detail"]["type"] = "CredentialAccess:RDS/TorIPCaller.SuccessfulLogin"
-    execution = run(enforcing, second)
+    execution = start(enforcing, second)
 
     # THEN the quarantine says already applied, its snapshot is its own, and no group or tag changed
     moves = [a for a in actions(execution) if "db_security_groups" in a["before"]]
     assert [a["outcome"] for a in moves] == ["already_applied"]
     assert moves[0]["before"]["db_security_groups"] != before
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert cluster_groups(enforcing) == before
     changes = [c for c in rds_calls(execution) if not c.endswith("CreateDBClusterSnapshot")]
     assert changes == []
@@ -190,8 +178,8 @@ def test_second_finding_on_a_quarantined_database_changes_nothing_and_says_alrea
 def test_rerun_of_one_incident_takes_no_second_snapshot(enforcing: Engine) -> None:
     # GIVEN an incident whose snapshot was taken
     event = load_event(AURORA_LOGIN)
-    first = run(enforcing, event)
-    incident_id = report(first)["incident_id"]
+    first = start(enforcing, event)
+    incident_id = report_of(first)["incident_id"]
     request = {"incident_id": incident_id, "incident": json.loads(incident_record(enforcing, incident_id)["incident"])}
 
     # WHEN its playbook runs again for the same incident (a retried execution)
@@ -214,15 +202,15 @@ def test_a_refused_snapshot_still_quarantines_and_is_partially_contained(
     )
 
     # WHEN the finding runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the snapshot is a failed evidence record, the quarantine and the block still happened, and the status says
     # so: evidence that is missing is never hidden behind a quarantine that worked
-    failed = [a for a in report(execution)["actions"] if a["outcome"] == "failed"]
+    failed = [a for a in report_of(execution)["actions"] if a["outcome"] == "failed"]
     assert [(a["type"], a["reason"].split(": ", 1)[1]) for a in failed] == [
         ("record", "AccessDenied: not authorized to perform: rds:CreateDBClusterSnapshot")
     ]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert enforcing.world.report()["databases"][CLUSTER]["quarantined"] is True
     assert "185.196.8.150/32" in enforcing.blocked_ips()
 
@@ -237,14 +225,14 @@ def test_a_refused_quarantine_leaves_the_groups_and_is_partially_contained(
     monkeypatch.setattr(aws.client("rds", region="us-east-1"), "modify_db_cluster", refuse("ModifyDBCluster"))
 
     # WHEN the finding runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the quarantine is failed with RDS's reason, the cluster keeps its groups, and it is never CONTAINED
     [failed] = [a for a in actions(execution) if a["outcome"] == "failed"]
     assert (
         failed["reason"] == f"cluster {CLUSTER} unchanged: AccessDenied: not authorized to perform: rds:ModifyDBCluster"
     )
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert cluster_groups(enforcing) == before
     assert enforcing.world.report()["databases"][CLUSTER]["snapshots"] == 1
 
@@ -257,7 +245,7 @@ def test_snapshot_step_crashing_is_failed_and_the_quarantine_still_runs(enforcin
     enforcing.dispatcher.override(SNAPSHOT_FUNCTION, crash)
 
     # WHEN the finding runs
-    execution = run(enforcing, load_event(AURORA_LOGIN))
+    execution = start(enforcing, load_event(AURORA_LOGIN))
 
     # THEN the snapshot is reported failed by step, the cluster is quarantined, the address blocked, never CONTAINED
     [snapshot] = snapshots(execution)
@@ -265,7 +253,7 @@ def test_snapshot_step_crashing_is_failed_and_the_quarantine_still_runs(enforcin
     assert snapshot["reason"].startswith("step Snapshot Database failed: ")
     assert [a["outcome"] for a in actions(execution) if "db_security_groups" in a["before"]] == ["applied"]
     assert "Enrich Addresses" in execution.states
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
@@ -276,10 +264,10 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         before = cluster_groups(engine)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN the snapshot and the quarantine are planned with their exact calls, and nothing changed
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         planned = [*snapshots(execution), *actions(execution)]
         assert [a["type"] for a in planned] == ["record", "contain_database"]
         assert {a["outcome"] for a in planned} == {"planned"}
@@ -300,12 +288,12 @@ def test_dry_run_stack_with_the_default_modes_plans_and_asks_nobody() -> None:
         before = cluster_groups(engine)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN no person is asked: the playbook only plans, and nothing changed anywhere
         assert execution.status == "SUCCEEDED"
         assert "Wait For Approval" not in execution.states
-        assert (report(execution)["status"], report(execution)["mode"]) == ("DRY_RUN", "dry-run")
+        assert (report_of(execution)["status"], report_of(execution)["mode"]) == ("DRY_RUN", "dry-run")
         assert {a["outcome"] for a in [*snapshots(execution), *actions(execution)]} == {"planned"}
         assert not [n for n in engine.notifications() if "AWAITING_APPROVAL" in n["subject"]]
         assert rds_calls(execution) == []
@@ -321,7 +309,7 @@ def test_by_default_the_playbook_waits_for_approval_and_changes_nothing(engine: 
     before = cluster_groups(engine)
 
     # WHEN the finding runs and nobody answers yet
-    waiting = run(engine, event)
+    waiting = start(engine, event)
 
     # THEN it waits, says what it will do, and the database still serves its application
     assert waiting.status == "RUNNING"
@@ -344,7 +332,7 @@ def test_approved_it_quarantines_the_database(engine: Engine) -> None:
     event = load_event(AURORA_LOGIN)
 
     # WHEN the finding runs and the request is approved
-    execution = run(engine, event, Approvals.APPROVE)
+    execution = start(engine, event, Approvals.APPROVE)
 
     # THEN the playbook ran after the approval and the cluster is in quarantine
     assert "Wait For Approval" in execution.states
@@ -363,14 +351,14 @@ def test_database_tagged_exempt_now_is_suppressed_and_not_touched(enforcing: Eng
     before = cluster_groups(enforcing)
 
     # WHEN the finding runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN nothing is touched, not even its addresses, and the incident is SUPPRESSED with the live tag as reason
     assert execution.states[4:7] == ["Snapshot Database", "Is Database Containable?", "Containment Skipped"]
     [skipped] = actions(execution)
     assert skipped["outcome"] == "skipped"
     assert "firebreak:exempt=true" in skipped["reason"]
-    assert report(execution)["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
     assert cluster_groups(enforcing) == before
     assert rds_calls(execution) == []
     assert enforcing.blocked_ips() == []
@@ -398,7 +386,7 @@ def test_instance_tagged_for_approval_after_the_finding_is_not_quarantined_witho
     before = instance_groups(enforcing)
 
     # WHEN the finding runs in enforce mode, nobody having approved it
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the snapshot is kept and the address blocked, but the quarantine is skipped naming the tag and what to do
     [skipped] = actions(execution)
@@ -410,7 +398,7 @@ def test_instance_tagged_for_approval_after_the_finding_is_not_quarantined_witho
     # AND the database keeps its groups in RDS, and the status says it is not contained
     assert instance_groups(enforcing) == before
     assert enforcing.world.report()["databases"][INSTANCE]["quarantined"] is False
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_aurora_cluster_tagged_for_approval_stops_the_quarantine_the_findings_instance_tags_miss(
@@ -423,7 +411,7 @@ def test_aurora_cluster_tagged_for_approval_stops_the_quarantine_the_findings_in
     before = cluster_groups(enforcing)
 
     # WHEN the finding runs in enforce mode
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the cluster is not moved, the reason names the cluster's tag, and the incident is PARTIALLY_CONTAINED
     [skipped] = actions(execution)
@@ -432,7 +420,7 @@ def test_aurora_cluster_tagged_for_approval_stops_the_quarantine_the_findings_in
     assert cluster_groups(enforcing) == before
     assert enforcing.world.report()["databases"][CLUSTER]["snapshots"] == 1
     assert "185.196.8.150/32" in enforcing.blocked_ips()
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     # AND the responders are told the same
     assert "firebreak:approval=required" in enforcing.notifications()[-1]["message"]
 
@@ -445,13 +433,13 @@ def test_approval_tag_with_no_address_to_block_leaves_the_incident_notified(enfo
     text = json.dumps(event).replace("185.196.8.150", "10.0.9.9")
 
     # WHEN the finding runs in enforce mode
-    execution = run(enforcing, json.loads(text))
+    execution = start(enforcing, json.loads(text))
 
     # THEN only evidence was kept, which contains nothing: NOTIFIED, the truth, not CONTAINED
     assert [a["outcome"] for a in actions(execution)] == ["skipped"]
     assert [a["outcome"] for a in snapshots(execution)] == ["applied"]
     assert enforcing.blocked_ips() == []
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
 
 
 def test_approved_incident_quarantines_a_database_tagged_for_approval(engine: Engine) -> None:
@@ -461,7 +449,7 @@ def test_approved_incident_quarantines_a_database_tagged_for_approval(engine: En
     tag(engine, cluster_arn(engine))
 
     # WHEN the finding runs and the request is approved
-    execution = run(engine, event, Approvals.APPROVE)
+    execution = start(engine, event, Approvals.APPROVE)
 
     # THEN the person's approval is the one the tag asks for: the cluster is quarantined
     assert "Wait For Approval" in execution.states
@@ -478,14 +466,14 @@ def test_dry_run_with_the_approval_tag_plans_the_quarantine_and_says_a_person_is
         before = cluster_groups(engine)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN the quarantine is planned, not skipped, and the plan says an enforce run would wait for a person
         [planned] = actions(execution)
         assert planned["outcome"] == "planned"
         assert "ModifyDBCluster(" in planned["reason"]
         assert planned["reason"].endswith("an enforce run skips it unless a person approved")
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         assert cluster_groups(engine) == before
 
 
@@ -496,13 +484,13 @@ def test_deleted_database_is_skipped_and_only_notified(enforcing: Engine) -> Non
     enforcing.client("rds").delete_db_instance(DBInstanceIdentifier=INSTANCE, SkipFinalSnapshot=True)
 
     # WHEN the finding runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the playbook stops at the gate, says why, and the incident is NOTIFIED
     assert execution.states[4:7] == ["Snapshot Database", "Is Database Containable?", "Containment Skipped"]
     [skipped] = actions(execution)
     assert "does not exist" in skipped["reason"]
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
 
 
 def test_failed_logins_only_block_the_address_and_leave_the_database_serving() -> None:
@@ -513,10 +501,10 @@ def test_failed_logins_only_block_the_address_and_leave_the_database_serving() -
         before = instance_groups(engine)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN block-ip blocks the address and the database keeps its groups and has no snapshot
-        outcome = report(execution)
+        outcome = report_of(execution)
         assert outcome["playbook"] == "block-ip"
         assert "45.141.84.120/32" in engine.blocked_ips()
         assert instance_groups(engine) == before
@@ -531,7 +519,7 @@ def test_release_puts_the_database_back_in_its_groups_and_keeps_the_snapshot(enf
     event = load_event(AURORA_LOGIN)
     enforcing.world.seed(event)
     original = cluster_groups(enforcing)
-    contained = report(run(enforcing, event))
+    contained = report_of(start(enforcing, event))
 
     # WHEN the incident is released
     released = report_of(enforcing.release(contained["incident_id"]))
@@ -551,7 +539,7 @@ def test_release_after_a_person_changed_the_groups_overwrites_nothing(enforcing:
     # GIVEN a contained instance whose groups a person changed since
     event = load_event(BRUTE_FORCED)
     enforcing.world.seed(event)
-    contained = report(run(enforcing, event))
+    contained = report_of(start(enforcing, event))
     ec2 = enforcing.client("ec2")
     vpc = ec2.describe_security_groups(GroupIds=instance_groups(enforcing))["SecurityGroups"][0]["VpcId"]
     chosen = ec2.create_security_group(GroupName="forensics", Description="chosen by a person", VpcId=vpc)["GroupId"]
@@ -577,10 +565,10 @@ def test_a_member_accounts_database_is_contained_there_and_released(enforcing: E
     event = json.loads(text)
 
     # WHEN it runs
-    execution = run(enforcing, event)
+    execution = start(enforcing, event)
 
     # THEN the member's instance is quarantined there, through the function's member role, and released there
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     world = enforcing.world.report()["databases"][INSTANCE]
     assert (world["account"], world["region"], world["quarantined"], world["snapshots"]) == (
         MEMBER,
@@ -588,5 +576,5 @@ def test_a_member_accounts_database_is_contained_there_and_released(enforcing: E
         True,
         1,
     )
-    assert report_of(enforcing.release(report(execution)["incident_id"]))["status"] == "RELEASED"
+    assert report_of(enforcing.release(report_of(execution)["incident_id"]))["status"] == "RELEASED"
     assert enforcing.world.report()["databases"][INSTANCE]["quarantined"] is False

@@ -10,7 +10,7 @@ import pytest
 
 from firebreak_local.cli import main
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import ROOT, TEMPLATE, incident_record, load_event
+from tests.support import ROOT, TEMPLATE, incident_record, load_event, report_of, start
 
 FUNCTION = "thumbnailer"
 ROLE = "thumbnailer-role"
@@ -48,20 +48,8 @@ def seed(engine: Engine, event: dict[str, Any]) -> Any:
     return engine.client("lambda", account=detail["accountId"], region=detail["region"])
 
 
-def run(engine: Engine, event: dict[str, Any]) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None, "the event should trigger a rule"
-    return engine.start(rule, event)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
-
-
 def actions(execution: Execution, action_type: str = "contain_function") -> list[dict[str, Any]]:
-    return [action for action in report(execution)["actions"] if action["type"] == action_type]
+    return [action for action in report_of(execution)["actions"] if action["type"] == action_type]
 
 
 def mutating_calls(execution: Execution, service: str) -> list[str]:
@@ -84,12 +72,12 @@ def test_happy_path_stops_the_function_keeps_a_version_revokes_its_role_and_bloc
     client.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": {"API_TOKEN": "s3cr3t"}})
 
     # WHEN the finding runs through the stack
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook ran in order and the incident is CONTAINED
     assert execution.status == "SUCCEEDED"
     assert execution.states == CONTAIN_STATES
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert outcome["status"] == "CONTAINED"
     assert outcome["playbook"] == "contain-function"
 
@@ -129,20 +117,20 @@ def test_second_finding_on_a_stopped_function_changes_nothing_and_says_already_a
     # GIVEN a function already contained for one finding
     first = crypto_mining()
     client = seed(engine, first)
-    run(engine, first)
+    start(engine, first)
 
     # WHEN another finding about the same function arrives
     second = crypto_mining()
     second["detail"]["id"] = "9e1d3c5b7a2f4e6d8c0b1a3f5e7d9c26"
     second["detail"]["type"] = "Backdoor:Lambda/C&CActivity.B"
-    execution = run(engine, second)
+    execution = start(engine, second)
 
     # THEN both function steps say already applied, the concurrency is not written again and no second version appears
     assert {a["outcome"] for a in actions(execution)} == {"already_applied"}
     # AND the role's deny moves on to this execution's start: sessions issued since the first finding are denied too
     [revoked] = actions(execution, "revoke_credentials")
     assert revoked["outcome"] == "applied"
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert "lambda.PutFunctionConcurrency" not in execution.api_calls
     assert [v["Version"] for v in client.list_versions_by_function(FunctionName=FUNCTION)["Versions"]] == [
         "$LATEST",
@@ -157,7 +145,7 @@ def test_function_gone_is_skipped_with_a_clear_reason_and_nothing_is_blocked(eng
     seed(engine, event).delete_function(FunctionName=FUNCTION)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook stops after the gate, says why, and the incident is only NOTIFIED
     assert execution.states[4:7] == ["Contain Function", "Is Function Containable?", "Containment Skipped"]
@@ -166,7 +154,7 @@ def test_function_gone_is_skipped_with_a_clear_reason_and_nothing_is_blocked(eng
         "skipped",
         f"function {FUNCTION} does not exist: nothing left to contain",
     )
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
     assert engine.blocked_ips() == []
 
 
@@ -178,14 +166,14 @@ def test_function_tagged_exempt_now_is_suppressed_and_not_touched(engine: Engine
     client.tag_resource(Resource=arn, Tags={"firebreak:exempt": "true"})
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN nothing is touched and the incident is SUPPRESSED, with the live tag as the reason
     assert execution.states[4:7] == ["Contain Function", "Is Function Containable?", "Containment Skipped"]
     assert [a["outcome"] for a in actions(execution)] == ["skipped"]
     assert "firebreak:exempt=true" in actions(execution)[0]["reason"]
-    assert report(execution)["status"] == "SUPPRESSED"
-    assert incident_record(engine, report(execution)["incident_id"])["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
+    assert incident_record(engine, report_of(execution)["incident_id"])["status"] == "SUPPRESSED"
     assert mutating_calls(execution, "lambda") == mutating_calls(execution, "iam") == []
     assert concurrency(client) is None
 
@@ -197,9 +185,9 @@ def test_finding_tagged_exempt_is_suppressed_by_triage(engine: Engine) -> None:
     client = seed(engine, event)
 
     # WHEN it runs THEN no playbook starts and the incident is SUPPRESSED
-    execution = run(engine, event)
+    execution = start(engine, event)
     assert "Run Contain Function Playbook" not in execution.states
-    assert report(execution)["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
     assert concurrency(client) is None
 
 
@@ -211,12 +199,12 @@ def test_function_tagged_for_approval_since_the_finding_is_not_contained_without
     client.tag_resource(Resource=arn, Tags={"firebreak:approval": "required"})
 
     # WHEN the finding runs in enforce mode
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN nothing is touched, the reason says why, and the incident is only NOTIFIED
     [skipped] = actions(execution)
     assert skipped["outcome"] == "skipped" and "firebreak:approval=required" in skipped["reason"]
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
     assert concurrency(client) is None
     assert engine.blocked_ips() == []
 
@@ -230,12 +218,12 @@ def test_firebreaks_own_function_is_never_contained(engine: Engine) -> None:
     client = seed(engine, event)
 
     # WHEN it runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN it is refused with the reason, nothing of the stack is changed, and a person is told
     [skipped] = actions(execution)
     assert skipped["outcome"] == "skipped" and "Firebreak stack" in skipped["reason"]
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
     assert mutating_calls(execution, "lambda") == mutating_calls(execution, "iam") == []
     assert concurrency(client, own) is None
 
@@ -246,13 +234,13 @@ def test_refused_concurrency_change_is_failed_and_the_evidence_is_still_kept(eng
     client = seed(engine, event)
     with engine.faults.inject("lambda", "PutFunctionConcurrency", "AccessDeniedException", times=None):
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
     # THEN the failed step is told, the version and the revocation still happened, and the status says so
     stop, keep = actions(execution)
     assert stop["outcome"] == "failed" and "AccessDeniedException" in stop["reason"]
     assert keep["outcome"] == "applied"
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert concurrency(client) is None
 
 
@@ -261,12 +249,12 @@ def test_refused_version_is_failed_and_the_function_is_still_stopped(engine: Eng
     event = crypto_mining()
     client = seed(engine, event)
     with engine.faults.inject("lambda", "PublishVersion", "AccessDeniedException", times=None):
-        execution = run(engine, event)
+        execution = start(engine, event)
 
     # THEN the incident is partially contained: stopped, no evidence version
     stop, keep = actions(execution)
     assert (stop["outcome"], keep["outcome"]) == ("applied", "failed")
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert concurrency(client) == 0
 
 
@@ -280,7 +268,7 @@ def test_contain_function_crashing_is_failed_and_the_role_and_addresses_are_stil
     seed(engine, event)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the function step is failed, the finding's role is still revoked, the pool still blocked: never CONTAINED
     [failed] = actions(execution)
@@ -288,7 +276,7 @@ def test_contain_function_crashing_is_failed_and_the_role_and_addresses_are_stil
     [revoked] = actions(execution, "revoke_credentials")
     assert (revoked["target"], revoked["outcome"]) == (ROLE, "applied")
     assert engine.blocked_ips() == ["45.9.148.108/32"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_refused_role_revocation_is_failed_and_the_incident_partially_contained(engine: Engine) -> None:
@@ -296,13 +284,13 @@ def test_refused_role_revocation_is_failed_and_the_incident_partially_contained(
     event = crypto_mining()
     seed(engine, event)
     with engine.faults.inject("iam", "PutRolePolicy", "AccessDenied", times=None):
-        execution = run(engine, event)
+        execution = start(engine, event)
 
     # THEN the revocation is failed, the function is still stopped and kept
     [revoked] = actions(execution, "revoke_credentials")
     assert revoked["outcome"] == "failed" and "AccessDenied" in revoked["reason"]
     assert {a["outcome"] for a in actions(execution)} == {"applied"}
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_block_step_crashing_is_failed_and_never_contained(engine: Engine) -> None:
@@ -315,10 +303,10 @@ def test_block_step_crashing_is_failed_and_never_contained(engine: Engine) -> No
     seed(engine, event)
 
     # WHEN the finding runs THEN the address is failed, the rest applied, and the incident partially contained
-    execution = run(engine, event)
+    execution = start(engine, event)
     [block] = [a for a in actions(execution, "block_ip") if a["outcome"] == "failed"]
     assert block["target"] == "45.9.148.108"
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
@@ -329,10 +317,10 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         client.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=5)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN every action is planned with the exact calls, and nothing changed
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         planned = actions(execution) + actions(execution, "revoke_credentials")
         assert {a["outcome"] for a in planned} == {"planned"}
         reasons = " ".join(a["reason"] for a in planned)
@@ -375,7 +363,7 @@ def test_approval_mode_waits_and_changes_nothing_until_approved() -> None:
         arn = client.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
         client.tag_resource(Resource=arn, Tags={"firebreak:approval": "required"})
         approved = engine.start(rule, event, Approvals.APPROVE)
-        assert report(approved)["status"] == "CONTAINED"
+        assert report_of(approved)["status"] == "CONTAINED"
         assert concurrency(client) == 0
 
 
@@ -387,10 +375,10 @@ def test_release_puts_the_reserved_concurrency_back_lifts_the_deny_and_keeps_the
     event = crypto_mining()
     client = seed(engine, event)
     client.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=5)
-    incident_id = report(run(engine, event))["incident_id"]
+    incident_id = report_of(start(engine, event))["incident_id"]
 
     # WHEN the incident is released
-    released = report(engine.release(incident_id))
+    released = report_of(engine.release(incident_id))
 
     # THEN the function has 5 again, its role no deny policy, the pool is unblocked, and the evidence stays
     assert released["status"] == "RELEASED", released
@@ -408,11 +396,11 @@ def test_release_of_a_function_that_had_no_reserved_concurrency_deletes_it(engin
     # GIVEN a contained function that shared the account's pool
     event = crypto_mining()
     client = seed(engine, event)
-    incident_id = report(run(engine, event))["incident_id"]
+    incident_id = report_of(start(engine, event))["incident_id"]
     assert concurrency(client) == 0
 
     # WHEN released THEN it has none reserved again
-    released = report(engine.release(incident_id))
+    released = report_of(engine.release(incident_id))
     assert released["status"] == "RELEASED", released
     assert concurrency(client) is None
     [entry] = [a for a in released["actions"] if a["type"] == "contain_function"]
@@ -423,11 +411,11 @@ def test_release_after_a_person_changed_the_concurrency_leaves_it_and_says_so(en
     # GIVEN a contained function whose reserved concurrency a person set to 2 since
     event = crypto_mining()
     client = seed(engine, event)
-    incident_id = report(run(engine, event))["incident_id"]
+    incident_id = report_of(start(engine, event))["incident_id"]
     client.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=2)
 
     # WHEN the incident is released
-    released = report(engine.release(incident_id))
+    released = report_of(engine.release(incident_id))
 
     # THEN the person's value stays, the step is skipped as a conflict, and the incident is partially contained
     [entry] = [a for a in released["actions"] if a["type"] == "contain_function"]
@@ -445,10 +433,10 @@ def test_a_member_accounts_function_is_contained_there_through_its_member_role_a
     client = seed(engine, event)
 
     # WHEN it runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the member's function is stopped and kept there, its role revoked there, nothing in the security account
-    assert report(execution)["status"] == "CONTAINED", actions(execution)
+    assert report_of(execution)["status"] == "CONTAINED", actions(execution)
     assert concurrency(client, "order-webhook") == 0
     member_iam = engine.client("iam", account=MEMBER)
     assert member_iam.list_role_policies(RoleName="order-webhook-role")["PolicyNames"] == ["AWSRevokeOlderSessions"]
@@ -458,7 +446,7 @@ def test_a_member_accounts_function_is_contained_there_through_its_member_role_a
     assert engine.assume_role_refusals() == []
 
     # AND the release undoes it through the release function's member role
-    released = report(engine.release(report(execution)["incident_id"]))
+    released = report_of(engine.release(report_of(execution)["incident_id"]))
     assert released["status"] == "RELEASED", released
     assert concurrency(client, "order-webhook") is None
 
@@ -496,11 +484,11 @@ def test_throttling_past_the_clients_retries_before_any_change_is_retried_by_the
     event = crypto_mining()
     client = seed(engine, event)
     with engine.faults.inject("lambda", operation, "TooManyRequestsException", times=3) as fault:
-        execution = run(engine, event)
+        execution = start(engine, event)
 
     # THEN the step's ASL Retry ran it again and the function is contained, nothing recorded twice
     assert fault.hits == 3
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert [a["outcome"] for a in actions(execution)] == ["applied", "applied"]
     assert concurrency(client) == 0
 
@@ -514,10 +502,10 @@ def test_throttling_of_the_version_after_the_stop_is_a_failed_step_so_the_stop_s
     client = seed(engine, event)
     client.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=5)
     with engine.faults.inject("lambda", "PublishVersion", "TooManyRequestsException", times=3):
-        execution = run(engine, event)
+        execution = start(engine, event)
 
     # THEN the step is not retried (it would record 0 as the before-state): the version failed, the stop kept 5
     stop, keep = actions(execution)
     assert (stop["outcome"], stop["before"]["reserved_concurrency"]) == ("applied", 5)
     assert keep["outcome"] == "failed" and "TooManyRequestsException" in keep["reason"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"

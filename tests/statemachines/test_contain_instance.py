@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from botocore.exceptions import ClientError
 from firebreak.core import aws
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.world import IMAGE_ID
-from tests.support import TEMPLATE, incident_record, load_event
+from tests.support import TEMPLATE, incident_record, load_event, report_of, start
 
 FINDING_INSTANCE = "i-0a1b2c3d4e5f60002"
 ORIGINAL_GROUPS = {
@@ -104,20 +103,8 @@ def emulator_instance(engine: Engine, event: dict[str, Any]) -> str:
     return instance_id
 
 
-def run(engine: Engine, event: dict[str, Any]) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None, "the event should trigger a rule"
-    return engine.start(rule, event)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
-
-
 def actions(execution: Execution, action_type: str = "isolate_instance") -> list[dict[str, Any]]:
-    return [action for action in report(execution)["actions"] if action["type"] == action_type]
+    return [action for action in report_of(execution)["actions"] if action["type"] == action_type]
 
 
 def interface_groups(engine: Engine, instance_id: str) -> dict[str, list[str]]:
@@ -160,12 +147,12 @@ def test_happy_path_quarantines_every_interface_and_keeps_the_instance_as_eviden
     fleet = seed_fleet(engine, event)
 
     # WHEN the finding runs through the stack
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook ran in order and the incident is CONTAINED
     assert execution.status == "SUCCEEDED"
     assert execution.states == CONTAIN_STATES
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert outcome["status"] == "CONTAINED"
     assert outcome["playbook"] == "contain-instance"
 
@@ -216,7 +203,7 @@ def test_happy_path_quarantines_every_interface_and_keeps_the_instance_as_eviden
 def test_second_finding_on_an_isolated_instance_changes_nothing_and_says_already_applied(engine: Engine) -> None:
     # GIVEN an instance already contained for one finding
     first = crypto_mining_on_three_interfaces()
-    run(engine, first)
+    start(engine, first)
     instance_id = emulator_instance(engine, first)
     before = interface_groups(engine, instance_id)
 
@@ -224,7 +211,7 @@ def test_second_finding_on_an_isolated_instance_changes_nothing_and_says_already
     second = crypto_mining_on_three_interfaces()
     second["detail"]["id"] = "f9c7b1d3e5a68802f4b3d2c1a0f96857"
     second["detail"]["type"] = "Backdoor:EC2/C&CActivity.B!DNS"
-    execution = run(engine, second)
+    execution = start(engine, second)
 
     # THEN isolation says already applied for every interface, nothing is changed, no evidence step repeats
     assert execution.states[4:9] == [
@@ -236,7 +223,7 @@ def test_second_finding_on_an_isolated_instance_changes_nothing_and_says_already
     ]
     assert {a["outcome"] for a in actions(execution)} == {"already_applied"}
     assert len(actions(execution)) == 3
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert [call for call in mutating_calls(execution) if call.startswith("ec2.")] == []
     assert interface_groups(engine, instance_id) == before
     assert engine.world.report()["instances"][FINDING_INSTANCE]["snapshots"] == 1
@@ -249,7 +236,7 @@ def test_terminated_instance_is_skipped_with_a_clear_reason_and_never_contained(
     engine.client("ec2").terminate_instances(InstanceIds=[instance_id])
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook stops after the gate, says why, and the incident is only NOTIFIED
     assert execution.status == "SUCCEEDED"
@@ -257,7 +244,7 @@ def test_terminated_instance_is_skipped_with_a_clear_reason_and_never_contained(
     [skipped] = actions(execution)
     assert skipped["outcome"] == "skipped"
     assert "terminated" in skipped["reason"]
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
     assert firebreak_groups(engine, "firebreak-") == []
 
 
@@ -270,14 +257,14 @@ def test_instance_tagged_exempt_now_is_suppressed_and_not_touched(engine: Engine
     before = interface_groups(engine, instance_id)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN nothing is touched and the incident is SUPPRESSED, with the live tag as the reason
     assert execution.states[4:7] == ["Isolate Instance", "Is Instance Containable?", "Containment Skipped"]
     assert [a["outcome"] for a in actions(execution)] == ["skipped"]
     assert "firebreak:exempt=true" in actions(execution)[0]["reason"]
-    assert report(execution)["status"] == "SUPPRESSED"
-    assert incident_record(engine, report(execution)["incident_id"])["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
+    assert incident_record(engine, report_of(execution)["incident_id"])["status"] == "SUPPRESSED"
     assert interface_groups(engine, instance_id) == before
     assert [call for call in mutating_calls(execution) if not call.startswith("dynamodb.")] == []
 
@@ -295,15 +282,15 @@ def test_a_refused_step_makes_the_incident_partially_contained(engine: Engine, m
     monkeypatch.setattr(aws.client("autoscaling", region="us-east-1"), "detach_instances", refuse)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the failed step is reported as failed, every other step still ran, and the status says so truthfully
     failed = [a for a in actions(execution) if a["outcome"] == "failed"]
     assert [a["reason"] for a in failed] == [
         "Auto Scaling: AccessDenied: not authorized to perform: autoscaling:DetachInstances"
     ]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
-    assert incident_record(engine, report(execution)["incident_id"])["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert incident_record(engine, report_of(execution)["incident_id"])["status"] == "PARTIALLY_CONTAINED"
     assert (
         engine.notifications()[-1]["subject"] == "Firebreak PARTIALLY_CONTAINED: CryptoCurrency:EC2/BitcoinTool.B!DNS"
     )
@@ -320,7 +307,7 @@ def test_isolation_step_crashing_is_failed_and_the_evidence_is_still_kept(engine
     engine.dispatcher.override(ISOLATE_FUNCTION, crash)
 
     # WHEN crypto mining runs
-    execution = run(engine, load_event("eventbridge/guardduty_crypto_mining"))
+    execution = start(engine, load_event("eventbridge/guardduty_crypto_mining"))
 
     # THEN isolation is reported failed, the evidence steps still ran, and the incident is never CONTAINED
     first, *rest = actions(execution)
@@ -331,7 +318,7 @@ def test_isolation_step_crashing_is_failed_and_the_evidence_is_still_kept(engine
         "reason": "step Isolate Instance failed: RuntimeError",
     }
     assert "termination protection on" in [a["reason"] for a in rest]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert engine.world.report()["instances"][FINDING_INSTANCE]["quarantined"] is False
 
 
@@ -340,7 +327,7 @@ def test_command_and_control_address_is_blocked_after_isolation(engine: Engine) 
     event = load_event("eventbridge/guardduty_c2_outbound")
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the instance is isolated and the server's address is enriched and blocked
     assert execution.states[6:11] == [
@@ -352,7 +339,7 @@ def test_command_and_control_address_is_blocked_after_isolation(engine: Engine) 
     ]
     assert {a["target"]: a["outcome"] for a in actions(execution, "block_ip")} == {"193.233.20.15/32": "applied"}
     assert engine.blocked_ips() == ["193.233.20.15/32"]
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
@@ -363,10 +350,10 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         before = interface_groups(engine, fleet.instance_id)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN every action is planned with the exact calls, and nothing changed
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         planned = actions(execution)
         assert {a["outcome"] for a in planned} <= {"planned", "already_applied"}
         reasons = " ".join(a["reason"] for a in planned if a["outcome"] == "planned")
@@ -412,7 +399,7 @@ def test_two_incidents_at_once_in_one_vpc_share_one_quarantine_group(
     executions = engine.start_many(deliveries)
 
     # THEN both are contained, the VPC has exactly one quarantine group, with no rules, and it holds both instances
-    assert [report(execution)["status"] for execution in executions] == ["CONTAINED", "CONTAINED"]
+    assert [report_of(execution)["status"] for execution in executions] == ["CONTAINED", "CONTAINED"]
     quarantine = firebreak_groups(engine, "firebreak-quarantine")
     vpc_id = engine.client("ec2").describe_instances(InstanceIds=[emulator_instance(engine, events[0])])
     assert [group["GroupName"] for group in quarantine] == [

@@ -14,7 +14,17 @@ from botocore.exceptions import ClientError
 
 from firebreak.core import aws
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, Case, incident_record, load_event, records, report_of, run_with_fault, status_of
+from tests.support import (
+    TEMPLATE,
+    Case,
+    incident_record,
+    load_event,
+    records,
+    report_of,
+    run_with_fault,
+    start,
+    status_of,
+)
 
 EVENT = "eventbridge/guardduty_runtime_ecs_c2_fargate"
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/checkout-prod/0f3a9c1e5b7d4e2fa8c6b4d2e0f1a321"
@@ -53,12 +63,6 @@ def stack(overrides: Mapping[str, str]) -> Iterator[Engine]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def run(engine: Engine, event: dict[str, Any], approvals: Approvals | None = None) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None, "the event should trigger a rule"
-    return engine.start(rule, event) if approvals is None else engine.start(rule, event, approvals)
 
 
 def actions(execution: Execution, action_type: str = "contain_task") -> list[dict[str, Any]]:
@@ -109,7 +113,7 @@ def test_happy_path_records_the_task_isolates_its_interface_and_blocks_the_c2_se
     [own_group] = task_groups(engine, task_arn)
 
     # WHEN the finding runs through the stack
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook ran in order and the incident is CONTAINED
     assert execution.status == "SUCCEEDED", execution.cause
@@ -147,7 +151,7 @@ def test_happy_path_records_the_task_isolates_its_interface_and_blocks_the_c2_se
 def test_second_finding_on_an_isolated_task_changes_nothing_and_says_already_applied(engine: Engine) -> None:
     # GIVEN a task already contained for one finding
     first = load_event(EVENT)
-    run(engine, first)
+    start(engine, first)
     task_arn = seeded_task(engine, first)
     before = task_groups(engine, task_arn)
 
@@ -155,7 +159,7 @@ def test_second_finding_on_an_isolated_task_changes_nothing_and_says_already_app
     second = copy.deepcopy(first)
     second["detail"]["id"] = "9c1e7a9b3d5f7a9c1e3b5d7f9a1c3e99"
     second["detail"]["type"] = "Execution:Runtime/ReverseShell"
-    execution = run(engine, second)
+    execution = start(engine, second)
 
     # THEN isolation says already applied, nothing in EC2 or ECS is changed
     assert [a["outcome"] for a in actions(execution)] == ["already_applied"]
@@ -170,7 +174,7 @@ def test_stop_after_isolation_stops_the_task_once_it_is_cut_off() -> None:
         event = load_event(EVENT)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN the task is isolated first, then stopped, and the action says what stopping costs
         assert execution.states[4:8] == ["Isolate Task", "Is Task Containable?", "Stop Task", "Any Addresses To Block?"]
@@ -192,7 +196,7 @@ def test_task_tagged_exempt_now_is_suppressed_and_not_touched(engine: Engine) ->
     before = task_groups(engine, task_arn)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN nothing is touched and the incident is SUPPRESSED, with the live tag as the reason
     assert execution.states[4:7] == ["Isolate Task", "Is Task Containable?", "Containment Skipped"]
@@ -212,7 +216,7 @@ def test_cluster_tagged_exempt_protects_its_tasks(engine: Engine) -> None:
     engine.client("ecs").tag_resource(resourceArn=cluster_arn, tags=[{"key": "firebreak:exempt", "value": "TRUE"}])
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the task is left alone, the cluster named as the reason
     assert report_of(execution)["status"] == "SUPPRESSED"
@@ -228,7 +232,7 @@ def test_task_stopped_before_the_finding_is_skipped_and_never_contained(engine: 
     engine.client("ecs").stop_task(cluster=CLUSTER, task=task_arn, reason="deployment")
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the playbook stops after the gate, says why, and the incident is only NOTIFIED
     assert execution.states[4:7] == ["Isolate Task", "Is Task Containable?", "Containment Skipped"]
@@ -245,7 +249,7 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         before = task_groups(engine, task_arn)
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         # THEN every action is planned with the exact calls, and nothing changed
         assert report_of(execution)["status"] == "DRY_RUN"
@@ -267,7 +271,7 @@ def test_contain_task_mode_approval_waits_before_touching_the_task() -> None:
         before = task_groups(engine, task_arn)
 
         # WHEN the finding runs and nobody answers
-        execution = run(engine, event, Approvals.REPORT)
+        execution = start(engine, event, Approvals.REPORT)
 
         # THEN the incident waits with the task's containment awaiting approval, and nothing is touched
         waiting = report_of(execution) if execution.output is None else execution.output
@@ -286,7 +290,7 @@ def test_approved_finding_contains_the_task(engine: Engine) -> None:
     )
 
     # WHEN it runs and a responder approves
-    execution = run(engine, event, Approvals.APPROVE)
+    execution = start(engine, event, Approvals.APPROVE)
 
     # THEN the playbook ran after the approval
     assert "Wait For Approval" in execution.states
@@ -308,7 +312,7 @@ def test_refused_interface_swap_is_failed_and_the_incident_never_contained(
     monkeypatch.setattr(aws.client("ec2", region="us-east-1"), "modify_network_interface_attribute", refuse)
 
     # WHEN the finding runs
-    execution = run(engine, load_event(EVENT))
+    execution = start(engine, load_event(EVENT))
 
     # THEN the swap is failed with EC2's words, the address is still blocked, and the status says PARTIALLY_CONTAINED
     [failed] = [a for a in actions(execution) if a["outcome"] == "failed"]
@@ -326,7 +330,7 @@ def test_isolation_step_crashing_is_failed_and_the_addresses_are_not_claimed_blo
     engine.dispatcher.override(ISOLATE_FUNCTION, crash)
 
     # WHEN the finding runs
-    execution = run(engine, load_event(EVENT))
+    execution = start(engine, load_event(EVENT))
 
     # THEN the task's containment is failed and the incident FAILED, never CONTAINED
     [failed] = actions(execution)
@@ -348,7 +352,7 @@ def test_stop_step_crashing_leaves_the_task_isolated_and_partially_contained() -
         engine.dispatcher.override(STOP_FUNCTION, crash)
 
         # WHEN the finding runs
-        execution = run(engine, load_event(EVENT))
+        execution = start(engine, load_event(EVENT))
 
         # THEN the stop is failed, the isolation stands, and the incident is PARTIALLY_CONTAINED
         assert "step Stop Task failed: RuntimeError" in [a["reason"] for a in actions(execution)]
@@ -365,7 +369,7 @@ def test_release_moves_the_interface_back_to_its_own_groups(engine: Engine) -> N
     event = load_event(EVENT)
     task_arn = seeded_task(engine, event)
     before = task_groups(engine, task_arn)
-    incident_id = report_of(run(engine, event))["incident_id"]
+    incident_id = report_of(start(engine, event))["incident_id"]
 
     # WHEN the incident is released
     release = engine.release(incident_id)
@@ -386,7 +390,7 @@ def test_release_after_a_person_moved_the_interface_overwrites_nothing(engine: E
     # GIVEN a contained task whose interface a person then put in a group of their own
     event = load_event(EVENT)
     task_arn = seeded_task(engine, event)
-    incident_id = report_of(run(engine, event))["incident_id"]
+    incident_id = report_of(start(engine, event))["incident_id"]
     ec2 = engine.client("ec2")
     eni = interface_of(engine, task_arn)
     vpc = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["VpcId"]
@@ -408,7 +412,7 @@ def test_release_of_a_stopped_task_says_it_cannot_be_restarted() -> None:
     # GIVEN a task isolated and then stopped
     with stack({"StopTaskAfterIsolation": "true"}) as engine:
         event = load_event(EVENT)
-        incident_id = report_of(run(engine, event))["incident_id"]
+        incident_id = report_of(start(engine, event))["incident_id"]
 
         # WHEN the incident is released
         released = report_of(engine.release(incident_id))
@@ -428,7 +432,7 @@ def test_runtime_finding_on_an_eks_pod_isolates_its_node_and_names_the_pod(engin
     event = load_event("eventbridge/guardduty_runtime_eks_node_crypto")
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN contain-instance isolates the node, and the notification names the cluster, namespace and pod
     outcome = report_of(execution)
@@ -446,7 +450,7 @@ def test_kubernetes_audit_finding_is_notify_only_with_the_kubectl_steps() -> Non
         event = load_event("eventbridge/guardduty_eks_anomalous_privileged_container")
 
         # WHEN the finding runs
-        execution = run(engine, event)
+        execution = start(engine, event)
         steps = "\n".join(json.loads(engine.notifications()[-1]["message"])["kubectl_steps"])
 
     # THEN nothing is acted on, and the notification gives the exact commands with the finding's names
@@ -480,7 +484,7 @@ def test_a_member_accounts_task_is_contained_there_through_its_member_role_and_r
     member_task = TASK.replace("123456789012", MEMBER).replace("us-east-1", MEMBER_REGION)
 
     # WHEN it runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN the task is quarantined in the member's eu-west-1, through the member role, and the C2 blocked centrally
     outcome = report_of(execution)
@@ -503,7 +507,7 @@ def test_a_member_account_without_the_member_role_is_told_and_never_called_conta
     try:
         with Engine(TEMPLATE, without_member_role=[MEMBER]) as engine:
             # WHEN its task's finding runs
-            execution = run(engine, in_member_account(load_event(EVENT)))
+            execution = start(engine, in_member_account(load_event(EVENT)))
 
             # THEN the task's isolation failed naming the role, the C2 is still blocked, the status says so
             outcome = report_of(execution)
@@ -616,7 +620,7 @@ def test_an_interface_that_refuses_new_groups_is_stopped_when_the_stack_says_so(
         monkeypatch.setattr(aws.client("ec2", region="us-east-1"), "modify_network_interface_attribute", refuse)
 
         # WHEN the finding runs
-        execution = run(engine, load_event(EVENT))
+        execution = start(engine, load_event(EVENT))
 
         # THEN the swap failed, the task was stopped instead, and the status says PARTIALLY_CONTAINED, not CONTAINED
         assert "Stop Task" in execution.states
@@ -631,7 +635,7 @@ def test_a_cluster_finding_naming_no_task_is_notified_and_a_crash_names_no_task_
     # GIVEN an ECS runtime finding without taskDetails, and then the same with the isolation function crashing
     event = load_event(EVENT)
     del event["detail"]["resource"]["ecsClusterDetails"]["taskDetails"]
-    execution = run(engine, event)
+    execution = start(engine, event)
     # THEN nothing is touched and the incident is only NOTIFIED, saying why
     assert [a["reason"] for a in actions(execution)] == ["the finding names no ECS task"]
     assert report_of(execution)["status"] == "NOTIFIED"
@@ -641,7 +645,7 @@ def test_a_cluster_finding_naming_no_task_is_notified_and_a_crash_names_no_task_
 
     engine.dispatcher.override(ISOLATE_FUNCTION, crash)
     event["detail"]["id"] = "9c1e7a9b3d5f7a9c1e3b5d7f9a1c3e77"
-    [failed] = actions(run(engine, event))
+    [failed] = actions(start(engine, event))
     assert (failed["target"], failed["outcome"]) == ("unknown", "failed")
 
 
@@ -653,7 +657,7 @@ def test_a_task_tagged_approval_required_since_the_finding_is_not_touched_withou
     before = task_groups(engine, task_arn)
 
     # WHEN the finding runs
-    execution = run(engine, event)
+    execution = start(engine, event)
 
     # THEN nothing is touched, the reason says why, and the incident is only NOTIFIED
     [skipped] = actions(execution)

@@ -11,17 +11,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of
+from tests.support import TEMPLATE, incident_record, load_event, report_of, start
 
 ATTACKER = "45.155.205.233/32"
 RELEASE_STATES = ["Release Actions", "Record Release", "Notify Release", "Release Complete"]
 
 
 def run(engine: Engine, name: str, event: dict[str, Any] | None = None) -> Execution:
-    event = event or load_event(f"eventbridge/{name}")
-    rule = engine.matching_rule(event)
-    assert rule is not None, f"{name} should trigger a rule"
-    return engine.start(rule, event)
+    return start(engine, event or load_event(f"eventbridge/{name}"))
 
 
 def messages(engine: Engine) -> list[dict[str, Any]]:

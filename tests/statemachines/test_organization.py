@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, records, report_of
+from tests.support import TEMPLATE, incident_record, load_event, records, report_of, start
 
 SECURITY = "123456789012"
 MEMBER_A, REGION_A = "111122223333", "eu-west-1"
@@ -23,12 +23,6 @@ C2_INSTANCE = "i-0a1b2c3d4e5f60003"
 def organization() -> Iterator[Engine]:
     with Engine(TEMPLATE) as running:
         yield running
-
-
-def run(engine: Engine, event: dict[str, Any]) -> Execution:
-    rule = engine.matching_rule(event)
-    assert rule is not None, "the event should trigger a rule"
-    return engine.start(rule, event)
 
 
 def actions(execution: Execution, outcome: str | None = None) -> list[dict[str, Any]]:
@@ -68,7 +62,7 @@ def test_an_instance_in_a_member_account_of_another_region_is_contained_there(or
     event = load_event("eventbridge/guardduty_member_c2_outbound")
 
     # WHEN it runs
-    execution = run(organization, event)
+    execution = start(organization, event)
 
     # THEN the instance is quarantined in member A's eu-west-1, the attacker blocked in the shared IPSets
     report = report_of(execution)
@@ -89,7 +83,7 @@ def test_a_member_accounts_key_is_revoked_in_that_account_and_released(organizat
     event = load_event("eventbridge/guardduty_member_iam_user_key_compromised")
     key = event["detail"]["resource"]["accessKeyDetails"]["accessKeyId"]
 
-    execution = run(organization, event)
+    execution = start(organization, event)
 
     assert report_of(execution)["status"] == "CONTAINED", actions(execution, "failed")
     by_account = organization.accounts_report()
@@ -108,7 +102,7 @@ def test_a_member_accounts_attacker_is_blocked_in_the_security_accounts_ipsets_a
 ) -> None:
     event = load_event("eventbridge/guardduty_member_ssh_brute_force")
 
-    execution = run(organization, event)
+    execution = start(organization, event)
 
     assert report_of(execution)["status"] == "CONTAINED"
     assert organization.blocked_ips() == ["45.155.205.233/32"]
@@ -120,7 +114,7 @@ def test_a_member_accounts_attacker_is_blocked_in_the_security_accounts_ipsets_a
 
 
 def test_a_contained_member_instance_is_released_through_the_member_role(organization: Engine) -> None:
-    execution = run(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
+    execution = start(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
     assert quarantined_in(organization, MEMBER_A, REGION_A)
 
     release = organization.release(report_of(execution)["incident_id"])
@@ -139,7 +133,7 @@ def test_an_account_without_the_member_role_is_blocked_and_says_what_it_could_no
     # GIVEN member A has not received the member stack yet
     with Engine(TEMPLATE, without_member_role=[MEMBER_A]) as engine:
         # WHEN its C2 finding runs
-        execution = run(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
+        execution = start(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
 
         # THEN the attacker is blocked, isolation and evidence failed naming the account and role, and the status
         # and the notification say so
@@ -169,7 +163,7 @@ def test_a_trust_policy_naming_another_functions_role_is_refused(organization: E
     statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] = caller.replace("IsolateInstance", "BlockInNetworkAcl")
     iam.update_assume_role_policy(RoleName="firebreak-member-isolate-instance", PolicyDocument=json.dumps(trust))
 
-    execution = run(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
+    execution = start(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
 
     # THEN isolation is refused with STS's AccessDenied, evidence (its own role) still kept, the status truthful
     [isolation] = [a for a in actions(execution, "failed") if "isolate-instance" in a["reason"]]
@@ -182,8 +176,8 @@ def test_a_trust_policy_naming_another_functions_role_is_refused(organization: E
 
 def test_two_members_findings_about_resources_with_the_same_names_do_not_cross(organization: Engine) -> None:
     # GIVEN member A (eu-west-1) and member B (us-west-2) each report an instance with the same id, ENIs and groups
-    first = run(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
-    second = run(organization, load_event("eventbridge/guardduty_member_c2_outbound_same_names"))
+    first = start(organization, load_event("eventbridge/guardduty_member_c2_outbound"))
+    second = start(organization, load_event("eventbridge/guardduty_member_c2_outbound_same_names"))
 
     # THEN each is contained in its own account and Region, as its own incident
     assert [report_of(first)["status"], report_of(second)["status"]] == ["CONTAINED", "CONTAINED"]
@@ -200,7 +194,7 @@ def test_two_members_findings_about_resources_with_the_same_names_do_not_cross(o
 def test_a_finding_about_an_account_outside_the_organization_is_rejected_and_notified() -> None:
     event = in_account(load_event("eventbridge/guardduty_member_c2_outbound"), STRANGER, REGION_A)
     with Engine(TEMPLATE, outside_organization=[STRANGER]) as engine:
-        execution = run(engine, event)
+        execution = start(engine, event)
 
         rejected = [record for record in records(engine) if record.get("status") == "REJECTED"]
         assert len(rejected) == 1 and STRANGER in rejected[0]["reason"]
@@ -213,13 +207,13 @@ def test_a_finding_about_an_account_outside_the_organization_is_rejected_and_not
 def test_allowed_account_ids_answer_an_outsider_that_deployed_the_member_stack() -> None:
     event = in_account(load_event("eventbridge/guardduty_member_ssh_brute_force"), STRANGER, REGION_A)
     with Engine(TEMPLATE, outside_organization=[STRANGER], overrides={"AllowedAccountIds": STRANGER}) as engine:
-        assert report_of(run(engine, event))["status"] == "CONTAINED"
+        assert report_of(start(engine, event))["status"] == "CONTAINED"
         assert engine.blocked_ips() == ["45.155.205.233/32"]
 
 
 def test_a_single_account_stack_rejects_another_accounts_finding() -> None:
     with Engine(TEMPLATE, overrides={"OrganizationId": "", "OrganizationUnitIds": ""}) as engine:
-        run(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
+        start(engine, load_event("eventbridge/guardduty_member_c2_outbound"))
 
         [rejected] = [record for record in records(engine) if record.get("status") == "REJECTED"]
         assert MEMBER_A in rejected["reason"] and "AllowedAccountIds" in rejected["reason"]
@@ -234,7 +228,7 @@ def test_a_member_accounts_own_elastic_ip_is_never_blocked(organization: Engine)
     event = load_event("eventbridge/guardduty_member_ssh_brute_force")
 
     # WHEN it runs
-    execution = run(organization, event)
+    execution = start(organization, event)
 
     # THEN the address is refused by the guard, read through block-ip's member role, and nothing is blocked
     assert organization.blocked_ips() == []

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from firebreak.core import aws
 from firebreak.core.models import MAX_BUCKETS_PER_INCIDENT
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of
+from tests.support import TEMPLATE, incident_record, load_event, report_of, start
 
 PUBLIC = "guardduty_s3_bucket_anonymous_access_granted"
 EXFILTRATION = "guardduty_s3_malicious_ip_caller"
@@ -54,20 +54,11 @@ PLAYBOOK_STATES = [
 
 
 def run(engine: Engine, name: str, event: dict[str, Any] | None = None) -> Execution:
-    event = event or load_event(f"eventbridge/{name}")
-    rule = engine.matching_rule(event)
-    assert rule is not None, f"{name} should trigger a rule"
-    return engine.start(rule, event)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
+    return start(engine, event or load_event(f"eventbridge/{name}"))
 
 
 def actions(execution: Execution, action_type: str = "protect_bucket") -> list[dict[str, Any]]:
-    return [action for action in report(execution)["actions"] if action["type"] == action_type]
+    return [action for action in report_of(execution)["actions"] if action["type"] == action_type]
 
 
 def policy(engine: Engine, bucket: str) -> dict[str, Any]:
@@ -103,7 +94,7 @@ def test_happy_path_blocks_public_access_denies_the_caller_revokes_its_key_and_b
     # THEN the playbook ran in order and the incident is CONTAINED
     assert execution.status == "SUCCEEDED"
     assert execution.states == PLAYBOOK_STATES
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert (outcome["status"], outcome["playbook"]) == ("CONTAINED", "protect-bucket")
 
     # AND Block Public Access is on, with the bucket's earlier (absent) settings on the record
@@ -149,7 +140,7 @@ def test_second_finding_on_a_protected_bucket_changes_nothing_and_says_already_a
     # THEN every bucket step is already applied and the policy is unchanged
     assert [a["outcome"] for a in actions(execution)] == ["already_applied", "already_applied"]
     assert policy(engine, PUBLIC_BUCKET) == before
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 def test_malicious_object_reads_are_denied_to_all_but_the_admins_and_the_object_stays(engine: Engine) -> None:
@@ -167,7 +158,7 @@ def test_malicious_object_reads_are_denied_to_all_but_the_admins_and_the_object_
     assert "arn:aws:iam::123456789012:root" in found["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
     # AND the object is still there, as evidence, and the incident is CONTAINED
     assert engine.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert engine.world.report()["buckets"][bucket]["denied_object_reads"] == [f"arn:aws:s3:::{bucket}/{key}"]
 
 
@@ -188,7 +179,7 @@ def test_logging_turned_off_is_turned_on_again_into_the_accounts_log_bucket() ->
         session = "arn:aws:sts::123456789012:assumed-role/batch-etl/i-0a1b2c3d4e5f60011"
         assert engine.world.report()["buckets"][bucket]["denied_principals"] == [session]
         assert engine.world.report()["revoked_roles"] == ["batch-etl"]
-        assert report(execution)["status"] == "CONTAINED"
+        assert report_of(execution)["status"] == "CONTAINED"
 
 
 # --- failures, modes and guards ---------------------------------------------------------------------------------
@@ -214,7 +205,7 @@ def test_a_refused_policy_write_makes_the_incident_partially_contained(
     # THEN the refusal is a failed action naming S3's answer, the other steps still ran, and the status is truthful
     failed = [a["reason"] for a in actions(execution) if a["outcome"] == "failed"]
     assert failed == [f"writing statement {SID} failed: AccessDenied: not authorized to perform: s3:PutBucketPolicy"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
     assert engine.blocked_ips() == ["185.100.87.41/32"]
 
@@ -233,7 +224,7 @@ def test_a_refused_block_public_access_is_failed_and_never_contained(
     # THEN it is failed, the bucket stays public, and the incident is never CONTAINED
     assert [a["outcome"] for a in actions(execution)] == ["failed", "applied"]
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_the_protect_step_crashing_is_failed_and_the_credentials_are_still_revoked(engine: Engine) -> None:
@@ -252,7 +243,7 @@ def test_the_protect_step_crashing_is_failed_and_the_credentials_are_still_revok
     assert failed["reason"] == "step Protect Bucket failed: RuntimeError"
     assert {a["outcome"] for a in actions(execution, "revoke_credentials")} == {"applied"}
     assert engine.blocked_ips() == ["185.100.87.41/32"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(engine: Engine) -> None:
@@ -269,7 +260,7 @@ def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(en
     assert [a["outcome"] for a in actions(execution, "revoke_credentials")] == ["failed"]
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"] == [USER_ARN]
     assert engine.blocked_ips() == ["185.100.87.41/32"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_the_block_step_crashing_is_failed_and_the_bucket_and_credentials_are_still_protected(engine: Engine) -> None:
@@ -287,7 +278,7 @@ def test_the_block_step_crashing_is_failed_and_the_bucket_and_credentials_are_st
     assert (failed["target"], failed["outcome"]) == ("185.100.87.41", "failed")
     assert failed["reason"] == "step Block Addresses failed: RuntimeError"
     assert {a["outcome"] for a in actions(execution)} == {"applied"}
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_a_refused_logging_write_is_failed_and_the_rest_still_protects(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -303,7 +294,7 @@ def test_a_refused_logging_write_is_failed_and_the_rest_still_protects(monkeypat
         assert outcomes[1] == ("failed", "turning logging on failed")
         assert outcomes[2][0] == "applied"
         assert engine.world.report()["revoked_roles"] == ["batch-etl"]
-        assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+        assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
@@ -316,7 +307,7 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
         execution = run(engine, PUBLIC, event)
 
         # THEN every bucket step is planned with its exact call, and the bucket is as it was
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         planned = actions(execution)
         assert [a["outcome"] for a in planned] == ["planned", "planned"]
         reasons = " ".join(a["reason"] for a in planned)
@@ -350,7 +341,7 @@ def test_approval_mode_waits_and_then_protects_once_approved() -> None:
         approved = engine.start(rule, load_event(f"eventbridge/{PUBLIC}"), Approvals.APPROVE)
 
         # THEN the playbook ran in enforce mode
-        assert (report(approved)["status"], report(approved)["mode"]) == ("CONTAINED", "enforce")
+        assert (report_of(approved)["status"], report_of(approved)["mode"]) == ("CONTAINED", "enforce")
         assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
 
 
@@ -368,7 +359,7 @@ def test_bucket_tagged_exempt_now_is_suppressed_and_nothing_of_the_incident_is_t
     # THEN the playbook stops at the gate: SUPPRESSED, no credentials revoked, no address blocked
     assert execution.states[4:7] == ["Protect Bucket", "Is Bucket Protectable?", "Protection Skipped"]
     assert [a["outcome"] for a in actions(execution)] == ["skipped"]
-    assert report(execution)["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
     assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VC7"] == "Active"
     assert engine.blocked_ips() == []
@@ -389,7 +380,7 @@ def test_bucket_tagged_for_approval_since_the_finding_is_not_changed(engine: Eng
     [skipped] = actions(execution)
     assert skipped["outcome"] == "skipped"
     assert "firebreak:approval=required" in skipped["reason"]
-    assert report(execution)["status"] == "NOTIFIED"
+    assert report_of(execution)["status"] == "NOTIFIED"
     assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is False
 
 
@@ -408,7 +399,7 @@ def test_a_bucket_tagged_for_approval_since_the_finding_is_protected_once_a_pers
         execution = engine.start(rule, event, Approvals.APPROVE)
 
         # THEN the approval counts: the bucket is protected
-        assert report(execution)["status"] == "CONTAINED"
+        assert report_of(execution)["status"] == "CONTAINED"
         assert engine.world.report()["buckets"][PUBLIC_BUCKET]["public_access_blocked"] is True
 
 
@@ -432,7 +423,7 @@ def test_protect_then_release_leaves_the_bucket_as_it_was(engine: Engine) -> Non
     # GIVEN a bucket with its owners' policy, protected for a finding
     event = seed_with_owners_policy(engine)
     before = policy(engine, PUBLIC_BUCKET)
-    incident_id = report(run(engine, PUBLIC, event))["incident_id"]
+    incident_id = report_of(run(engine, PUBLIC, event))["incident_id"]
 
     # WHEN the incident is released
     released = report_of(engine.release(incident_id))
@@ -448,7 +439,7 @@ def test_protect_then_release_leaves_the_bucket_as_it_was(engine: Engine) -> Non
 
 def test_release_after_a_person_changed_the_bucket_leaves_their_change(engine: Engine) -> None:
     # GIVEN a protected bucket whose Block Public Access a person then loosened
-    incident_id = report(run(engine, PUBLIC))["incident_id"]
+    incident_id = report_of(run(engine, PUBLIC))["incident_id"]
     loosened = {
         "BlockPublicAcls": True,
         "IgnorePublicAcls": True,
@@ -471,13 +462,13 @@ def test_release_after_a_person_changed_the_bucket_leaves_their_change(engine: E
 
 def test_release_of_one_incident_leaves_the_principal_another_incident_denied(engine: Engine) -> None:
     # GIVEN two incidents on one bucket: the public-bucket caller, and another caller added to the same statement
-    first = report(run(engine, PUBLIC))["incident_id"]
+    first = report_of(run(engine, PUBLIC))["incident_id"]
     other = load_event(f"eventbridge/{PUBLIC}")
     other["detail"]["id"] = "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
     other["detail"]["resource"]["accessKeyDetails"].update(
         accessKeyId="AKIAZ4FQH7XKN2LD3VC8", principalId="AIDAZ4FQH7XKN2LD3VC8Y", userName="ledger-sync"
     )
-    report(run(engine, PUBLIC, other))
+    report_of(run(engine, PUBLIC, other))
     assert len(engine.world.report()["buckets"][PUBLIC_BUCKET]["denied_principals"]) == 2
 
     # WHEN the first incident is released
@@ -492,10 +483,10 @@ def test_release_of_one_incident_leaves_the_principal_another_incident_denied(en
 
 def test_a_principal_two_incidents_denied_stays_denied_until_the_last_is_released(engine: Engine) -> None:
     # GIVEN the same caller found twice on one bucket: the second incident finds it denied already
-    first = report(run(engine, PUBLIC))["incident_id"]
+    first = report_of(run(engine, PUBLIC))["incident_id"]
     again = load_event(f"eventbridge/{PUBLIC}")
     again["detail"]["id"] = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
-    second = report(run(engine, PUBLIC, again))["incident_id"]
+    second = report_of(run(engine, PUBLIC, again))["incident_id"]
 
     # WHEN the first incident is released
     released = report_of(engine.release(first))
@@ -518,7 +509,7 @@ def test_a_member_accounts_bucket_is_protected_there_through_its_member_role_and
     execution = run(engine, "guardduty_member_s3_malicious_ip_caller")
 
     # THEN the bucket is protected in member A's eu-west-1, through the protect-bucket member role
-    assert report(execution)["status"] == "CONTAINED", actions(execution)
+    assert report_of(execution)["status"] == "CONTAINED", actions(execution)
     world = engine.world.report()["buckets"]["globex-eu-invoices"]
     assert (world["account"], world["region"]) == ("111122223333", "eu-west-1")
     assert world["denied_principals"] == ["arn:aws:iam::111122223333:user/invoice-sync"]
@@ -526,7 +517,7 @@ def test_a_member_accounts_bucket_is_protected_there_through_its_member_role_and
     assert engine.assume_role_refusals() == []
 
     # AND its release puts it back through the release member role
-    released = report_of(engine.release(report(execution)["incident_id"]))
+    released = report_of(engine.release(report_of(execution)["incident_id"]))
     assert released["status"] == "RELEASED", released
     assert engine.world.report()["buckets"]["globex-eu-invoices"]["denied_principals"] == []
 
@@ -581,7 +572,7 @@ def test_two_buckets_are_each_protected_with_their_own_before_and_after(engine: 
 
     # THEN the playbook took the same states as for one bucket, and the incident is CONTAINED
     assert execution.states == PLAYBOOK_STATES
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
     # AND each bucket got its own actions, with its own earlier Block Public Access on the record
     found = by_bucket(execution)
@@ -620,7 +611,7 @@ def test_a_second_finding_on_two_protected_buckets_is_already_applied_for_both(e
         SECOND: ["already_applied", "already_applied"],
     }
     assert {bucket: policy(engine, bucket) for bucket in (FIRST, SECOND)} == policies
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 def test_one_bucket_tagged_exempt_now_is_skipped_and_the_other_is_protected(engine: Engine) -> None:
@@ -648,7 +639,7 @@ def test_one_bucket_tagged_exempt_now_is_skipped_and_the_other_is_protected(engi
     assert world[FIRST]["public_access_blocked"] is True
     assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Inactive"
     assert engine.blocked_ips() == ["91.219.236.18/32"]
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 def test_every_bucket_tagged_exempt_now_suppresses_the_incident(engine: Engine) -> None:
@@ -664,7 +655,7 @@ def test_every_bucket_tagged_exempt_now_suppresses_the_incident(engine: Engine) 
 
     # THEN the playbook stops at the gate, as for one exempt bucket: nothing of the incident is touched
     assert execution.states[4:7] == ["Protect Bucket", "Is Bucket Protectable?", "Protection Skipped"]
-    assert report(execution)["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
     assert engine.world.report()["access_keys"]["AKIAZ4FQH7XKN2LD3VD2"] == "Active"
     assert engine.blocked_ips() == []
 
@@ -687,7 +678,7 @@ def test_one_bucket_tagged_for_approval_since_the_finding_is_left_and_the_other_
     assert {a["outcome"] for a in found[FIRST]} == {"applied"}
     assert engine.world.report()["buckets"][FIRST]["public_access_blocked"] is True
     # AND the incident does not read CONTAINED while a bucket it names waits for a person
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_one_bucket_gone_since_the_finding_is_skipped_and_the_other_is_protected(engine: Engine) -> None:
@@ -706,7 +697,7 @@ def test_one_bucket_gone_since_the_finding_is_skipped_and_the_other_is_protected
     ]
     assert {a["outcome"] for a in found[FIRST]} == {"applied"}
     assert engine.world.report()["buckets"][FIRST]["public_access_blocked"] is True
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 def test_one_bucket_refusing_block_public_access_makes_the_incident_partially_contained(
@@ -733,7 +724,7 @@ def test_one_bucket_refusing_block_public_access_makes_the_incident_partially_co
     assert {a["outcome"] for a in found[FIRST]} == {"applied"}
     world = engine.world.report()["buckets"]
     assert (world[FIRST]["public_access_blocked"], world[SECOND]["public_access_blocked"]) == (True, False)
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_the_protect_step_crashing_reports_every_bucket_failed(engine: Engine) -> None:
@@ -749,7 +740,7 @@ def test_the_protect_step_crashing_reports_every_bucket_failed(engine: Engine) -
     # THEN each bucket has its own failed action, never only the first, and the key is still revoked
     assert [(a["target"], a["outcome"]) for a in actions(execution)] == [(FIRST, "failed"), (SECOND, "failed")]
     assert {a["outcome"] for a in actions(execution, "revoke_credentials")} == {"applied"}
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_release_puts_both_buckets_back_exactly_as_each_was(engine: Engine) -> None:
@@ -760,7 +751,7 @@ def test_release_puts_both_buckets_back_exactly_as_each_was(engine: Engine) -> N
         Bucket=FIRST, Policy=json.dumps({"Version": "2012-10-17", "Statement": [owners]})
     )
     first_policy = policy(engine, FIRST)
-    incident_id = report(run(engine, TWO, event))["incident_id"]
+    incident_id = report_of(run(engine, TWO, event))["incident_id"]
 
     # WHEN the incident is released
     released = report_of(engine.release(incident_id))
@@ -822,4 +813,4 @@ def test_buckets_over_the_cap_keep_the_incident_from_reading_contained(engine: E
     execution = run(engine, TWO, event)
 
     # THEN the incident is not claimed CONTAINED: a bucket the finding names is still as the attacker left it
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import BLOCK_IP_STATES, incident_record, load_event
+from tests.support import BLOCK_IP_STATES, incident_record, load_event, report_of, start
 
 PLAYBOOK_STATES = [
     "Parse Finding",
@@ -25,17 +24,7 @@ PLAYBOOK_STATES = [
 
 
 def run(engine: Engine, name: str, event: dict[str, Any] | None = None) -> Execution:
-    event = event or load_event(f"eventbridge/{name}")
-    rule = engine.matching_rule(event)
-    assert rule is not None, f"{name} should trigger a rule"
-    return engine.start(rule, event)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    """The execution's report: its output, or for a failed execution the report carried in its cause."""
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
+    return start(engine, event or load_event(f"eventbridge/{name}"))
 
 
 def subjects(engine: Engine) -> list[str]:
@@ -43,7 +32,7 @@ def subjects(engine: Engine) -> list[str]:
 
 
 def outcomes(execution: Execution, action_type: str) -> dict[str, str]:
-    return {a["target"]: a["outcome"] for a in report(execution)["actions"] if a["type"] == action_type}
+    return {a["target"]: a["outcome"] for a in report_of(execution)["actions"] if a["type"] == action_type}
 
 
 def test_happy_path_blocks_the_brute_force_address_records_and_notifies(engine: Engine) -> None:
@@ -54,10 +43,10 @@ def test_happy_path_blocks_the_brute_force_address_records_and_notifies(engine: 
     # THEN every step ran in order, the address is in the IPv4 block list, and the record and message say CONTAINED
     assert execution.status == "SUCCEEDED"
     assert execution.states == [*PLAYBOOK_STATES, "Response Complete"]
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert outcomes(execution, "block_ip") == {"45.155.205.233/32": "applied"}
     assert engine.blocked_ips() == ["45.155.205.233/32"]
-    stored = incident_record(engine, report(execution)["incident_id"])
+    stored = incident_record(engine, report_of(execution)["incident_id"])
     assert stored["status"] == "CONTAINED"
     assert stored["deliveries"] == 1
     assert {a["target"] for a in stored["actions"] if a["type"] == "block_ip"} == {"45.155.205.233/32"}
@@ -73,10 +62,10 @@ def test_second_delivery_is_a_duplicate_that_repeats_no_action(engine: Engine) -
 
     # THEN the second run only counts the delivery: same incident, no second block, no second message
     assert second.states == ["Parse Finding", "Open Incident", "Record Duplicate"]
-    assert report(second)["status"] == "DUPLICATE"
-    assert report(second)["incident_id"] == report(first)["incident_id"]
+    assert report_of(second)["status"] == "DUPLICATE"
+    assert report_of(second)["incident_id"] == report_of(first)["incident_id"]
     assert engine.blocked_ips() == ["45.155.205.233/32"]
-    assert incident_record(engine, report(first)["incident_id"])["deliveries"] == 2
+    assert incident_record(engine, report_of(first)["incident_id"])["deliveries"] == 2
     assert len(subjects(engine)) == 1
 
 
@@ -85,8 +74,8 @@ def test_sample_finding_is_planned_and_changes_nothing(engine: Engine) -> None:
     execution = run(engine, "guardduty_sample_rdp_brute_force")
 
     # THEN the block is planned, not applied, and the block lists stay empty
-    assert report(execution)["status"] == "DRY_RUN"
-    assert report(execution)["mode"] == "dry-run"
+    assert report_of(execution)["status"] == "DRY_RUN"
+    assert report_of(execution)["mode"] == "dry-run"
     assert outcomes(execution, "block_ip") == {"185.220.101.47/32": "planned"}
     assert engine.blocked_ips() == []
 
@@ -96,7 +85,7 @@ def test_port_probe_blocks_public_v4_and_v6_and_refuses_the_private_address(engi
     execution = run(engine, "guardduty_port_probe_high")
 
     # THEN each public address lands in its own family's set and the private one is skipped with a reason
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert outcomes(execution, "block_ip") == {
         "194.26.29.102/32": "applied",
         "2a0e:97c0:3e3:2a2::1/128": "applied",
@@ -112,7 +101,7 @@ def test_malformed_finding_is_recorded_and_notified_as_rejected(engine: Engine) 
     # THEN it ends REJECTED, with a record and a message naming the problem, and nothing else ran
     assert execution.status == "SUCCEEDED"
     assert execution.states == ["Parse Finding", "Record Rejection", "Notify Rejection"]
-    rejected = report(execution)
+    rejected = report_of(execution)
     assert rejected["status"] == "REJECTED"
     assert "detail.id" in rejected["reason"]
     assert incident_record(engine, rejected["incident_id"])["status"] == "REJECTED"
@@ -130,7 +119,7 @@ def test_finding_for_an_undeployed_playbook_is_escalated_not_reported_as_contain
     execution = run(engine, "guardduty_crypto_mining")
 
     # THEN responders are told to act by hand and the status claims nothing was contained
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert outcome["playbook"] == "notify-only"
     assert outcome["status"] == "NOTIFIED"
     assert "contain-instance" in outcome["escalation"]
@@ -152,7 +141,7 @@ def test_permanent_block_error_fails_the_incident_truthfully(engine: Engine) -> 
     # THEN the execution fails, the record and the message say FAILED, and nothing was blocked
     assert execution.status == "FAILED"
     assert execution.states[-4:] == ["Record Outcome", "Export Stix Bundle", "Did Response Fail?", "Response Failed"]
-    failed = report(execution)
+    failed = report_of(execution)
     assert failed["status"] == "FAILED"
     assert outcomes(execution, "block_ip") == {"45.155.205.233": "failed"}
     assert incident_record(engine, failed["incident_id"])["status"] == "FAILED"
@@ -177,7 +166,7 @@ def test_one_family_failing_reports_partial_containment(engine: Engine) -> None:
     execution = run(engine, "guardduty_port_probe_high")
 
     # THEN the status is PARTIALLY_CONTAINED, never CONTAINED
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert execution.status == "SUCCEEDED"
 
 
@@ -194,7 +183,7 @@ def test_failed_notification_is_recorded_and_ends_in_the_failure_path(engine: En
     # THEN the failure is recorded on the incident and told through the failure path
     assert execution.status == "FAILED"
     assert execution.states[-3:] == ["Record Failure", "Notify Responders Of Failure", "Response Failed"]
-    failed = report(execution)
+    failed = report_of(execution)
     assert failed["status"] == "FAILED"
     assert failed["error"] == "RuntimeError"
     assert incident_record(engine, failed["incident_id"])["status"] == "FAILED"
@@ -221,7 +210,7 @@ def test_transient_lambda_error_is_retried_and_the_incident_still_contained(engi
 
     # THEN the ASL Retry ran the step again and the incident is contained
     assert len(calls) == 2
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
 
 
 @pytest.mark.parametrize("mode", ["dry-run", "enforce"])
@@ -235,7 +224,7 @@ def test_block_ip_mode_parameter_decides_whether_addresses_are_blocked(mode: str
         execution = run(engine, "guardduty_ssh_brute_force")
 
         # THEN the playbook's own mode wins
-        assert report(execution)["mode"] == mode
+        assert report_of(execution)["mode"] == mode
         assert engine.blocked_ips() == ([] if mode == "dry-run" else ["45.155.205.233/32"])
 
 
@@ -248,5 +237,5 @@ def test_exempt_instance_is_suppressed_and_not_touched(engine: Engine) -> None:
     execution = run(engine, "guardduty_ssh_brute_force", event)
 
     # THEN nothing is blocked and the status says SUPPRESSED
-    assert report(execution)["status"] == "SUPPRESSED"
+    assert report_of(execution)["status"] == "SUPPRESSED"
     assert engine.blocked_ips() == []

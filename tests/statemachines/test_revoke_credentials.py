@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from firebreak_local.engine import Engine, Execution
-from tests.support import TEMPLATE, load_event
+from tests.support import TEMPLATE, load_event, report_of, start
 
 USER_FINDING = "guardduty_iam_user_key_compromised"
 ROLE_FINDING = "guardduty_access_key_malicious_ip"
@@ -32,20 +32,11 @@ PLAYBOOK_STATES = [
 
 
 def run(engine: Engine, name: str, event: dict[str, Any] | None = None) -> Execution:
-    event = event or load_event(f"eventbridge/{name}")
-    rule = engine.matching_rule(event)
-    assert rule is not None, f"{name} should trigger a rule"
-    return engine.start(rule, event)
-
-
-def report(execution: Execution) -> dict[str, Any]:
-    value = execution.output if execution.status == "SUCCEEDED" else json.loads(execution.cause or "{}")
-    assert isinstance(value, dict)
-    return value
+    return start(engine, event or load_event(f"eventbridge/{name}"))
 
 
 def revocations(execution: Execution) -> list[dict[str, Any]]:
-    return [action for action in report(execution)["actions"] if action["type"] == "revoke_credentials"]
+    return [action for action in report_of(execution)["actions"] if action["type"] == "revoke_credentials"]
 
 
 def with_other_key(engine: Engine) -> str:
@@ -96,7 +87,7 @@ def test_user_key_is_deactivated_the_other_key_stays_active_and_the_user_is_deni
         (FINDING_KEY, "applied"),
         (FINDING_KEY, "applied"),
     ]
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert engine.world.report()["access_keys"] == {FINDING_KEY: "Inactive"}
     # AND the deny policy denies everything, and every session issued before the playbook started
     policy = engine.client("iam").get_user_policy(UserName="ci-deployer", PolicyName="FirebreakDenyAll")
@@ -124,7 +115,7 @@ def test_role_finding_attaches_the_session_revocation_policy_to_the_role_it_name
     (action,) = revocations(execution)
     assert (action["target"], action["outcome"]) == ("web-server-role", "applied")
     assert "new credentials from IMDS" in action["reason"]
-    assert report(execution)["status"] == "CONTAINED"
+    assert report_of(execution)["status"] == "CONTAINED"
     assert engine.blocked_ips() == ["103.151.103.15/32"]
 
 
@@ -134,7 +125,7 @@ def test_root_finding_changes_nothing_and_tells_a_person_what_to_do(engine: Engi
     execution = run(engine, ROOT_FINDING)
 
     # THEN nothing was revoked or blocked, and the notification carries the instruction for root
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert (outcome["playbook"], outcome["status"]) == ("notify-only", "NOTIFIED")
     assert "Run Revoke Credentials Playbook" not in execution.states
     assert "root" in outcome["escalation"] and "MFA" in outcome["escalation"]
@@ -154,7 +145,7 @@ def test_aws_service_finding_changes_nothing_and_tells_a_person_what_to_do(engin
     execution = run(engine, USER_FINDING, event)
 
     # THEN nothing was revoked or blocked, and the escalation says what to look for
-    outcome = report(execution)
+    outcome = report_of(execution)
     assert (outcome["playbook"], outcome["status"]) == ("notify-only", "NOTIFIED")
     assert "invokedBy" in outcome["escalation"]
     assert engine.client("iam").list_users()["Users"] == []
@@ -178,7 +169,7 @@ def test_break_glass_principal_is_refused_and_left_as_it_was() -> None:
         assert "break-glass" in action["reason"]
         # AND blocking the address alone does not make the incident contained
         assert engine.blocked_ips() == ["146.70.119.82/32"]
-        assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+        assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_firebreaks_own_role_is_refused(engine: Engine) -> None:
@@ -194,7 +185,7 @@ def test_firebreaks_own_role_is_refused(engine: Engine) -> None:
     (action,) = revocations(execution)
     assert action["outcome"] == "skipped"
     assert "Firebreak stack firebreak" in action["reason"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
 
 
 def test_second_delivery_changes_nothing(engine: Engine) -> None:
@@ -210,7 +201,7 @@ def test_second_delivery_changes_nothing(engine: Engine) -> None:
 
     # THEN it is a duplicate: no playbook ran, keys and policy are as they were, nobody is told twice
     assert second.states == ["Parse Finding", "Open Incident", "Record Duplicate"]
-    assert report(second)["incident_id"] == report(first)["incident_id"]
+    assert report_of(second)["incident_id"] == report_of(first)["incident_id"]
     assert key_statuses(engine) == keys
     assert iam.get_user_policy(UserName="ci-deployer", PolicyName="FirebreakDenyAll")["PolicyDocument"] == policy
     assert len(engine.notifications()) == 1
@@ -223,7 +214,7 @@ def test_dry_run_plans_the_revocation_and_changes_nothing() -> None:
         execution = run(engine, USER_FINDING)
 
         # THEN the calls are planned, the key is still active, no policy and no block
-        assert report(execution)["status"] == "DRY_RUN"
+        assert report_of(execution)["status"] == "DRY_RUN"
         assert [a["outcome"] for a in revocations(execution)] == ["planned", "planned"]
         assert "iam:UpdateAccessKey(UserName=ci-deployer" in revocations(execution)[0]["reason"]
         assert engine.world.report()["access_keys"] == {FINDING_KEY: "Active"}
@@ -245,7 +236,7 @@ def test_revocation_crash_is_reported_failed_and_the_address_is_still_blocked(en
     (action,) = revocations(execution)
     assert (action["target"], action["outcome"]) == (FINDING_KEY, "failed")
     assert "RuntimeError" in action["reason"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert engine.blocked_ips() == ["146.70.119.82/32"]
     assert engine.world.report()["access_keys"] == {FINDING_KEY: "Active"}
 
@@ -262,10 +253,10 @@ def test_blocking_failure_keeps_the_revocation_and_reports_the_block_failed(engi
 
     # THEN the role is still revoked, the block is reported failed, and the incident is only partially contained
     assert engine.world.report()["revoked_roles"] == ["web-server-role"]
-    blocks = [a for a in report(execution)["actions"] if a["type"] == "block_ip"]
+    blocks = [a for a in report_of(execution)["actions"] if a["type"] == "block_ip"]
     assert [(a["target"], a["outcome"]) for a in blocks] == [("103.151.103.15", "failed")]
     assert "PermissionError" in blocks[0]["reason"]
-    assert report(execution)["status"] == "PARTIALLY_CONTAINED"
+    assert report_of(execution)["status"] == "PARTIALLY_CONTAINED"
     assert engine.blocked_ips() == []
 
 
@@ -284,6 +275,6 @@ def test_failed_playbook_is_recorded_as_a_failed_revocation(engine: Engine) -> N
     (action,) = revocations(execution)
     assert (action["target"], action["outcome"]) == (FINDING_KEY, "failed")
     assert action["reason"].startswith("playbook failed: ")
-    assert report(execution)["status"] == "FAILED"
+    assert report_of(execution)["status"] == "FAILED"
     assert execution.status == "FAILED"
     assert engine.world.report()["access_keys"] == {FINDING_KEY: "Active"}
