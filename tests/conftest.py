@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+from firebreak.blocking import block, writer
 from firebreak_local import runtime
 from firebreak_local.engine import Engine
 from firebreak_local.runtime import LambdaContext
@@ -60,9 +61,12 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture
 def short_retry_waits(monkeypatch: pytest.MonkeyPatch) -> CappedClock:
-    """Retry back-offs of boto3 clients and ASL Retry cut to 10 ms: the fault matrices test that and how a call is
-    retried, not how long AWS would wait in between."""
+    """Retry back-offs of boto3 clients, of ASL Retry and of the IPSet writes' LockToken retries (the block step's and
+    the writer's) cut to 10 ms: the fault matrices test that and how a call is retried, not how long AWS would wait in
+    between."""
     clock = CappedClock(cap=0.01)
     monkeypatch.setattr(botocore.endpoint, "time", clock)
     monkeypatch.setattr(retrier_decl, "time", clock)
+    monkeypatch.setattr(block, "time", clock)
+    monkeypatch.setattr(writer, "time", clock)
     return clock

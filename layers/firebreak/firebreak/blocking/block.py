@@ -172,7 +172,8 @@ def enforce(
             return blocklist.active(now)[version]
 
         try:
-            results[arn] = converge(waf_for(ipset), ipset, desired, prune=False, required=mine)
+            # time.sleep read now, not converge's default bound at import: the local engine's clock replaces it.
+            results[arn] = converge(waf_for(ipset), ipset, desired, prune=False, required=mine, sleep=time.sleep)
         except BlockFailed as error:
             results[arn] = error
     return [_outcome(recorded[cidr], settings, results, listed) for cidr in cidrs]
