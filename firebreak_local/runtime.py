@@ -62,6 +62,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
@@ -76,7 +77,6 @@ from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_s
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
-from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -578,26 +578,49 @@ def _make_checked_writes_atomic() -> None:
 
 
 def _parse_each_definition_once() -> None:
-    """moto parses the ASL text with a pure-Python ANTLR parser at every execution start: most of an execution's time.
+    """moto parses the ASL text with a pure-Python ANTLR parser, then builds its evaluation components from the tree,
+    at every execution start: most of an execution's time, for the same result each time.
 
-    The syntax tree of a definition never changes, so it is kept per definition text; every execution still gets
-    its own freshly built evaluation components (the Preprocessor's output), as before.
+    Both are kept per definition text. The components hold no execution's state (moto keeps that in each
+    execution's Environment, and runs one program for every iteration of a Map at once), so executions of one
+    definition share them; the per-component heap keys are drawn before the program is shared, so two executions'
+    first uses cannot draw two.
     """
     parser = moto_asl_parser.AmazonStateLanguageParser
     original = parser.parse
-    trees: dict[str, Any] = {}
+    parsed: dict[str, tuple[Any, Any]] = {}
     lock = threading.Lock()
 
     def parse(definition: str) -> tuple[Any, Any]:
         with lock:
-            tree = trees.get(definition)
-        if tree is None:
-            _, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            known = parsed.get(definition)
+        if known is None:
+            program, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            _draw_heap_keys(program)
+            known = (program, tree)
             with lock:
-                trees[definition] = tree
-        return Preprocessor().visit(tree), tree
+                known = parsed.setdefault(definition, known)
+        return known
 
     parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _draw_heap_keys(component: Any) -> None:
+    """Every evaluation component's heap key (drawn lazily by moto, on first use), drawn now."""
+    seen: set[int] = set()
+    pending = [component]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, EvalComponent):
+            _ = value.heap_key
+            pending.extend(getattr(value, "__dict__", {}).values())
 
 
 def _check_definitions_at_first_start() -> None:

@@ -4,6 +4,7 @@ pairs drawn at their first use."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,6 +55,39 @@ def test_a_valid_definition_starts_and_runs(sfn: Any) -> None:
 
     # THEN it is accepted
     assert sfn.describe_execution(executionArn=execution)["stateMachineArn"] == arn
+
+
+def test_executions_of_one_definition_share_its_program_and_keep_their_own_data(sfn: Any) -> None:
+    # GIVEN a state machine whose output depends on its input
+    definition = json.dumps(
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "Double",
+            "States": {"Double": {"Type": "Pass", "Output": "{% $states.input.n * 2 %}", "End": True}},
+        }
+    )
+    arn = sfn.create_state_machine(name="doubles", definition=definition, roleArn=ROLE)["stateMachineArn"]
+
+    # WHEN it runs twice, with different inputs
+    executions = [
+        sfn.start_execution(stateMachineArn=arn, name=f"run-{n}", input=json.dumps({"n": n}))["executionArn"]
+        for n in (2, 5)
+    ]
+    outputs = [_output_of(sfn, execution) for execution in executions]
+
+    # THEN each gets its own answer, from one program built once for the definition's text
+    assert outputs == [4, 10]
+    parser = runtime.moto_asl_parser.AmazonStateLanguageParser
+    assert parser.parse(definition)[0] is parser.parse(definition)[0]
+
+
+def _output_of(sfn: Any, execution: str) -> Any:
+    for _ in range(500):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return json.loads(described.get("output") or "null")
+        time.sleep(0.01)
+    raise AssertionError(f"{execution} still running")
 
 
 def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(patched: None) -> None:
