@@ -58,6 +58,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.kms import models as moto_kms_models
 from moto.kms import utils as moto_kms_utils
+from moto.stepfunctions.parser import utils as moto_sfn_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
@@ -505,6 +506,7 @@ def _output_before_status() -> None:
         simulated = _simulated
         if simulated is not None:
             simulated.ended[self.execution.exec_arn] = simulated.elapsed()
+        SIGNALS.give(self.execution.exec_arn)
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
@@ -710,10 +712,118 @@ def _reuse_task_clients() -> None:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+class Signals:
+    """Things that happen once, by key (an execution's end, by its ARN), so that whoever waits for one (the engine, a
+    `.sync` parent, the stream poller told to stop) wakes when it happens instead of at its next poll. The polls stay,
+    as the bound of each wait, for anything that happens without telling."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._given: set[str] = set()
+
+    def give(self, key: str) -> None:
+        with self._cond:
+            self._given.add(key)
+            self._cond.notify_all()
+        simulated = _simulated
+        if simulated is not None:
+            simulated.wake(key)
+
+    def given(self, key: str) -> bool:
+        return key in self._given
+
+    def pause(self, seconds: float, key: str) -> None:
+        """Sleep up to seconds (on the simulated clock, for a thread that takes part), less once key is given."""
+        simulated = _simulated
+        if simulated is not None and simulated.takes_part():
+            simulated.sleep(seconds, wake=key)
+            return
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while key not in self._given:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                _real_condition_wait(self._cond, left)
+
+
+SIGNALS = Signals()
+
+
+class _ChildResolver:
+    """moto's `.sync` resolver of a child execution, with the child's ARN, so its parent can wait for that end."""
+
+    def __init__(self, resolve: Callable[[], Any], execution_arn: str) -> None:
+        self.resolve = resolve
+        self.execution_arn = execution_arn
+
+    def __call__(self) -> Any:
+        return self.resolve()
+
+
+def _wake_parents_at_child_end() -> None:
+    """A `.sync` parent polls DescribeExecution until its child ends (every 0.25 s on the simulated clock, each poll
+    a jump of the clock): Step Functions learns of the end from the child itself. The parent now waits for that end
+    and asks once more; the poll interval stays as the bound of each wait."""
+    for name in ("_build_sync_resolver", "_build_sync2_resolver"):
+        original = getattr(StateTaskServiceSfn, name)
+
+        def build(self: Any, env: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            submitted = env.stack[-1] if env.stack else None
+            resolve = _original(self, env, *args, **kwargs)
+            arn = submitted.get("ExecutionArn") if isinstance(submitted, dict) else None
+            return _ChildResolver(resolve, arn) if resolve is not None and isinstance(arn, str) else resolve
+
+        setattr(StateTaskServiceSfn, name, build)
+
+    original_eval_sync = state_task_service_callback.StateTaskServiceCallback._eval_sync
+
+    def eval_sync(
+        self: Any,
+        env: Any,
+        sync_resolver: Any,
+        timeout_seconds: Any,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if not isinstance(sync_resolver, _ChildResolver):
+            return original_eval_sync(self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+        # moto's loop, but for the pause: a task token sent meanwhile still answers the task, as in moto.
+        answered: list[Any] = []
+        if callback_endpoint is not None:
+
+            def wait_for_task_token() -> None:
+                answered.append(
+                    self._eval_wait_for_task_token(
+                        env=env,
+                        timeout_seconds=timeout_seconds,
+                        callback_endpoint=callback_endpoint,
+                        heartbeat_endpoint=heartbeat_endpoint,
+                    )
+                )
+
+            waiter = threading.Thread(target=wait_for_task_token, name="WaitForTaskToken_SyncTask", daemon=True)
+            moto_sfn_utils.TMP_THREADS.append(waiter)
+            waiter.start()
+        result: Any = None
+        while env.is_running():
+            result = sync_resolver()
+            if (answered and answered[0]) or result:
+                break
+            # Woken at the child's end; the poll is only the bound of a wait, and far less frequent.
+            poll = max(state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK, CHILD_POLL_SECONDS)
+            SIGNALS.pause(poll, sync_resolver.execution_arn)
+        return (answered[0] if answered else None) or result
+
+    state_task_service_callback.StateTaskServiceCallback._eval_sync = eval_sync  # type: ignore[method-assign]
+
+
 # moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
 SYNC_POLL_SECONDS = 0.005
 # On the simulated clock a poll costs no waiting, only a jump: about how soon Step Functions sees a child end.
 SIMULATED_SYNC_POLL_SECONDS = 0.25
+# A `.sync` parent of a child execution is woken at the child's end; it asks again at most this often meanwhile.
+CHILD_POLL_SECONDS = 1.0
 
 
 class Load:
@@ -896,6 +1006,7 @@ class SimulatedClock(CappedClock):
         self._active = 0
         self._held = 0
         self._parked: list[tuple[float, int, list[bool]]] = []
+        self._wakeable: dict[str, list[list[bool]]] = {}
         self._order = itertools.count()
         self._changes = 0
         self._running = False
@@ -916,7 +1027,9 @@ class SimulatedClock(CappedClock):
         """Simulated seconds since the clock was made."""
         return self._now
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, wake: str | None = None) -> None:
+        """Park until the clock has moved on by seconds; or, given wake, until wake(wake) if that comes first (a
+        thread that does not take part sleeps in real time, capped, whatever wake says)."""
         if not self.takes_part():
             super().sleep(seconds)
             return
@@ -924,11 +1037,31 @@ class SimulatedClock(CappedClock):
         if seconds <= 0:
             return
         with self._cond:
+            if wake is not None and SIGNALS.given(wake):
+                return
             woken = [False]
             heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
+            if wake is not None:
+                self._wakeable.setdefault(wake, []).append(woken)
             self._set_active(-1)
             while not woken[0]:
                 _real_condition_wait(self._cond)
+            if wake is not None:
+                waiting = self._wakeable.get(wake)
+                if waiting is not None and woken in waiting:
+                    waiting.remove(woken)
+                    if not waiting:
+                        del self._wakeable[wake]
+
+    def wake(self, key: str) -> None:
+        """Wake the threads parked with wake=key now, at the clock's present time (their entries stay in the queue,
+        marked woken, and are dropped when the clock gets there)."""
+        with self._cond:
+            for woken in self._wakeable.pop(key, ()):
+                if not woken[0]:
+                    woken[0] = True
+                    self._set_active(+1)
+            self._cond.notify_all()
 
     def takes_part(self) -> bool:
         return bool(getattr(self._local, "part", False))
@@ -974,6 +1107,8 @@ class SimulatedClock(CappedClock):
         while self._running:
             _real_sleep(self.CHECK_SECONDS)
             with self._cond:
+                while self._parked and self._parked[0][2][0]:
+                    heapq.heappop(self._parked)  # woken early (wake)
                 if not self._parked or self._held:
                     settled, seen, since = 0, self._changes, time.perf_counter()
                     continue
@@ -988,8 +1123,9 @@ class SimulatedClock(CappedClock):
                 self._now = max(self._now, self._parked[0][0])
                 while self._parked and self._parked[0][0] <= self._now:
                     _, _, woken = heapq.heappop(self._parked)
-                    woken[0] = True
-                    self._set_active(+1)
+                    if not woken[0]:
+                        woken[0] = True
+                        self._set_active(+1)
                 self.jumps += 1
                 settled, since = 0, time.perf_counter()
                 self._cond.notify_all()
@@ -1127,6 +1263,22 @@ def execution_history(execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
+def last_history_event(execution_arn: str) -> dict[str, Any] | None:
+    """The execution's latest history event, read off moto's interpreter without copying the whole history (the
+    engine asks it of every execution it waits for, at every look)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    _, _, _, region, account, _ = execution_arn.split(":", 5)
+    execution: Any = stepfunctions_parser_backends[account][region].describe_execution(execution_arn)
+    env = execution.exec_worker.env if execution.exec_worker is not None else None
+    if env is None:
+        return None
+    manager = env.event_manager
+    with manager._mutex:
+        events = manager._history_event_list
+        return copy.deepcopy(events[-1]) if events else None
+
+
 _installed: tuple[Dispatcher, ApiCalls] | None = None
 _finding_updates: list[dict[str, Any]] = []
 _BATCH_UPDATE_FINDINGS = "before-send.securityhub.BatchUpdateFindings"
@@ -1246,6 +1398,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _stretch_timeouts_under_load()
     _simulate_wait_states()
     _pass_task_failure_cause()
+    _wake_parents_at_child_end()
     run_ecs_tasks_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
