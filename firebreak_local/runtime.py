@@ -997,10 +997,13 @@ class SimulatedClock(CappedClock):
     SETTLE_CHECKS = 2  # a jump waits until this many checks in a row found every thread parked
     CHECK_SECONDS = 0.0005
     STALL_SECONDS = 2.0  # a thread that neither parks nor finishes for this long (real) is jumped past
+    IDLE_LOOK_SECONDS = 0.05  # while threads run, the ticker still looks this often (for the stall check)
 
     def __init__(self, cap: float = 0.01) -> None:
         super().__init__(cap)
         self._cond = threading.Condition(threading.Lock())
+        # The ticker waits here (same lock) for the last taking-part thread to park, rather than looking every check.
+        self._idle = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
         self._now = 0.0
         self._epoch, self._origin = time.time(), time.monotonic()
         self._active = 0
@@ -1076,11 +1079,14 @@ class SimulatedClock(CappedClock):
         finally:
             with self._cond:
                 self._held -= 1
+                self._idle.notify()
 
     def _set_active(self, change: int) -> None:
         # Called with the lock held.
         self._active += change
         self._changes += 1
+        if self._active <= 0:
+            self._idle.notify()
 
     def _blocked(self, change: int) -> None:
         with self._cond:
@@ -1105,6 +1111,15 @@ class SimulatedClock(CappedClock):
     def _tick(self) -> None:
         settled, seen, since = 0, -1, time.perf_counter()
         while self._running:
+            with self._cond:
+                if settled == 0 and (self._active > 0 or self._held or not self._parked):
+                    # Nothing to settle yet: wait to be told a thread parked (or for the stall check's next look).
+                    _real_condition_wait(self._idle, self.IDLE_LOOK_SECONDS)
+                    if self._active <= 0 and self._parked and not self._held:
+                        # The settling starts now, when the last thread parked, not at the next look.
+                        if self._changes != seen:
+                            since = time.perf_counter()
+                        seen = self._changes
             _real_sleep(self.CHECK_SECONDS)
             with self._cond:
                 while self._parked and self._parked[0][2][0]:
