@@ -43,6 +43,7 @@ import jsonata
 import moto
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from jsonata import utils as jsonata_utils
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core import base_backend as moto_base_backend
@@ -391,6 +392,24 @@ def _load(module: str, handler: str) -> Handler:
 @functools.lru_cache(maxsize=4096)
 def _compiled(expression: str) -> Any:
     return jsonata.Jsonata(expression)
+
+
+def _look_up_without_recursion() -> None:
+    """jsonata-python looks every name up through the frames of its scope, recursively, and looks up its two
+    evaluation hooks that way at every node it evaluates: most of a recursive JSONata function's time (Record
+    Outcome's `$ddb` typing of the actions, 12 ms a run). The same look-up, as a loop."""
+    none = jsonata_utils.Utils.NONE
+
+    def lookup(self: Any, name: str) -> Any:
+        frame = self
+        while frame is not None:
+            value = frame.bindings.get(name, none)
+            if value is not none:
+                return value
+            frame = frame.parent
+        return None
+
+    jsonata.Jsonata.Frame.lookup = lookup
 
 
 class _Bindings:
@@ -1372,6 +1391,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     dispatcher, calls = Dispatcher(), ApiCalls()
     faults = _faults = Faults(is_engine_call=calls.is_quiet)
     bindings = _Bindings()
+    _look_up_without_recursion()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]
