@@ -45,6 +45,8 @@ EXECUTION_DEADLINE_SECONDS = 60.0
 LIVE_POLL_SECONDS = 0.01
 LIVE_WINDOW_SECONDS = 0.02
 SIMULATED_STREAM_POLL_SECONDS = 0.25
+# ... and while no stream gets a record, it sleeps this long at most (woken by the first record).
+SIMULATED_STREAM_IDLE_SECONDS = 60.0
 # While the engine waits for an execution, which wakes it at its end, it asks DescribeExecution this seldom (in looks
 # for an approval request, every 2-20 ms).
 DESCRIBE_EVERY_LOOKS = 25
@@ -800,26 +802,39 @@ class Engine:
         finally:
             stop.set()
             runtime.SIGNALS.give(stopping)
+            if self.clock is not None:
+                self.clock.wake(runtime.STREAM_WRITTEN)
             poller.join()
 
     def _poll_streams(self, consumers: Sequence[StreamConsumer], stop: threading.Event, stopping: str) -> None:
         """Lambda's event source mapping for consumers with a batching window: once records come, it gathers more
-        until the window closes or the batch is full, then invokes the function with those its filters match."""
+        until the window closes or the batch is full, then invokes the function with those its filters match.
+
+        On the simulated clock it looks at Lambda's pace (a record is seen at the next of its polls, 4 a second)
+        but sleeps through the polls that would find nothing: it is woken when a stream gets a record.
+        """
         clock = runtime.clock()
         simulated = self.clock is not None
         poll = SIMULATED_STREAM_POLL_SECONDS if simulated else LIVE_POLL_SECONDS
         while not stop.is_set():
+            written = runtime.stream_writes()
+            delivered = False
             for consumer in consumers:
                 records = self._new_records(consumer)
                 if not records:
                     continue
+                delivered = True
                 window = float(consumer.window or 0.0)
                 closes = clock.monotonic() + (window if simulated else min(window, LIVE_WINDOW_SECONDS))
                 while len(records) < consumer.batch_size and not stop.is_set():
                     left = closes - clock.monotonic()
                     if left <= 0:
                         break
-                    runtime.SIGNALS.pause(min(poll, left), stopping)
+                    if simulated:
+                        seen = runtime.stream_writes()
+                        self._sleep_until_written(left, seen, stop)
+                    else:
+                        runtime.SIGNALS.pause(min(poll, left), stopping)
                     records += self._new_records(consumer)
                 wanted = [record for record in records if consumer.wants(record)]
                 for start in range(0, len(wanted), consumer.batch_size):
@@ -828,7 +843,22 @@ class Engine:
                     for attempt in range(consumer.retries + 1):
                         if self._deliver(consumer, batch, report=attempt == consumer.retries):
                             break
-            runtime.SIGNALS.pause(poll, stopping)
+            if not simulated:
+                runtime.SIGNALS.pause(poll, stopping)
+                continue
+            if not delivered:
+                # Nothing came since the last look: sleep until something does, then to Lambda's next poll.
+                self._sleep_until_written(SIMULATED_STREAM_IDLE_SECONDS, written, stop)
+            clock.sleep(poll - clock.elapsed() % poll, wake=stopping)
+
+    def _sleep_until_written(self, seconds: float, written: int, stop: threading.Event) -> None:
+        """On the simulated clock: up to seconds, less once a stream has more than `written` records or stop is set."""
+        assert self.clock is not None
+        self.clock.sleep(
+            seconds,
+            wake=runtime.STREAM_WRITTEN,
+            unless=lambda: stop.is_set() or runtime.stream_writes() != written,
+        )
 
     def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
         records, consumer.position = runtime.stream_records(consumer.stream_arn, consumer.position)

@@ -1049,9 +1049,10 @@ class SimulatedClock(CappedClock):
         """Simulated seconds since the clock was made."""
         return self._now
 
-    def sleep(self, seconds: float, wake: str | None = None) -> None:
-        """Park until the clock has moved on by seconds; or, given wake, until wake(wake) if that comes first (a
-        thread that does not take part sleeps in real time, capped, whatever wake says)."""
+    def sleep(self, seconds: float, wake: str | None = None, unless: Callable[[], bool] | None = None) -> None:
+        """Park until the clock has moved on by seconds; or, given wake, until wake(wake) if that comes first; not at
+        all if unless() is true when it would park (a thread that does not take part sleeps in real time, capped,
+        whatever wake says)."""
         if not self.takes_part():
             super().sleep(seconds)
             return
@@ -1059,7 +1060,7 @@ class SimulatedClock(CappedClock):
         if seconds <= 0:
             return
         with self._cond:
-            if wake is not None and SIGNALS.given(wake):
+            if (wake is not None and SIGNALS.given(wake)) or (unless is not None and unless()):
                 return
             woken = [False]
             heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
@@ -1270,6 +1271,34 @@ def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedCl
         threading.Thread.join = _real_thread_join  # type: ignore[method-assign]
 
 
+# Given (repeatedly, through SimulatedClock.wake) whenever a table's stream gets a record: the engine's stream poller
+# waits for it on the simulated clock instead of looking 4 times a simulated second while nothing comes.
+STREAM_WRITTEN = "firebreak-stream-written"
+_stream_writes = itertools.count()
+_stream_written = 0
+
+
+def stream_writes() -> int:
+    """How many stream records every table's streams have had so far."""
+    return _stream_written
+
+
+def _announce_stream_records() -> None:
+    from moto.dynamodb.models.table import StreamShard
+
+    original = StreamShard.add
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        global _stream_written
+        original(self, old, new)
+        _stream_written = next(_stream_writes) + 1
+        simulated = _simulated
+        if simulated is not None:
+            simulated.wake(STREAM_WRITTEN)
+
+    StreamShard.add = add  # type: ignore[method-assign]
+
+
 def stream_records(stream_arn: str, position: int) -> tuple[list[dict[str, Any]], int]:
     """The stream's records from position on, as GetRecords lists them, and the position after them.
 
@@ -1434,6 +1463,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _simulate_wait_states()
     _pass_task_failure_cause()
     _wake_parents_at_child_end()
+    _announce_stream_records()
     run_ecs_tasks_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
