@@ -51,6 +51,7 @@ from moto.core import custom_responses_mock as moto_custom_responses
 from moto.core import loaders as moto_core_loaders
 from moto.core import model_instances as moto_model_instances
 from moto.core import models as moto_core_models
+from moto.core import responses as moto_core_responses
 from moto.core import utils as moto_core_utils
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.exceptions import JsonRESTError
@@ -673,6 +674,13 @@ def _share_moto_loader() -> None:
     """moto reads the service model it answers with through a new loader for each service, and each new loader lists
     every service folder on disk before it finds its own: one loader, kept, lists them once."""
     moto_core_utils.create_loader = functools.cache(moto_core_loaders.create_loader)  # type: ignore[attr-defined]
+
+
+def _list_response_methods_once() -> None:
+    """moto finds the method that answers a request by listing its response class's methods with inspect, at every
+    request: a tenth of a small call's cost. A class's methods do not change while it answers, so the list is kept
+    per class (the engine's own replacements, made at install, keep their names)."""
+    moto_core_responses.method_names_from_class = functools.cache(moto_core_responses.method_names_from_class)  # type: ignore[attr-defined]
 
 
 _KEY_PAIR_LOCK = threading.Lock()
@@ -1457,6 +1465,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _parse_each_definition_once()
     _check_definitions_at_first_start()
     _share_moto_loader()
+    _list_response_methods_once()
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
