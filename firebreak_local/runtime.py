@@ -11,6 +11,7 @@ and keeps the metrics a handler prints as embedded-metric-format (EMF) lines, wh
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import copy
 import datetime
@@ -674,6 +675,55 @@ def _share_moto_loader() -> None:
     """moto reads the service model it answers with through a new loader for each service, and each new loader lists
     every service folder on disk before it finds its own: one loader, kept, lists them once."""
     moto_core_utils.create_loader = functools.cache(moto_core_loaders.create_loader)  # type: ignore[attr-defined]
+
+
+def _copy_dynamodb_values_directly() -> None:
+    """moto deep-copies a DynamoDB item twice on every UpdateItem (for ReturnValues and for the stream's old image),
+    value by value through copy.deepcopy's dispatch and memo: the largest cost of an update of a large incident
+    record. An attribute value is a tree of plain types and values without cycles or sharing, so it is copied
+    directly, with the same result."""
+    from moto.dynamodb.models.dynamo_type import DDBType, DynamoType
+
+    sets = (DDBType.STRING_SET, DDBType.NUMBER_SET, DDBType.BINARY_SET)
+
+    def copied(value: Any) -> Any:
+        result = value.__class__.__new__(value.__class__)
+        result.type = kind = value.type
+        if kind == DDBType.LIST:
+            result.value = [copied(item) for item in value.value]
+        elif kind == DDBType.MAP:
+            result.value = {key: copied(item) for key, item in value.value.items()}
+        elif kind in sets:
+            result.value = list(value.value)
+        else:
+            result.value = value.value
+        return result
+
+    DynamoType.__deepcopy__ = lambda self, memo: copied(self)  # type: ignore[method-assign]
+
+
+def _convert_dynamodb_values_once() -> None:
+    """moto's DynamoType.to_regular_json deep-copies its whole subtree and then converts each child, which deep-copies
+    the child's subtree again: quadratic in the depth of a nested map (an incident record's actions), and paid for
+    every item a Scan, GetItem or stream record returns. Each value is converted once, leaves copied as before."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        value = self.value
+        if isinstance(value, dict):
+            value = {
+                key: item.to_regular_json() if isinstance(item, DynamoType) else copy.deepcopy(item)
+                for key, item in value.items()
+            }
+        elif isinstance(value, list):
+            value = [item.to_regular_json() if isinstance(item, DynamoType) else copy.deepcopy(item) for item in value]
+        else:
+            value = copy.deepcopy(value)
+        if self.is_binary() and isinstance(value, str):
+            value = base64.b64decode(value)
+        return {self.type: value}
+
+    DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
 
 
 def _list_response_methods_once() -> None:
@@ -1466,6 +1516,8 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _check_definitions_at_first_start()
     _share_moto_loader()
     _list_response_methods_once()
+    _copy_dynamodb_values_directly()
+    _convert_dynamodb_values_once()
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
