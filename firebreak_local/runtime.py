@@ -726,6 +726,33 @@ def _convert_dynamodb_values_once() -> None:
     DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
 
 
+def _copy_state_data_as_json() -> None:
+    """moto deep-copies a state's input, result and every `$states` read so that no evaluation changes another's
+    data: copy.deepcopy of whole findings and incidents, several times a state. The data is JSON (it came from
+    JSON and goes on as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost; anything
+    that is not JSON is deep-copied as before."""
+
+    def fresh(value: Any) -> Any:
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        try:
+            return json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            return copy.deepcopy(value)
+
+    moto_states.copy = _JsonCopy(fresh)  # type: ignore[assignment,attr-defined]
+
+
+class _JsonCopy:
+    """The copy module as moto's States sees it: deepcopy by JSON round trip (see _copy_state_data_as_json)."""
+
+    def __init__(self, fresh: Callable[[Any], Any]) -> None:
+        self.deepcopy = fresh
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
 def _list_response_methods_once() -> None:
     """moto finds the method that answers a request by listing its response class's methods with inspect, at every
     request: a tenth of a small call's cost. A class's methods do not change while it answers, so the list is kept
@@ -1518,6 +1545,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _list_response_methods_once()
     _copy_dynamodb_values_directly()
     _convert_dynamodb_values_once()
+    _copy_state_data_as_json()
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
