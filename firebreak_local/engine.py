@@ -670,10 +670,7 @@ class Engine:
 
     def _waits_for_callback(self, execution_arn: str) -> bool:
         """The execution's last event is a submitted .waitForTaskToken task: nothing runs until someone answers."""
-        last = runtime.last_history_event(execution_arn)
-        if last is None or last["type"] != "TaskSubmitted":
-            return False
-        return str(last["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
+        return runtime.waits_for_task_token(execution_arn)
 
     # --- running ------------------------------------------------------------------------------------------------
 

@@ -1411,20 +1411,22 @@ def execution_history(execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
-def last_history_event(execution_arn: str) -> dict[str, Any] | None:
-    """The execution's latest history event, read off moto's interpreter without copying the whole history (the
-    engine asks it of every execution it waits for, at every look)."""
+def waits_for_task_token(execution_arn: str) -> bool:
+    """Whether the execution's latest history event is a submitted `.waitForTaskToken` task, read off moto's
+    interpreter without copying its history (the engine asks it of every execution it waits for, at every look)."""
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     _, _, _, region, account, _ = execution_arn.split(":", 5)
     execution: Any = stepfunctions_parser_backends[account][region].describe_execution(execution_arn)
     env = execution.exec_worker.env if execution.exec_worker is not None else None
     if env is None:
-        return None
+        return False
     manager = env.event_manager
     with manager._mutex:
-        events = manager._history_event_list
-        return copy.deepcopy(events[-1]) if events else None
+        last = manager._history_event_list[-1] if manager._history_event_list else None
+        if last is None or last["type"] != "TaskSubmitted":
+            return False
+        return str(last["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
