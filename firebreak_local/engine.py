@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -45,6 +46,11 @@ EXECUTION_DEADLINE_SECONDS = 60.0
 LIVE_POLL_SECONDS = 0.01
 LIVE_WINDOW_SECONDS = 0.02
 SIMULATED_STREAM_POLL_SECONDS = 0.25
+# ... and while no stream gets a record, it sleeps this long at most (woken by the first record).
+SIMULATED_STREAM_IDLE_SECONDS = 60.0
+# While the engine waits for an execution, which wakes it at its end, it asks DescribeExecution this seldom (in looks
+# for an approval request, every 2-20 ms).
+DESCRIBE_EVERY_LOOKS = 25
 # The SigV4 identity `firebreak run --approve` answers as, the way the Function URL would pass it to the function.
 LOCAL_APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:user/firebreak-run-approve"
 _FAKE_CREDENTIALS = {
@@ -720,10 +726,7 @@ class Engine:
 
     def _waits_for_callback(self, execution_arn: str) -> bool:
         """The execution's last event is a submitted .waitForTaskToken task: nothing runs until someone answers."""
-        events = runtime.execution_history(execution_arn)
-        if not events or events[-1]["type"] != "TaskSubmitted":
-            return False
-        return str(events[-1]["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
+        return runtime.waits_for_task_token(execution_arn)
 
     # --- running ------------------------------------------------------------------------------------------------
 
@@ -841,32 +844,50 @@ class Engine:
             yield
             return
         stop = threading.Event()
-        poller = threading.Thread(target=self._poll_streams, args=(live, stop), name="firebreak-streams", daemon=True)
+        # Given with stop, so that the poller's pause ends at once rather than at its next poll (or clock jump).
+        stopping = f"firebreak-streams-stop-{uuid.uuid4()}"
+        poller = threading.Thread(
+            target=self._poll_streams, args=(live, stop, stopping), name="firebreak-streams", daemon=True
+        )
         poller.start()
         try:
             yield
         finally:
             stop.set()
+            runtime.SIGNALS.give(stopping)
+            if self.clock is not None:
+                self.clock.wake(runtime.STREAM_WRITTEN)
             poller.join()
 
-    def _poll_streams(self, consumers: Sequence[StreamConsumer], stop: threading.Event) -> None:
+    def _poll_streams(self, consumers: Sequence[StreamConsumer], stop: threading.Event, stopping: str) -> None:
         """Lambda's event source mapping for consumers with a batching window: once records come, it gathers more
-        until the window closes or the batch is full, then invokes the function with those its filters match."""
+        until the window closes or the batch is full, then invokes the function with those its filters match.
+
+        On the simulated clock it looks at Lambda's pace (a record is seen at the next of its polls, 4 a second)
+        but sleeps through the polls that would find nothing: it is woken when a stream gets a record.
+        """
         clock = runtime.clock()
         simulated = self.clock is not None
         poll = SIMULATED_STREAM_POLL_SECONDS if simulated else LIVE_POLL_SECONDS
         while not stop.is_set():
+            written = runtime.stream_writes()
+            delivered = False
             for consumer in consumers:
                 records = self._new_records(consumer)
                 if not records:
                     continue
+                delivered = True
                 window = float(consumer.window or 0.0)
                 closes = clock.monotonic() + (window if simulated else min(window, LIVE_WINDOW_SECONDS))
                 while len(records) < consumer.batch_size and not stop.is_set():
                     left = closes - clock.monotonic()
                     if left <= 0:
                         break
-                    clock.sleep(min(poll, left))
+                    if simulated:
+                        seen = runtime.stream_writes()
+                        self._sleep_until_written(left, seen, stop)
+                    else:
+                        runtime.SIGNALS.pause(min(poll, left), stopping)
                     records += self._new_records(consumer)
                 wanted = [record for record in records if consumer.wants(record)]
                 for start in range(0, len(wanted), consumer.batch_size):
@@ -875,7 +896,22 @@ class Engine:
                     for attempt in range(consumer.retries + 1):
                         if self._deliver(consumer, batch, report=attempt == consumer.retries):
                             break
-            clock.sleep(poll)
+            if not simulated:
+                runtime.SIGNALS.pause(poll, stopping)
+                continue
+            if not delivered:
+                # Nothing came since the last look: sleep until something does, then to Lambda's next poll.
+                self._sleep_until_written(SIMULATED_STREAM_IDLE_SECONDS, written, stop)
+            clock.sleep(poll - clock.elapsed() % poll, wake=stopping)
+
+    def _sleep_until_written(self, seconds: float, written: int, stop: threading.Event) -> None:
+        """On the simulated clock: up to seconds, less once a stream has more than `written` records or stop is set."""
+        assert self.clock is not None
+        self.clock.sleep(
+            seconds,
+            wake=runtime.STREAM_WRITTEN,
+            unless=lambda: stop.is_set() or runtime.stream_writes() != written,
+        )
 
     def _new_records(self, consumer: StreamConsumer) -> list[dict[str, Any]]:
         records, consumer.position = runtime.stream_records(consumer.stream_arn, consumer.position)
@@ -956,11 +992,14 @@ class Engine:
         sfn = self.client("stepfunctions")
         delay = 0.002
         answered: set[str] = set()
-        while True:
-            with self.api_calls.quiet():
-                description: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-            if description["status"] != "RUNNING":
-                return description
+        description: dict[str, Any] = {}
+        for look in itertools.count():
+            # Its end wakes this wait (runtime.SIGNALS): asked then, and now and again for an end that went untold.
+            if look % DESCRIBE_EVERY_LOOKS == 0 or runtime.SIGNALS.given(arn):
+                with self.api_calls.quiet():
+                    description = sfn.describe_execution(executionArn=arn)
+                if description["status"] != "RUNNING":
+                    return description
             requests = [] if approvals is Approvals.WAIT else self.approval_requests(arn)
             if requests and approvals is Approvals.REPORT:
                 self._left_waiting.append(arn)
@@ -973,9 +1012,11 @@ class Engine:
                 with self.api_calls.quiet():
                     sfn.stop_execution(executionArn=arn, error="Firebreak.LocalTimeout", cause="execution hung")
                 return {**description, "status": "TIMED_OUT", "error": "Firebreak.LocalTimeout", "cause": "hung"}
-            time.sleep(delay)
+            runtime.SIGNALS.pause(delay, arn)
             # A storm's executions end together; asking each every 20 ms cost the interpreter more than they did.
             delay = min(delay * 2, 0.02 * runtime.LOAD.factor)
+
+        raise AssertionError("unreachable")
 
     def _entered_states(self, arn: str) -> tuple[list[str], int]:
         """States entered in order, a child execution's spliced in after the state that ran it."""

@@ -11,6 +11,7 @@ and keeps the metrics a handler prints as embedded-metric-format (EMF) lines, wh
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import copy
 import datetime
@@ -43,6 +44,7 @@ import jsonata
 import moto
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from jsonata import utils as jsonata_utils
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core import base_backend as moto_base_backend
@@ -50,6 +52,7 @@ from moto.core import custom_responses_mock as moto_custom_responses
 from moto.core import loaders as moto_core_loaders
 from moto.core import model_instances as moto_model_instances
 from moto.core import models as moto_core_models
+from moto.core import responses as moto_core_responses
 from moto.core import utils as moto_core_utils
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.exceptions import JsonRESTError
@@ -58,10 +61,12 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.kms import models as moto_kms_models
 from moto.kms import utils as moto_kms_utils
+from moto.stepfunctions.parser import utils as moto_sfn_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
@@ -76,7 +81,6 @@ from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_s
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
-from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -392,6 +396,24 @@ def _compiled(expression: str) -> Any:
     return jsonata.Jsonata(expression)
 
 
+def _look_up_without_recursion() -> None:
+    """jsonata-python looks every name up through the frames of its scope, recursively, and looks up its two
+    evaluation hooks that way at every node it evaluates: most of a recursive JSONata function's time (Record
+    Outcome's `$ddb` typing of the actions, 12 ms a run). The same look-up, as a loop."""
+    none = jsonata_utils.Utils.NONE
+
+    def lookup(self: Any, name: str) -> Any:
+        frame = self
+        while frame is not None:
+            value = frame.bindings.get(name, none)
+            if value is not none:
+                return value
+            frame = frame.parent
+        return None
+
+    jsonata.Jsonata.Frame.lookup = lookup
+
+
 class _Bindings:
     """Variable values handed to JSONata by reference instead of as JSON text inside the expression.
 
@@ -505,6 +527,7 @@ def _output_before_status() -> None:
         simulated = _simulated
         if simulated is not None:
             simulated.ended[self.execution.exec_arn] = simulated.elapsed()
+        SIGNALS.give(self.execution.exec_arn)
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
@@ -578,26 +601,49 @@ def _make_checked_writes_atomic() -> None:
 
 
 def _parse_each_definition_once() -> None:
-    """moto parses the ASL text with a pure-Python ANTLR parser at every execution start: most of an execution's time.
+    """moto parses the ASL text with a pure-Python ANTLR parser, then builds its evaluation components from the tree,
+    at every execution start: most of an execution's time, for the same result each time.
 
-    The syntax tree of a definition never changes, so it is kept per definition text; every execution still gets
-    its own freshly built evaluation components (the Preprocessor's output), as before.
+    Both are kept per definition text. The components hold no execution's state (moto keeps that in each
+    execution's Environment, and runs one program for every iteration of a Map at once), so executions of one
+    definition share them; the per-component heap keys are drawn before the program is shared, so two executions'
+    first uses cannot draw two.
     """
     parser = moto_asl_parser.AmazonStateLanguageParser
     original = parser.parse
-    trees: dict[str, Any] = {}
+    parsed: dict[str, tuple[Any, Any]] = {}
     lock = threading.Lock()
 
     def parse(definition: str) -> tuple[Any, Any]:
         with lock:
-            tree = trees.get(definition)
-        if tree is None:
-            _, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            known = parsed.get(definition)
+        if known is None:
+            program, tree = original(definition)  # raises ASLParserException on a syntax error, which is never kept
+            _draw_heap_keys(program)
+            known = (program, tree)
             with lock:
-                trees[definition] = tree
-        return Preprocessor().visit(tree), tree
+                known = parsed.setdefault(definition, known)
+        return known
 
     parser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _draw_heap_keys(component: Any) -> None:
+    """Every evaluation component's heap key (drawn lazily by moto, on first use), drawn now."""
+    seen: set[int] = set()
+    pending = [component]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, EvalComponent):
+            _ = value.heap_key
+            pending.extend(getattr(value, "__dict__", {}).values())
 
 
 def _check_definitions_at_first_start() -> None:
@@ -629,6 +675,89 @@ def _share_moto_loader() -> None:
     """moto reads the service model it answers with through a new loader for each service, and each new loader lists
     every service folder on disk before it finds its own: one loader, kept, lists them once."""
     moto_core_utils.create_loader = functools.cache(moto_core_loaders.create_loader)  # type: ignore[attr-defined]
+
+
+def _copy_dynamodb_values_directly() -> None:
+    """moto deep-copies a DynamoDB item twice on every UpdateItem (for ReturnValues and for the stream's old image),
+    value by value through copy.deepcopy's dispatch and memo: the largest cost of an update of a large incident
+    record. An attribute value is a tree of plain types and values without cycles or sharing, so it is copied
+    directly, with the same result."""
+    from moto.dynamodb.models.dynamo_type import DDBType, DynamoType
+
+    sets = (DDBType.STRING_SET, DDBType.NUMBER_SET, DDBType.BINARY_SET)
+
+    def copied(value: Any) -> Any:
+        result = value.__class__.__new__(value.__class__)
+        result.type = kind = value.type
+        if kind == DDBType.LIST:
+            result.value = [copied(item) for item in value.value]
+        elif kind == DDBType.MAP:
+            result.value = {key: copied(item) for key, item in value.value.items()}
+        elif kind in sets:
+            result.value = list(value.value)
+        else:
+            result.value = value.value
+        return result
+
+    DynamoType.__deepcopy__ = lambda self, memo: copied(self)  # type: ignore[method-assign]
+
+
+def _convert_dynamodb_values_once() -> None:
+    """moto's DynamoType.to_regular_json deep-copies its whole subtree and then converts each child, which deep-copies
+    the child's subtree again: quadratic in the depth of a nested map (an incident record's actions), and paid for
+    every item a Scan, GetItem or stream record returns. Each value is converted once, leaves copied as before."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        value = self.value
+        if isinstance(value, dict):
+            value = {
+                key: item.to_regular_json() if isinstance(item, DynamoType) else copy.deepcopy(item)
+                for key, item in value.items()
+            }
+        elif isinstance(value, list):
+            value = [item.to_regular_json() if isinstance(item, DynamoType) else copy.deepcopy(item) for item in value]
+        else:
+            value = copy.deepcopy(value)
+        if self.is_binary() and isinstance(value, str):
+            value = base64.b64decode(value)
+        return {self.type: value}
+
+    DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
+
+
+def _copy_state_data_as_json() -> None:
+    """moto deep-copies a state's input, result and every `$states` read so that no evaluation changes another's
+    data: copy.deepcopy of whole findings and incidents, several times a state. The data is JSON (it came from
+    JSON and goes on as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost; anything
+    that is not JSON is deep-copied as before."""
+
+    def fresh(value: Any) -> Any:
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        try:
+            return json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            return copy.deepcopy(value)
+
+    moto_states.copy = _JsonCopy(fresh)  # type: ignore[assignment,attr-defined]
+
+
+class _JsonCopy:
+    """The copy module as moto's States sees it: deepcopy by JSON round trip (see _copy_state_data_as_json)."""
+
+    def __init__(self, fresh: Callable[[Any], Any]) -> None:
+        self.deepcopy = fresh
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _list_response_methods_once() -> None:
+    """moto finds the method that answers a request by listing its response class's methods with inspect, at every
+    request: a tenth of a small call's cost. A class's methods do not change while it answers, so the list is kept
+    per class (the engine's own replacements, made at install, keep their names)."""
+    moto_core_responses.method_names_from_class = functools.cache(moto_core_responses.method_names_from_class)  # type: ignore[attr-defined]
 
 
 _KEY_PAIR_LOCK = threading.Lock()
@@ -687,10 +816,118 @@ def _reuse_task_clients() -> None:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+class Signals:
+    """Things that happen once, by key (an execution's end, by its ARN), so that whoever waits for one (the engine, a
+    `.sync` parent, the stream poller told to stop) wakes when it happens instead of at its next poll. The polls stay,
+    as the bound of each wait, for anything that happens without telling."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._given: set[str] = set()
+
+    def give(self, key: str) -> None:
+        with self._cond:
+            self._given.add(key)
+            self._cond.notify_all()
+        simulated = _simulated
+        if simulated is not None:
+            simulated.wake(key)
+
+    def given(self, key: str) -> bool:
+        return key in self._given
+
+    def pause(self, seconds: float, key: str) -> None:
+        """Sleep up to seconds (on the simulated clock, for a thread that takes part), less once key is given."""
+        simulated = _simulated
+        if simulated is not None and simulated.takes_part():
+            simulated.sleep(seconds, wake=key)
+            return
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while key not in self._given:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                _real_condition_wait(self._cond, left)
+
+
+SIGNALS = Signals()
+
+
+class _ChildResolver:
+    """moto's `.sync` resolver of a child execution, with the child's ARN, so its parent can wait for that end."""
+
+    def __init__(self, resolve: Callable[[], Any], execution_arn: str) -> None:
+        self.resolve = resolve
+        self.execution_arn = execution_arn
+
+    def __call__(self) -> Any:
+        return self.resolve()
+
+
+def _wake_parents_at_child_end() -> None:
+    """A `.sync` parent polls DescribeExecution until its child ends (every 0.25 s on the simulated clock, each poll
+    a jump of the clock): Step Functions learns of the end from the child itself. The parent now waits for that end
+    and asks once more; the poll interval stays as the bound of each wait."""
+    for name in ("_build_sync_resolver", "_build_sync2_resolver"):
+        original = getattr(StateTaskServiceSfn, name)
+
+        def build(self: Any, env: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            submitted = env.stack[-1] if env.stack else None
+            resolve = _original(self, env, *args, **kwargs)
+            arn = submitted.get("ExecutionArn") if isinstance(submitted, dict) else None
+            return _ChildResolver(resolve, arn) if resolve is not None and isinstance(arn, str) else resolve
+
+        setattr(StateTaskServiceSfn, name, build)
+
+    original_eval_sync = state_task_service_callback.StateTaskServiceCallback._eval_sync
+
+    def eval_sync(
+        self: Any,
+        env: Any,
+        sync_resolver: Any,
+        timeout_seconds: Any,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if not isinstance(sync_resolver, _ChildResolver):
+            return original_eval_sync(self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+        # moto's loop, but for the pause: a task token sent meanwhile still answers the task, as in moto.
+        answered: list[Any] = []
+        if callback_endpoint is not None:
+
+            def wait_for_task_token() -> None:
+                answered.append(
+                    self._eval_wait_for_task_token(
+                        env=env,
+                        timeout_seconds=timeout_seconds,
+                        callback_endpoint=callback_endpoint,
+                        heartbeat_endpoint=heartbeat_endpoint,
+                    )
+                )
+
+            waiter = threading.Thread(target=wait_for_task_token, name="WaitForTaskToken_SyncTask", daemon=True)
+            moto_sfn_utils.TMP_THREADS.append(waiter)
+            waiter.start()
+        result: Any = None
+        while env.is_running():
+            result = sync_resolver()
+            if (answered and answered[0]) or result:
+                break
+            # Woken at the child's end; the poll is only the bound of a wait, and far less frequent.
+            poll = max(state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK, CHILD_POLL_SECONDS)
+            SIGNALS.pause(poll, sync_resolver.execution_arn)
+        return (answered[0] if answered else None) or result
+
+    state_task_service_callback.StateTaskServiceCallback._eval_sync = eval_sync  # type: ignore[method-assign]
+
+
 # moto polls a child execution every 0.5 s; a local playbook finishes in milliseconds.
 SYNC_POLL_SECONDS = 0.005
 # On the simulated clock a poll costs no waiting, only a jump: about how soon Step Functions sees a child end.
 SIMULATED_SYNC_POLL_SECONDS = 0.25
+# A `.sync` parent of a child execution is woken at the child's end; it asks again at most this often meanwhile.
+CHILD_POLL_SECONDS = 1.0
 
 
 class Load:
@@ -864,15 +1101,19 @@ class SimulatedClock(CappedClock):
     SETTLE_CHECKS = 2  # a jump waits until this many checks in a row found every thread parked
     CHECK_SECONDS = 0.0005
     STALL_SECONDS = 2.0  # a thread that neither parks nor finishes for this long (real) is jumped past
+    IDLE_LOOK_SECONDS = 0.05  # while threads run, the ticker still looks this often (for the stall check)
 
     def __init__(self, cap: float = 0.01) -> None:
         super().__init__(cap)
         self._cond = threading.Condition(threading.Lock())
+        # The ticker waits here (same lock) for the last taking-part thread to park, rather than looking every check.
+        self._idle = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
         self._now = 0.0
         self._epoch, self._origin = time.time(), time.monotonic()
         self._active = 0
         self._held = 0
         self._parked: list[tuple[float, int, list[bool]]] = []
+        self._wakeable: dict[str, list[list[bool]]] = {}
         self._order = itertools.count()
         self._changes = 0
         self._running = False
@@ -893,7 +1134,10 @@ class SimulatedClock(CappedClock):
         """Simulated seconds since the clock was made."""
         return self._now
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, wake: str | None = None, unless: Callable[[], bool] | None = None) -> None:
+        """Park until the clock has moved on by seconds; or, given wake, until wake(wake) if that comes first; not at
+        all if unless() is true when it would park (a thread that does not take part sleeps in real time, capped,
+        whatever wake says)."""
         if not self.takes_part():
             super().sleep(seconds)
             return
@@ -901,11 +1145,31 @@ class SimulatedClock(CappedClock):
         if seconds <= 0:
             return
         with self._cond:
+            if (wake is not None and SIGNALS.given(wake)) or (unless is not None and unless()):
+                return
             woken = [False]
             heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
+            if wake is not None:
+                self._wakeable.setdefault(wake, []).append(woken)
             self._set_active(-1)
             while not woken[0]:
                 _real_condition_wait(self._cond)
+            if wake is not None:
+                waiting = self._wakeable.get(wake)
+                if waiting is not None and woken in waiting:
+                    waiting.remove(woken)
+                    if not waiting:
+                        del self._wakeable[wake]
+
+    def wake(self, key: str) -> None:
+        """Wake the threads parked with wake=key now, at the clock's present time (their entries stay in the queue,
+        marked woken, and are dropped when the clock gets there)."""
+        with self._cond:
+            for woken in self._wakeable.pop(key, ()):
+                if not woken[0]:
+                    woken[0] = True
+                    self._set_active(+1)
+            self._cond.notify_all()
 
     def takes_part(self) -> bool:
         return bool(getattr(self._local, "part", False))
@@ -920,11 +1184,14 @@ class SimulatedClock(CappedClock):
         finally:
             with self._cond:
                 self._held -= 1
+                self._idle.notify()
 
     def _set_active(self, change: int) -> None:
         # Called with the lock held.
         self._active += change
         self._changes += 1
+        if self._active <= 0:
+            self._idle.notify()
 
     def _blocked(self, change: int) -> None:
         with self._cond:
@@ -949,8 +1216,19 @@ class SimulatedClock(CappedClock):
     def _tick(self) -> None:
         settled, seen, since = 0, -1, time.perf_counter()
         while self._running:
+            with self._cond:
+                if settled == 0 and (self._active > 0 or self._held or not self._parked):
+                    # Nothing to settle yet: wait to be told a thread parked (or for the stall check's next look).
+                    _real_condition_wait(self._idle, self.IDLE_LOOK_SECONDS)
+                    if self._active <= 0 and self._parked and not self._held:
+                        # The settling starts now, when the last thread parked, not at the next look.
+                        if self._changes != seen:
+                            since = time.perf_counter()
+                        seen = self._changes
             _real_sleep(self.CHECK_SECONDS)
             with self._cond:
+                while self._parked and self._parked[0][2][0]:
+                    heapq.heappop(self._parked)  # woken early (wake)
                 if not self._parked or self._held:
                     settled, seen, since = 0, self._changes, time.perf_counter()
                     continue
@@ -965,8 +1243,9 @@ class SimulatedClock(CappedClock):
                 self._now = max(self._now, self._parked[0][0])
                 while self._parked and self._parked[0][0] <= self._now:
                     _, _, woken = heapq.heappop(self._parked)
-                    woken[0] = True
-                    self._set_active(+1)
+                    if not woken[0]:
+                        woken[0] = True
+                        self._set_active(+1)
                 self.jumps += 1
                 settled, since = 0, time.perf_counter()
                 self._cond.notify_all()
@@ -1077,6 +1356,34 @@ def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedCl
         threading.Thread.join = _real_thread_join  # type: ignore[method-assign]
 
 
+# Given (repeatedly, through SimulatedClock.wake) whenever a table's stream gets a record: the engine's stream poller
+# waits for it on the simulated clock instead of looking 4 times a simulated second while nothing comes.
+STREAM_WRITTEN = "firebreak-stream-written"
+_stream_writes = itertools.count()
+_stream_written = 0
+
+
+def stream_writes() -> int:
+    """How many stream records every table's streams have had so far."""
+    return _stream_written
+
+
+def _announce_stream_records() -> None:
+    from moto.dynamodb.models.table import StreamShard
+
+    original = StreamShard.add
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        global _stream_written
+        original(self, old, new)
+        _stream_written = next(_stream_writes) + 1
+        simulated = _simulated
+        if simulated is not None:
+            simulated.wake(STREAM_WRITTEN)
+
+    StreamShard.add = add  # type: ignore[method-assign]
+
+
 def stream_records(stream_arn: str, position: int) -> tuple[list[dict[str, Any]], int]:
     """The stream's records from position on, as GetRecords lists them, and the position after them.
 
@@ -1102,6 +1409,24 @@ def execution_history(execution_arn: str) -> list[dict[str, Any]]:
     output = stepfunctions_parser_backends[account][region].get_execution_history(execution_arn)
     events: list[dict[str, Any]] = [dict(event) for event in output.get("events") or ()]
     return events
+
+
+def waits_for_task_token(execution_arn: str) -> bool:
+    """Whether the execution's latest history event is a submitted `.waitForTaskToken` task, read off moto's
+    interpreter without copying its history (the engine asks it of every execution it waits for, at every look)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    _, _, _, region, account, _ = execution_arn.split(":", 5)
+    execution: Any = stepfunctions_parser_backends[account][region].describe_execution(execution_arn)
+    env = execution.exec_worker.env if execution.exec_worker is not None else None
+    if env is None:
+        return False
+    manager = env.event_manager
+    with manager._mutex:
+        last = manager._history_event_list[-1] if manager._history_event_list else None
+        if last is None or last["type"] != "TaskSubmitted":
+            return False
+        return str(last["taskSubmittedEventDetails"].get("resource", "")).endswith(".waitForTaskToken")
 
 
 _installed: tuple[Dispatcher, ApiCalls] | None = None
@@ -1182,6 +1507,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     dispatcher, calls = Dispatcher(), ApiCalls()
     faults = _faults = Faults(is_engine_call=calls.is_quiet)
     bindings = _Bindings()
+    _look_up_without_recursion()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]
@@ -1218,11 +1544,17 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _parse_each_definition_once()
     _check_definitions_at_first_start()
     _share_moto_loader()
+    _list_response_methods_once()
+    _copy_dynamodb_values_directly()
+    _convert_dynamodb_values_once()
+    _copy_state_data_as_json()
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _simulate_wait_states()
     _pass_task_failure_cause()
+    _wake_parents_at_child_end()
+    _announce_stream_records()
     run_ecs_tasks_as_aws()
     # The interpreter logs every caught task failure as an error; the engine reports outcomes itself.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)

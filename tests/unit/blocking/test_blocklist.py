@@ -317,3 +317,40 @@ def test_the_writer_leaves_the_marks_of_a_set_it_cannot_write(blocklist: Blockli
     assert clock.slept == pytest.approx(0.1)
     blocklist.record("45.155.205.233/32", 4, "fb-2", NOW, DAY, pending=True)
     assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}
+
+
+def test_the_writer_reads_the_table_once_and_again_only_for_a_write_retried_after_a_lock_conflict(
+    blocklist: Blocklist, ipset: IpSetRef
+) -> None:
+    # GIVEN a pending address, a count of the table's scans, and a set whose first write meets a lock conflict,
+    # meanwhile another step recording a second address
+    blocklist.record("45.155.205.233/32", 4, "fb-1", NOW, DAY, pending=True)
+    scans: list[str] = []
+    blocklist.dynamodb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("scan"))
+    waf = boto3.client("wafv2")
+
+    class ConflictOnce:
+        conflicts = 0
+
+        def get_ip_set(self, **kwargs: Any) -> Any:
+            return waf.get_ip_set(**kwargs)
+
+        def update_ip_set(self, **kwargs: Any) -> Any:
+            if not self.conflicts:
+                self.conflicts += 1
+                blocklist.record("185.220.101.47/32", 4, "fb-2", NOW, DAY, pending=True)
+                raise ClientError({"Error": {"Code": "WAFOptimisticLockException", "Message": "x"}}, "UpdateIPSet")
+            return waf.update_ip_set(**kwargs)
+
+    # WHEN the writer runs with no conflict, then again with one
+    first = write_pending(blocklist, lambda _: waf, writer_settings(ipset), NOW, sleep=lambda _: None)
+    scans_without_conflict = len(scans)
+    blocklist.record("146.70.119.82/32", 4, "fb-3", NOW, DAY, pending=True)
+    scans.clear()
+    second = write_pending(blocklist, lambda _: ConflictOnce(), writer_settings(ipset), NOW, sleep=lambda _: None)
+
+    # THEN the first run's one scan served both the pending marks and the set's contents; the retried write read
+    # the table again, so it also holds what was recorded meanwhile
+    assert first.placed == ("45.155.205.233/32",) and scans_without_conflict == 1
+    assert second.placed == ("146.70.119.82/32",) and len(scans) == 2
+    assert present_addresses(waf, ipset) == {"45.155.205.233/32", "146.70.119.82/32", "185.220.101.47/32"}

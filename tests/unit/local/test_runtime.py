@@ -4,6 +4,7 @@ pairs drawn at their first use."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +57,77 @@ def test_a_valid_definition_starts_and_runs(sfn: Any) -> None:
     assert sfn.describe_execution(executionArn=execution)["stateMachineArn"] == arn
 
 
+def test_executions_of_one_definition_share_its_program_and_keep_their_own_data(sfn: Any) -> None:
+    # GIVEN a state machine whose output depends on its input
+    definition = json.dumps(
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "Double",
+            "States": {"Double": {"Type": "Pass", "Output": "{% $states.input.n * 2 %}", "End": True}},
+        }
+    )
+    arn = sfn.create_state_machine(name="doubles", definition=definition, roleArn=ROLE)["stateMachineArn"]
+
+    # WHEN it runs twice, with different inputs
+    executions = [
+        sfn.start_execution(stateMachineArn=arn, name=f"run-{n}", input=json.dumps({"n": n}))["executionArn"]
+        for n in (2, 5)
+    ]
+    outputs = [_output_of(sfn, execution) for execution in executions]
+
+    # THEN each gets its own answer, from one program built once for the definition's text
+    assert outputs == [4, 10]
+    parser = runtime.moto_asl_parser.AmazonStateLanguageParser
+    assert parser.parse(definition)[0] is parser.parse(definition)[0]
+
+
+def test_a_sync_parent_wakes_at_its_childs_end_instead_of_polling_through_its_run(sfn: Any) -> None:
+    # GIVEN a child that waits 2 s and a parent that runs it with startExecution.sync:2, on the simulated clock
+    child_definition = {
+        "StartAt": "Hold",
+        "States": {"Hold": {"Type": "Wait", "Seconds": 2, "Next": "Done"}, "Done": {"Type": "Succeed"}},
+    }
+    child = sfn.create_state_machine(name="child", definition=json.dumps(child_definition), roleArn=ROLE)
+    parent_definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Run Child",
+        "States": {
+            "Run Child": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Arguments": {"StateMachineArn": child["stateMachineArn"], "Input": {}},
+                "Output": "{% $states.result.Status %}",
+                "End": True,
+            }
+        },
+    }
+    parent = sfn.create_state_machine(name="parent", definition=json.dumps(parent_definition), roleArn=ROLE)
+    _, calls = runtime.install()
+    calls.take()
+    clock = runtime.SimulatedClock()
+    clock.STALL_SECONDS = 60.0
+
+    # WHEN the parent runs
+    with runtime.simulated_time(clock), calls.quiet():  # the test's own polling is not counted
+        execution = sfn.start_execution(stateMachineArn=parent["stateMachineArn"], name="p")["executionArn"]
+        status = _status_of(sfn, execution)
+
+    # THEN it ended with its child, having asked for the child's status at the start, at each 1 s bound of its wait
+    # and at the end (a bound at the child's very end may ask once more), not every 5 ms as the interval says
+    assert status == "SUCCEEDED"
+    assert calls.take()["sfn.DescribeExecution"] <= 4
+    assert clock.ended[execution] == max(clock.ended.values())
+
+
+def _output_of(sfn: Any, execution: str) -> Any:
+    for _ in range(500):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return json.loads(described.get("output") or "null")
+        time.sleep(0.01)
+    raise AssertionError(f"{execution} still running")
+
+
 def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(patched: None) -> None:
     # GIVEN an RSA signing key and a symmetric key
     kms = boto3.client("kms", region_name="us-east-1")
@@ -97,3 +169,12 @@ def test_an_engine_leaves_nothing_behind_for_the_next_mock() -> None:
         assert boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"] == []
         assert boto3.client("ec2", region_name="us-east-1").describe_instances()["Reservations"] == []
         s3.create_bucket(Bucket=bucket)
+
+
+def _status_of(sfn: Any, execution: str) -> str:
+    for _ in range(500):
+        status: str = sfn.describe_execution(executionArn=execution)["status"]
+        if status != "RUNNING":
+            return status
+        time.sleep(0.01)
+    raise AssertionError(f"{execution} still running")

@@ -76,3 +76,35 @@ def test_the_clock_reads_simulated_time_and_threads_outside_it_sleep_for_real_ca
         assert runtime.clock().monotonic() == before
     # AND outside the block the waiting code sees the time module again
     assert runtime.clock() is time
+
+
+def test_a_pause_for_a_signal_ends_when_the_signal_is_given_not_at_its_bound() -> None:
+    # GIVEN a thread pausing up to 30 s for a signal (a parent for its child's end), and one that gives it 2 s in
+    clock = runtime.SimulatedClock()
+    clock.STALL_SECONDS = 60.0
+    key = "test-signal-given-2s-in"
+    woke: list[float] = []
+
+    def waiter() -> None:
+        runtime.SIGNALS.pause(30.0, key)
+        woke.append(clock.elapsed())
+
+    def giver() -> None:
+        runtime.clock().sleep(2.0)
+        runtime.SIGNALS.give(key)
+
+    # WHEN both run on the simulated clock
+    with runtime.simulated_time(clock):
+        threads = [threading.Thread(target=waiter), threading.Thread(target=giver)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # THEN the waiter woke at the signal, and the clock never went on to the pause's bound
+    assert woke == [2.0]
+    assert clock.elapsed() == 2.0
+    # and a pause for a signal already given does not wait at all, outside the clock too
+    started = time.perf_counter()
+    runtime.SIGNALS.pause(5.0, key)
+    assert time.perf_counter() - started < 1.0

@@ -54,25 +54,25 @@ def write_pending(
     themselves and report why it failed. Throttling and 5xx are raised, for Lambda to retry the batch.
     """
     sleep, monotonic = sleep or time.sleep, monotonic or time.monotonic
-    pending = {
-        entry.cidr: entry.family
-        for entry in blocklist.entries("cidr,family,expires_at,waf_pending")
-        if entry.waf_pending and entry.active(now)
-    }
+    active = [entry for entry in blocklist.entries("cidr,family,expires_at,waf_pending") if entry.active(now)]
+    pending = {entry.cidr: entry.family for entry in active if entry.waf_pending}
+    # The scan that found the pending addresses also says what each set must hold: only a write retried after a
+    # LockToken conflict reads the table again. The writer only adds, so a set read after the scan loses nothing;
+    # what was recorded since the scan is pending and starts the writer again (or its step writes it).
+    scanned: dict[int, set[str]] = {}
+    for entry in active:
+        scanned.setdefault(entry.family, set()).add(entry.cidr)
     placed_in: dict[str, list[frozenset[str]]] = {cidr: [] for cidr in pending}
     failures: list[str] = []
     calls = 0
     last_write: float | None = None
     for version in sorted(set(pending.values())):
-
-        def desired(version: int = version) -> set[str]:
-            return blocklist.active(now)[version]
-
         mine = [cidr for cidr, family in pending.items() if family == version]
         for arn in settings.ipset_arns(version):
             ipset = IpSetRef.from_arn(arn)
             if last_write is not None:
                 sleep(max(0.0, last_write + WRITE_SPACING_SECONDS - monotonic()))
+            desired = _scanned_first(blocklist, now, version, scanned.get(version, set()))
             try:
                 result = converge(waf_for(ipset), ipset, desired, prune=False, required=mine, sleep=sleep)
             except (BlockFailed, ClientError) as error:
@@ -95,3 +95,14 @@ def write_pending(
             blocklist.written(cidr)
             placed.append(cidr)
     return Written(tuple(sorted(placed)), tuple(failures), calls)
+
+
+def _scanned_first(blocklist: Blocklist, now: int, version: int, scanned: set[str]) -> Callable[[], set[str]]:
+    """What one set must hold: the writer's scan the first time it is asked, the table read again after that."""
+    asked: list[bool] = []
+
+    def desired() -> set[str]:
+        asked.append(True)
+        return set(scanned) if len(asked) == 1 else blocklist.active(now)[version]
+
+    return desired
