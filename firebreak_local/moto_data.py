@@ -17,6 +17,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+# Before moto, whose EC2 module (imported by SSM's) opens botocore sessions as it is imported: one loader for all.
+from firebreak_local import botocore_data  # noqa: F401
+
+# isort: split
 from moto.core import base_backend as moto_base_backend
 from moto.ssm.models import ParameterDict
 
