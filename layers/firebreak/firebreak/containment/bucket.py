@@ -34,6 +34,7 @@ from firebreak.core.models import (
     Incident,
     Outcome,
     PlaybookRequest,
+    action_of,
     step_output,
 )
 
@@ -605,11 +606,4 @@ def _status(actions: Sequence[Action], dry_run: bool) -> ProtectionStatus:
     return ProtectionStatus.PLANNED if dry_run else ProtectionStatus.PROTECTED
 
 
-def _action(
-    bucket: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.PROTECT_BUCKET, bucket, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.PROTECT_BUCKET)

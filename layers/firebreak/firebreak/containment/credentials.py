@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core.errors import IamUnavailable, MemberRoleUnavailable
 from firebreak.core.members import MEMBER_ROLES, workload_client
-from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome
+from firebreak.core.models import Action, ActionType, Incident, Mode, Outcome, action_of
 from firebreak.triage.decision import manual_steps
 from firebreak.triage.incidents import incident_id_for
 
@@ -397,14 +397,7 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _action(
-    target: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.REVOKE_CREDENTIALS, target, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.REVOKE_CREDENTIALS)
 
 
 def _without_times(value: Any) -> Any:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -42,6 +43,7 @@ from firebreak.core.models import (
     Mode,
     Outcome,
     PlaybookRequest,
+    action_of,
     step_output,
 )
 
@@ -480,24 +482,10 @@ def _noting_approval(action: Action, wanting: str) -> Action:
     return dataclasses.replace(action, reason=action.reason + note)
 
 
-def _action(
-    target: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.CONTAIN_DATABASE, target, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.CONTAIN_DATABASE)
 
 
-def _evidence(
-    target: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    """The snapshot's action: evidence kept (type record, as contain-task's task record), not a containment. It
-    contains nothing, so a snapshot taken next to a quarantine that did not happen never makes the incident
-    CONTAINED; triage.incidents counts a failed one as a failed step."""
-    return Action(ActionType.RECORD, target, outcome, reason, before or {}, after or {})
+# The snapshot's action: evidence kept (type record, as contain-task's task record), not a containment. It contains
+# nothing, so a snapshot taken next to a quarantine that did not happen never makes the incident CONTAINED;
+# triage.incidents counts a failed one as a failed step.
+_evidence = partial(action_of, ActionType.RECORD)

@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,7 @@ from firebreak.core.models import (
     Mode,
     Outcome,
     PlaybookRequest,
+    action_of,
     step_output,
 )
 
@@ -342,11 +344,4 @@ def contain(request: PlaybookRequest, stack_name: str, approved: bool = False) -
     return contain_function(client, request, stack_name, approved)
 
 
-def _action(
-    name: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.CONTAIN_FUNCTION, name, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.CONTAIN_FUNCTION)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -18,7 +19,7 @@ from botocore.exceptions import ClientError
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import InstanceNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest
+from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, action_of
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -481,14 +482,7 @@ def _status(actions: Sequence[Action], dry_run: bool) -> IsolationStatus:
     return IsolationStatus.PLANNED if dry_run else IsolationStatus.ISOLATED
 
 
-def _action(
-    instance_id: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.ISOLATE_INSTANCE, instance_id, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.ISOLATE_INSTANCE)
 
 
 # --- the remote addresses -------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,7 @@ from firebreak.core.models import (
     Incident,
     Outcome,
     PlaybookRequest,
+    action_of,
     step_output,
 )
 
@@ -343,14 +345,7 @@ def _skipped(target: str, reason: str) -> Action:
     return _action(target, Outcome.SKIPPED, reason)
 
 
-def _action(
-    target: str,
-    outcome: Outcome,
-    reason: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> Action:
-    return Action(ActionType.CONTAIN_TASK, target, outcome, reason, before or {}, after or {})
+_action = partial(action_of, ActionType.CONTAIN_TASK)
 
 
 # --- Kubernetes: what a person runs -----------------------------------------------------------------------------------

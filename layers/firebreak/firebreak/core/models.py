@@ -311,6 +311,19 @@ class Action:
         )
 
 
+def action_of(
+    type_: ActionType,
+    target: str,
+    outcome: Outcome,
+    reason: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> Action:
+    """An action whose before- and after-state a step may leave out; each step module binds its own type with
+    functools.partial."""
+    return Action(type_, target, outcome, reason, before or {}, after or {})
+
+
 @dataclass(frozen=True)
 class Approval:
     """Why an incident waits for a person, how long, what silence means, and the answer once there is one."""
