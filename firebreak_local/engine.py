@@ -203,6 +203,10 @@ class Engine:
 
     def __enter__(self) -> Engine:
         os.environ.update(_FAKE_CREDENTIALS)
+        # Firebreak never reads images: moto's 1,300 default ones (each with a snapshot) cost every EC2 backend
+        # (one per account and Region a run touches) a fifth of a second to load, and every DescribeSnapshots
+        # walks their snapshots (60 ms a call).
+        os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
         # moto would act in this account whatever credentials or account a request names.
         os.environ.pop("MOTO_ACCOUNT_ID", None)
         runtime.quiet_empty_metrics_warnings()

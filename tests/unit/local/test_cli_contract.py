@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,18 @@ def test_approve_answers_every_request_and_the_playbook_acts(capsys: pytest.Capt
     assert [r["status"] for r in document["results"]] == ["CONTAINED", "CONTAINED"]
     assert all("Wait For Approval" in r["states"] for r in document["results"])
     assert document["world"]["blocked_ips"] == ["103.151.103.15/32", "45.155.205.233/32"]
+
+
+def test_the_command_exits_with_mains_code_and_everything_written() -> None:
+    # GIVEN the `firebreak` command as the console script runs it (it leaves without the interpreter's teardown)
+    command = [sys.executable, "-m", "firebreak_local.cli", "run", "--json", BRUTE_FORCE]
+
+    # WHEN it runs an event, and when it is given an option it does not know
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    refused = subprocess.run([*command[:4], "--nope"], capture_output=True, text=True, cwd=ROOT, check=False)
+
+    # THEN the report is whole on stdout with exit 0, and the usage error exits 2 with argparse's message
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["status"] == "CONTAINED"
+    assert refused.returncode == 2
+    assert "unrecognized arguments: --nope" in refused.stderr
