@@ -178,3 +178,25 @@ def _status_of(sfn: Any, execution: str) -> str:
             return status
         time.sleep(0.01)
     raise AssertionError(f"{execution} still running")
+
+
+def test_an_event_rules_targets_get_the_whole_event_with_each_input_path_parsed_once(patched: None) -> None:
+    # GIVEN a rule sending every event of a source to a queue, without an input transformer
+    sqs, events = boto3.client("sqs", region_name="us-east-1"), boto3.client("events", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventPattern=json.dumps({"source": ["firebreak"]}))
+    events.put_targets(Rule="all", Targets=[{"Id": "inbox", "Arn": arn}])
+    from jsonpath_ng import ext as jsonpath_ext
+
+    # WHEN two events are put
+    for incident in ("fb-1", "fb-2"):
+        entry = {"Source": "firebreak", "DetailType": "Incident", "Detail": json.dumps({"incident_id": incident})}
+        events.put_events(Entries=[entry])
+
+    # THEN the queue holds both, whole, and moto's default input paths were each parsed once, not per event
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    assert sorted(body["detail"]["incident_id"] for body in bodies) == ["fb-1", "fb-2"]
+    assert all(body["source"] == "firebreak" and body["detail-type"] == "Incident" for body in bodies)
+    cache = jsonpath_ext.parse.cache_info()  # type: ignore[attr-defined]
+    assert cache.hits >= 8 and cache.currsize <= 16
