@@ -35,6 +35,8 @@ from firebreak.core.models import (
     Outcome,
     PlaybookRequest,
     action_of,
+    asks_approval,
+    says_exempt,
     step_output,
 )
 
@@ -494,12 +496,12 @@ def _gate(
         if error_code(error) not in _NO_TAGS:
             raise
         tags = {}
-    if tags.get(EXEMPT_TAG, "").strip().lower() == "true":
+    if says_exempt(tags.get(EXEMPT_TAG)):
         reason = f"bucket {bucket} is tagged {EXEMPT_TAG}=true: Firebreak never touches it"
         suppressed = f"bucket tagged {EXEMPT_TAG}=true"
         return Protection(ProtectionStatus.EXEMPT, (_action(bucket, Outcome.SKIPPED, reason),), suppressed)
     # Triage waited for a person when the finding carried the tag; one added since has had no answer yet.
-    if tags.get(APPROVAL_TAG, "").lower() == "required" and not approved:
+    if asks_approval(tags.get(APPROVAL_TAG)) and not approved:
         reason = (
             f"bucket {bucket} is tagged {APPROVAL_TAG}=required since GuardDuty described it: nothing changed without "
             "a person's approval; run the finding again with ProtectBucketMode approval"

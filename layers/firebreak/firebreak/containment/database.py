@@ -44,6 +44,8 @@ from firebreak.core.models import (
     Outcome,
     PlaybookRequest,
     action_of,
+    asks_approval,
+    says_exempt,
     step_output,
 )
 
@@ -100,7 +102,7 @@ class Database:
 
     @property
     def exempt(self) -> bool:
-        return (self.tag(EXEMPT_TAG) or "").strip().lower() == "true"
+        return says_exempt(self.tag(EXEMPT_TAG))
 
     @property
     def gone(self) -> bool:
@@ -182,7 +184,7 @@ def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, An
     # Either one tagged exempt exempts the database: the instance is what GuardDuty named, the cluster what moves.
     instance_tags = dict(_tag_pairs((instance or {}).get("TagList", [])))
     tags = {**instance_tags, **dict(_tag_pairs(cluster.get("TagList", [])))}
-    if (instance_tags.get(EXEMPT_TAG) or "").strip().lower() == "true":
+    if says_exempt(instance_tags.get(EXEMPT_TAG)):
         tags[EXEMPT_TAG] = "true"
     return Database(
         identifier=cluster["DBClusterIdentifier"],
@@ -201,7 +203,7 @@ def _describe_cluster(rds: RDSClient, identifier: str, instance: Mapping[str, An
 def _asking(name: str, described: Mapping[str, Any] | None) -> str | None:
     """`name` when the described instance or cluster is tagged firebreak:approval=required, else None."""
     tags = dict(_tag_pairs((described or {}).get("TagList", [])))
-    return name if (tags.get(APPROVAL_TAG) or "").strip().lower() == "required" else None
+    return name if asks_approval(tags.get(APPROVAL_TAG)) else None
 
 
 def database_groups(

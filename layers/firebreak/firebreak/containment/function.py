@@ -33,6 +33,8 @@ from firebreak.core.models import (
     Outcome,
     PlaybookRequest,
     action_of,
+    asks_approval,
+    says_exempt,
     step_output,
 )
 
@@ -192,7 +194,7 @@ def _refusal(
     request: PlaybookRequest, function: LambdaFunction, stack_name: str, approved: bool
 ) -> FunctionContainment | None:
     name = function.name
-    if (function.tag(EXEMPT_TAG) or "").strip().lower() == "true":
+    if says_exempt(function.tag(EXEMPT_TAG)):
         reason = f"function {name} is tagged {EXEMPT_TAG}=true: Firebreak never touches it"
         skipped = _action(name, Outcome.SKIPPED, reason)
         suppressed = f"function tagged {EXEMPT_TAG}=true"
@@ -201,7 +203,7 @@ def _refusal(
     if own is not None:
         return FunctionContainment(ContainmentStatus.REFUSED, (_action(name, Outcome.SKIPPED, f"{own}; act by hand"),))
     # The finding's tags decided the mode; a tag added since stops every enforce run a person did not approve.
-    tagged_now = (function.tag(APPROVAL_TAG) or "").strip().lower() == "required"
+    tagged_now = asks_approval(function.tag(APPROVAL_TAG))
     if tagged_now and request.mode is Mode.ENFORCE and not approved:
         reason = (
             f"function {name} is tagged {APPROVAL_TAG}=required now (not when the finding was made): not contained "

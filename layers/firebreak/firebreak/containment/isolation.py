@@ -19,7 +19,16 @@ from botocore.exceptions import ClientError
 from firebreak.core.aws import describe_error, error_code, is_transient
 from firebreak.core.errors import InstanceNotFound, MemberRoleUnavailable, QuarantineGroupUnavailable
 from firebreak.core.members import playbook_client
-from firebreak.core.models import EXEMPT_TAG, Action, ActionType, Incident, Outcome, PlaybookRequest, action_of
+from firebreak.core.models import (
+    EXEMPT_TAG,
+    Action,
+    ActionType,
+    Incident,
+    Outcome,
+    PlaybookRequest,
+    action_of,
+    says_exempt,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -101,7 +110,7 @@ class Instance:
 
     @property
     def exempt(self) -> bool:
-        return (self.tag(EXEMPT_TAG) or "").strip().lower() == "true"
+        return says_exempt(self.tag(EXEMPT_TAG))
 
     @property
     def gone(self) -> bool:

@@ -32,6 +32,8 @@ from firebreak.core.models import (
     Outcome,
     PlaybookRequest,
     action_of,
+    asks_approval,
+    says_exempt,
     step_output,
 )
 
@@ -297,18 +299,18 @@ def _retyped(action: Action, managed: bool, stopping: bool) -> Action:
 
 def _approval_wanted_by(task: Task, cluster: Mapping[str, str]) -> str | None:
     """Which of the task and its cluster asks for a person's approval now (firebreak:approval=required)."""
-    if (dict(task.tags).get(APPROVAL_TAG) or "").strip().lower() == "required":
+    if asks_approval(dict(task.tags).get(APPROVAL_TAG)):
         return f"task {task.task_arn}"
-    if (cluster.get(APPROVAL_TAG) or "").strip().lower() == "required":
+    if asks_approval(cluster.get(APPROVAL_TAG)):
         return f"cluster {task.cluster_arn}"
     return None
 
 
 def _exempt_by(task: Task, cluster: Mapping[str, str]) -> str | None:
     """Which of the task and its cluster is tagged exempt now (the finding's copy of the tags may be old)."""
-    if (dict(task.tags).get(EXEMPT_TAG) or "").strip().lower() == "true":
+    if says_exempt(dict(task.tags).get(EXEMPT_TAG)):
         return f"task {task.task_arn}"
-    if (cluster.get(EXEMPT_TAG) or "").strip().lower() == "true":
+    if says_exempt(cluster.get(EXEMPT_TAG)):
         return f"cluster {task.cluster_arn}"
     return None
 

@@ -99,6 +99,16 @@ EXEMPT_TAG = "firebreak:exempt"
 APPROVAL_TAG = "firebreak:approval"
 
 
+def says_exempt(value: str | None) -> bool:
+    """Whether a firebreak:exempt tag's value exempts its resource: true, in any case or spacing."""
+    return (value or "").strip().lower() == "true"
+
+
+def asks_approval(value: str | None) -> bool:
+    """Whether a firebreak:approval tag's value asks for a person: required, in any case or spacing."""
+    return (value or "").strip().lower() == "required"
+
+
 @dataclass(frozen=True)
 class NetworkInterface:
     """One ENI of the affected instance, as the finding names it."""

@@ -32,6 +32,7 @@ from firebreak.core.models import (
     Outcome,
     Playbook,
     Source,
+    asks_approval,
 )
 from firebreak.core.settings import Settings
 
@@ -82,7 +83,7 @@ def product_company(incident: Incident) -> str | None:
 def approval_reasons(incident: Incident, settings: Settings) -> list[str]:
     """Why a person must approve before Firebreak acts on this incident, whatever the configured mode."""
     reasons = []
-    if (incident.tag(APPROVAL_TAG) or "").lower() == "required":
+    if asks_approval(incident.tag(APPROVAL_TAG)):
         reasons.append(f"resource tagged {APPROVAL_TAG}=required")
     if incident.source is Source.SECURITYHUB and product_company(incident) not in settings.trusted_product_companies:
         # Anyone with securityhub:BatchImportFindings can write a finding: untrusted products never act alone.

@@ -13,7 +13,16 @@ from firebreak.core import aws
 from firebreak.core.addresses import partition
 from firebreak.core.errors import FindingRejected
 from firebreak.core.members import Organization
-from firebreak.core.models import EXEMPT_TAG, MAX_BUCKETS_PER_INCIDENT, Approval, Incident, Mode, Playbook, Triage
+from firebreak.core.models import (
+    EXEMPT_TAG,
+    MAX_BUCKETS_PER_INCIDENT,
+    Approval,
+    Incident,
+    Mode,
+    Playbook,
+    Triage,
+    says_exempt,
+)
 from firebreak.core.settings import Settings
 from firebreak.triage.accounts import account_refusal
 from firebreak.triage.approvals import decide_mode
@@ -72,7 +81,7 @@ def escalation_for(playbook: Playbook, rule: str) -> str | None:
 def triage(incident: Incident, settings: Settings) -> Triage:
     """Route the incident; exempt resources are never touched, and decide_mode says whether it plans, acts or waits."""
     routed = route(incident)
-    exempt = (incident.tag(EXEMPT_TAG) or "").lower() == "true"
+    exempt = says_exempt(incident.tag(EXEMPT_TAG))
     escalation = escalation_for(routed.playbook, routed.name)
     playbook = Playbook.NOTIFY_ONLY if exempt or escalation else routed.playbook
     if escalation is None and playbook is Playbook.NOTIFY_ONLY:

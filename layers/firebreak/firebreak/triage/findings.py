@@ -22,6 +22,8 @@ from firebreak.core.models import (
     NetworkInterface,
     RemoteIpDetails,
     Source,
+    asks_approval,
+    says_exempt,
 )
 
 # A real finding is at most 256 KiB, far below this many entries; the cap bounds what a crafted event can make one
@@ -337,10 +339,10 @@ def _bucket_fields(found: list[Bucket]) -> dict[str, Any]:
     if not buckets:
         return {}
     tags = dict(buckets[0].tags)
-    wanting = [b for b in buckets if (b.tag(APPROVAL_TAG) or "").lower() == "required"]
+    wanting = [b for b in buckets if asks_approval(b.tag(APPROVAL_TAG))]
     if wanting:
         tags[APPROVAL_TAG] = wanting[0].tag(APPROVAL_TAG) or "required"
-    if not all((b.tag(EXEMPT_TAG) or "").lower() == "true" for b in buckets):
+    if not all(says_exempt(b.tag(EXEMPT_TAG)) for b in buckets):
         tags.pop(EXEMPT_TAG, None)
     return {
         "bucket_name": buckets[0].name,
