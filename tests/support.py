@@ -6,7 +6,8 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,21 @@ def start(engine: Engine, event: Mapping[str, Any], approvals: Approvals | None 
     rule = engine.matching_rule(event)
     assert rule is not None, "the event should trigger a rule"
     return engine.start(rule, event) if approvals is None else engine.start(rule, event, approvals)
+
+
+@contextmanager
+def stack_with(overrides: Mapping[str, str]) -> Iterator[Engine]:
+    """The stack with parameter overrides, leaving the process environment as it found it (a test may start
+    several)."""
+    from firebreak_local.engine import Engine
+
+    saved = dict(os.environ)
+    try:
+        with Engine(TEMPLATE, overrides) as running:
+            yield running
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def run_with_fault(engine: Engine, event: Mapping[str, Any], case: Case) -> tuple[Execution, int]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from firebreak_local.engine import LOCAL_APPROVER, Approvals, Engine, Execution
 from tests.statemachines.test_respond_to_finding import subjects
-from tests.support import BLOCK_IP_STATES, TEMPLATE, incident_record, load_event
+from tests.support import BLOCK_IP_STATES, incident_record, load_event, stack_with
 
 APPROVAL_REQUIRED = "guardduty_ssh_brute_force_approval_required"
 ATTACKER = "103.151.103.15"
@@ -23,18 +20,6 @@ def run(engine: Engine, approvals: Approvals, name: str = APPROVAL_REQUIRED) -> 
     rule = engine.matching_rule(event)
     assert rule is not None
     return engine.start(rule, event, approvals)
-
-
-@contextmanager
-def stack(overrides: Mapping[str, str]) -> Iterator[Engine]:
-    """The stack with parameter overrides, leaving the process environment as it found it."""
-    saved = dict(os.environ)
-    try:
-        with Engine(TEMPLATE, overrides) as running:
-            yield running
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def report(execution: Execution) -> dict[str, Any]:
@@ -109,7 +94,7 @@ def test_denied_finding_skips_the_playbook_and_is_notified_not_contained(engine:
 
 def test_unanswered_request_is_denied_when_the_window_closes() -> None:
     # GIVEN a stack whose approval window is about a second, with the default timeout policy (deny)
-    with stack({"ApprovalTimeoutMinutes": "0.02"}) as engine:
+    with stack_with({"ApprovalTimeoutMinutes": "0.02"}) as engine:
         # WHEN the approval-required brute force runs and nobody answers
         execution = run(engine, Approvals.WAIT)
 
@@ -125,7 +110,7 @@ def test_unanswered_request_is_denied_when_the_window_closes() -> None:
 
 def test_timeout_policy_approve_acts_when_nobody_answers() -> None:
     # GIVEN a one-second window whose timeout policy is approve
-    with stack({"ApprovalTimeoutMinutes": "0.02", "ApprovalTimeoutAction": "approve"}) as engine:
+    with stack_with({"ApprovalTimeoutMinutes": "0.02", "ApprovalTimeoutAction": "approve"}) as engine:
         # WHEN nobody answers
         execution = run(engine, Approvals.WAIT)
 

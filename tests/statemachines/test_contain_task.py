@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from tests.support import (
     records,
     report_of,
     run_with_fault,
+    stack_with,
     start,
     status_of,
 )
@@ -51,18 +50,6 @@ CONTAIN_STATES = [
 ISOLATE_FUNCTION = "firebreak-IsolateTaskFunction"
 STOP_FUNCTION = "firebreak-StopTaskFunction"
 MUTATING = ("Create", "Modify", "Authorize", "Revoke", "Stop", "Tag", "Put", "Delete")
-
-
-@contextmanager
-def stack(overrides: Mapping[str, str]) -> Iterator[Engine]:
-    """The stack with parameter overrides, leaving the process environment as it found it."""
-    saved = dict(os.environ)
-    try:
-        with Engine(TEMPLATE, overrides) as running:
-            yield running
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def actions(execution: Execution, action_type: str = "contain_task") -> list[dict[str, Any]]:
@@ -170,7 +157,7 @@ def test_second_finding_on_an_isolated_task_changes_nothing_and_says_already_app
 
 def test_stop_after_isolation_stops_the_task_once_it_is_cut_off() -> None:
     # GIVEN a stack that stops a task after isolating it
-    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
         event = load_event(EVENT)
 
         # WHEN the finding runs
@@ -243,7 +230,7 @@ def test_task_stopped_before_the_finding_is_skipped_and_never_contained(engine: 
 
 def test_dry_run_plans_every_call_and_changes_nothing() -> None:
     # GIVEN a stack in dry-run mode that would also stop the task
-    with stack({"ResponseMode": "dry-run", "StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"ResponseMode": "dry-run", "StopTaskAfterIsolation": "true"}) as engine:
         event = load_event(EVENT)
         task_arn = seeded_task(engine, event)
         before = task_groups(engine, task_arn)
@@ -265,7 +252,7 @@ def test_dry_run_plans_every_call_and_changes_nothing() -> None:
 
 def test_contain_task_mode_approval_waits_before_touching_the_task() -> None:
     # GIVEN a stack whose contain-task playbook runs in approval mode
-    with stack({"ContainTaskMode": "approval"}) as engine:
+    with stack_with({"ContainTaskMode": "approval"}) as engine:
         event = load_event(EVENT)
         task_arn = seeded_task(engine, event)
         before = task_groups(engine, task_arn)
@@ -344,7 +331,7 @@ def test_isolation_step_crashing_is_failed_and_the_addresses_are_not_claimed_blo
 
 def test_stop_step_crashing_leaves_the_task_isolated_and_partially_contained() -> None:
     # GIVEN a stack that stops tasks, whose stop function crashes
-    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
 
         def crash(event: dict[str, Any], context: Any) -> Any:
             raise RuntimeError("boom")
@@ -410,7 +397,7 @@ def test_release_after_a_person_moved_the_interface_overwrites_nothing(engine: E
 
 def test_release_of_a_stopped_task_says_it_cannot_be_restarted() -> None:
     # GIVEN a task isolated and then stopped
-    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
         event = load_event(EVENT)
         incident_id = report_of(start(engine, event))["incident_id"]
 
@@ -446,7 +433,7 @@ def test_runtime_finding_on_an_eks_pod_isolates_its_node_and_names_the_pod(engin
 
 def test_kubernetes_audit_finding_is_notify_only_with_the_kubectl_steps() -> None:
     # GIVEN an unusual privileged container launched in namespace payments of EKS cluster payments-prod
-    with stack({}) as engine:
+    with stack_with({}) as engine:
         event = load_event("eventbridge/guardduty_eks_anomalous_privileged_container")
 
         # WHEN the finding runs
@@ -596,7 +583,7 @@ def test_permanent_error_in_isolate_task_ends_in_a_truthful_status(
 )
 def test_stop_task_errors_are_retried_or_told_and_the_isolation_stands(case: Case, status: str, stopped: bool) -> None:
     # GIVEN a stack that stops tasks after isolation, and StopTask throttled past the client's retries or refused
-    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
         # WHEN the finding runs
         execution, hits = run_with_fault(engine, load_event(EVENT), case)
 
@@ -611,7 +598,7 @@ def test_an_interface_that_refuses_new_groups_is_stopped_when_the_stack_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN a stack that stops tasks, and EC2 refusing to change the task's interface (as ECS-managed ones may)
-    with stack({"StopTaskAfterIsolation": "true"}) as engine:
+    with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
 
         def refuse(**kwargs: Any) -> Any:
             error = {"Error": {"Code": "AuthFailure", "Message": "You do not have permission to access the resource"}}
