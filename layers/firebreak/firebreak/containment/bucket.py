@@ -9,7 +9,6 @@ but keeps the root user and the break-glass principals in, so the evidence can s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -391,10 +390,7 @@ def protect(request: PlaybookRequest, settings: RevocationSettings, approved: bo
         f"not protected: the finding names more than {MAX_BUCKETS_PER_INCIDENT} buckets and one incident protects "
         f"the first {MAX_BUCKETS_PER_INCIDENT}; a person must protect this one"
     )
-    capped = tuple(
-        dataclasses.replace(_action(b.name, Outcome.SKIPPED, over), left_open=True)
-        for b in buckets[MAX_BUCKETS_PER_INCIDENT:]
-    )
+    capped = tuple(_action(b.name, Outcome.SKIPPED, over, left_open=True) for b in buckets[MAX_BUCKETS_PER_INCIDENT:])
     try:
         s3 = playbook_client("s3", request, "protect_bucket")
         iam = playbook_client("iam", request, "protect_bucket") if incident.principal_type == "IAMUser" else None
@@ -506,7 +502,7 @@ def _gate(
             f"bucket {bucket} is tagged {APPROVAL_TAG}=required since GuardDuty described it: nothing changed without "
             "a person's approval; run the finding again with ProtectBucketMode approval"
         )
-        waiting = dataclasses.replace(_action(bucket, Outcome.SKIPPED, reason), left_open=True)
+        waiting = _action(bucket, Outcome.SKIPPED, reason, left_open=True)
         return Protection(ProtectionStatus.APPROVAL_REQUIRED, (waiting,))
     if settings.stack_name and tags.get(STACK_TAG) == settings.stack_name:
         reason = f"bucket {bucket} belongs to the Firebreak stack {settings.stack_name}: never touched"

@@ -454,7 +454,7 @@ def quarantine(request: PlaybookRequest, approved: bool = False) -> Step:
         return gated
     wanting = None if approved else gated.approval_wanted_by
     if wanting and request.mode is Mode.ENFORCE:
-        waiting = dataclasses.replace(_action(target, Outcome.SKIPPED, _approval_reason(wanting)), left_open=True)
+        waiting = _action(target, Outcome.SKIPPED, _approval_reason(wanting), left_open=True)
         return Step(DatabaseStatus.APPROVAL_REQUIRED, (waiting,))
     actions = tuple(move_to_quarantine(rds, ec2, gated, request.dry_run))
     if wanting:

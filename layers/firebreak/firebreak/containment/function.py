@@ -11,7 +11,6 @@ playbook calls with the role this module read.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -209,7 +208,7 @@ def _refusal(
             f"function {name} is tagged {APPROVAL_TAG}=required now (not when the finding was made): not contained "
             "without a person's approval; contain it by hand or answer a new finding in approval mode"
         )
-        waiting = dataclasses.replace(_action(name, Outcome.SKIPPED, reason), left_open=True)
+        waiting = _action(name, Outcome.SKIPPED, reason, left_open=True)
         return FunctionContainment(ContainmentStatus.REFUSED, (waiting,))
     return None
 

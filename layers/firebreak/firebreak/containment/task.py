@@ -234,7 +234,7 @@ def isolate_task(request: PlaybookRequest, stop_after_isolation: bool, approved:
             f"{wanting} is tagged {APPROVAL_TAG}=required now, and nobody approved this incident (GuardDuty's copy of "
             "the tags did not ask): not touched; a responder contains it by hand or tags the finding's resource first"
         )
-        waiting = dataclasses.replace(_skipped(task_arn, reason), left_open=True)
+        waiting = _action(task_arn, Outcome.SKIPPED, reason, left_open=True)
         return TaskIsolation(IsolationStatus.NOT_FOUND, (waiting,))
     record = _record(ecs, task)
     if not task.interface_ids:

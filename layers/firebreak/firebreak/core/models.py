@@ -328,10 +328,11 @@ def action_of(
     reason: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    left_open: bool = False,
 ) -> Action:
     """An action whose before- and after-state a step may leave out; each step module binds its own type with
     functools.partial."""
-    return Action(type_, target, outcome, reason, before or {}, after or {})
+    return Action(type_, target, outcome, reason, before or {}, after or {}, left_open=left_open)
 
 
 @dataclass(frozen=True)
