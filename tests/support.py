@@ -107,6 +107,12 @@ def start(engine: Engine, event: Mapping[str, Any], approvals: Approvals | None 
     return engine.start(rule, event) if approvals is None else engine.start(rule, event, approvals)
 
 
+def out_of_memory(event: Mapping[str, Any], context: Any) -> Any:
+    """A handler that dies as a Lambda function rarely does, for engine.dispatcher.override: the step fails as a
+    crashed invocation, not as an AWS error the domain code would answer."""
+    raise RuntimeError("out of memory")
+
+
 @contextmanager
 def stack_with(overrides: Mapping[str, str]) -> Iterator[Engine]:
     """The stack with parameter overrides, leaving the process environment as it found it (a test may start

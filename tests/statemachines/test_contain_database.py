@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from firebreak.core import aws
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of, start
+from tests.support import TEMPLATE, incident_record, load_event, out_of_memory, report_of, start
 
 BRUTE_FORCED = "eventbridge/guardduty_rds_successful_brute_force"
 FAILED_LOGIN = "eventbridge/guardduty_rds_malicious_ip_failed_login"
@@ -239,10 +239,7 @@ def test_a_refused_quarantine_leaves_the_groups_and_is_partially_contained(
 
 def test_snapshot_step_crashing_is_failed_and_the_quarantine_still_runs(enforcing: Engine) -> None:
     # GIVEN the snapshot function crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    enforcing.dispatcher.override(SNAPSHOT_FUNCTION, crash)
+    enforcing.dispatcher.override(SNAPSHOT_FUNCTION, out_of_memory)
 
     # WHEN the finding runs
     execution = start(enforcing, load_event(AURORA_LOGIN))

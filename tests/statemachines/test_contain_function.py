@@ -10,7 +10,7 @@ import pytest
 
 from firebreak_local.cli import main
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import ROOT, TEMPLATE, incident_record, load_event, report_of, start
+from tests.support import ROOT, TEMPLATE, incident_record, load_event, out_of_memory, report_of, start
 
 FUNCTION = "thumbnailer"
 ROLE = "thumbnailer-role"
@@ -260,10 +260,7 @@ def test_refused_version_is_failed_and_the_function_is_still_stopped(engine: Eng
 
 def test_contain_function_crashing_is_failed_and_the_role_and_addresses_are_still_handled(engine: Engine) -> None:
     # GIVEN the Contain Function handler crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(CONTAIN_FUNCTION, crash)
+    engine.dispatcher.override(CONTAIN_FUNCTION, out_of_memory)
     event = crypto_mining()
     seed(engine, event)
 
@@ -295,10 +292,7 @@ def test_refused_role_revocation_is_failed_and_the_incident_partially_contained(
 
 def test_block_step_crashing_is_failed_and_never_contained(engine: Engine) -> None:
     # GIVEN the block function crashes
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(engine.resources["BlockIpFunction"].ref, crash)
+    engine.dispatcher.override(engine.resources["BlockIpFunction"].ref, out_of_memory)
     event = crypto_mining()
     seed(engine, event)
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from firebreak.core import aws
 from firebreak_local.engine import Engine, Execution
 from firebreak_local.world import IMAGE_ID
-from tests.support import TEMPLATE, incident_record, load_event, report_of, start
+from tests.support import TEMPLATE, incident_record, load_event, out_of_memory, report_of, start
 
 FINDING_INSTANCE = "i-0a1b2c3d4e5f60002"
 ORIGINAL_GROUPS = {
@@ -301,10 +301,7 @@ def test_a_refused_step_makes_the_incident_partially_contained(engine: Engine, m
 
 def test_isolation_step_crashing_is_failed_and_the_evidence_is_still_kept(engine: Engine) -> None:
     # GIVEN the isolation function crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(ISOLATE_FUNCTION, crash)
+    engine.dispatcher.override(ISOLATE_FUNCTION, out_of_memory)
 
     # WHEN crypto mining runs
     execution = start(engine, load_event("eventbridge/guardduty_crypto_mining"))

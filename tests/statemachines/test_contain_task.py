@@ -17,6 +17,7 @@ from tests.support import (
     Case,
     incident_record,
     load_event,
+    out_of_memory,
     records,
     report_of,
     run_with_fault,
@@ -311,10 +312,7 @@ def test_refused_interface_swap_is_failed_and_the_incident_never_contained(
 
 def test_isolation_step_crashing_is_failed_and_the_addresses_are_not_claimed_blocked(engine: Engine) -> None:
     # GIVEN the isolation function crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(ISOLATE_FUNCTION, crash)
+    engine.dispatcher.override(ISOLATE_FUNCTION, out_of_memory)
 
     # WHEN the finding runs
     execution = start(engine, load_event(EVENT))
@@ -332,11 +330,7 @@ def test_isolation_step_crashing_is_failed_and_the_addresses_are_not_claimed_blo
 def test_stop_step_crashing_leaves_the_task_isolated_and_partially_contained() -> None:
     # GIVEN a stack that stops tasks, whose stop function crashes
     with stack_with({"StopTaskAfterIsolation": "true"}) as engine:
-
-        def crash(event: dict[str, Any], context: Any) -> Any:
-            raise RuntimeError("boom")
-
-        engine.dispatcher.override(STOP_FUNCTION, crash)
+        engine.dispatcher.override(STOP_FUNCTION, out_of_memory)
 
         # WHEN the finding runs
         execution = start(engine, load_event(EVENT))
@@ -627,10 +621,7 @@ def test_a_cluster_finding_naming_no_task_is_notified_and_a_crash_names_no_task_
     assert [a["reason"] for a in actions(execution)] == ["the finding names no ECS task"]
     assert report_of(execution)["status"] == "NOTIFIED"
 
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("boom")
-
-    engine.dispatcher.override(ISOLATE_FUNCTION, crash)
+    engine.dispatcher.override(ISOLATE_FUNCTION, out_of_memory)
     event["detail"]["id"] = "9c1e7a9b3d5f7a9c1e3b5d7f9a1c3e77"
     [failed] = actions(start(engine, event))
     assert (failed["target"], failed["outcome"]) == ("unknown", "failed")

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from firebreak.core import aws
 from firebreak.core.models import MAX_BUCKETS_PER_INCIDENT
 from firebreak_local.engine import Approvals, Engine, Execution
-from tests.support import TEMPLATE, incident_record, load_event, report_of, start
+from tests.support import TEMPLATE, incident_record, load_event, out_of_memory, report_of, start
 
 PUBLIC = "guardduty_s3_bucket_anonymous_access_granted"
 EXFILTRATION = "guardduty_s3_malicious_ip_caller"
@@ -229,10 +229,7 @@ def test_a_refused_block_public_access_is_failed_and_never_contained(
 
 def test_the_protect_step_crashing_is_failed_and_the_credentials_are_still_revoked(engine: Engine) -> None:
     # GIVEN the protect function crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(PROTECT_FUNCTION, crash)
+    engine.dispatcher.override(PROTECT_FUNCTION, out_of_memory)
 
     # WHEN the public-bucket finding runs
     execution = run(engine, PUBLIC)
@@ -248,10 +245,7 @@ def test_the_protect_step_crashing_is_failed_and_the_credentials_are_still_revok
 
 def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(engine: Engine) -> None:
     # GIVEN the revoke function crashes
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(REVOKE_FUNCTION, crash)
+    engine.dispatcher.override(REVOKE_FUNCTION, out_of_memory)
 
     # WHEN the public-bucket finding runs
     execution = run(engine, PUBLIC)
@@ -265,10 +259,7 @@ def test_the_revoke_step_crashing_is_failed_and_the_bucket_is_still_protected(en
 
 def test_the_block_step_crashing_is_failed_and_the_bucket_and_credentials_are_still_protected(engine: Engine) -> None:
     # GIVEN the block function crashes
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(BLOCK_FUNCTION, crash)
+    engine.dispatcher.override(BLOCK_FUNCTION, out_of_memory)
 
     # WHEN the public-bucket finding runs
     execution = run(engine, PUBLIC)
@@ -729,10 +720,7 @@ def test_one_bucket_refusing_block_public_access_makes_the_incident_partially_co
 
 def test_the_protect_step_crashing_reports_every_bucket_failed(engine: Engine) -> None:
     # GIVEN the protect function crashes (forced: a rare runtime error)
-    def crash(event: dict[str, Any], context: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    engine.dispatcher.override(PROTECT_FUNCTION, crash)
+    engine.dispatcher.override(PROTECT_FUNCTION, out_of_memory)
 
     # WHEN the two-bucket finding runs
     execution = run(engine, TWO)
