@@ -997,17 +997,17 @@ class Engine:
         delay = 0.002
         answered: set[str] = set()
         description: dict[str, Any] = {}
-        for look in itertools.count():
-            # Its end wakes this wait (runtime.SIGNALS): asked then, and now and again for an end that went untold.
+        for look in itertools.count(1):
+            # Its end wakes this wait (runtime.SIGNALS): asked then, and now and again for an end that went untold,
+            # but not at once: an execution just started is running.
             if look % DESCRIBE_EVERY_LOOKS == 0 or runtime.SIGNALS.given(arn):
-                with self.api_calls.quiet():
-                    description = sfn.describe_execution(executionArn=arn)
+                description = self._describe(arn)
                 if description["status"] != "RUNNING":
                     return description
             requests = [] if approvals is Approvals.WAIT else self.approval_requests(arn)
             if requests and approvals is Approvals.REPORT:
                 self._left_waiting.append(arn)
-                return {**description, "awaiting_approval": requests[0]}
+                return {**(description or self._describe(arn)), "awaiting_approval": requests[0]}
             for request in requests:
                 if request["approval"]["request"]["approval_id"] not in answered:
                     answered.add(request["approval"]["request"]["approval_id"])
@@ -1021,6 +1021,11 @@ class Engine:
             delay = min(delay * 2, 0.02 * runtime.LOAD.factor)
 
         raise AssertionError("unreachable")
+
+    def _describe(self, arn: str) -> dict[str, Any]:
+        with self.api_calls.quiet():
+            description: dict[str, Any] = self.client("stepfunctions").describe_execution(executionArn=arn)
+        return description
 
     def _entered_states(self, arn: str) -> tuple[list[str], int]:
         """States entered in order, a child execution's spliced in after the state that ran it."""

@@ -919,12 +919,15 @@ def _wake_parents_at_child_end() -> None:
             waiter.start()
         result: Any = None
         while env.is_running():
-            result = sync_resolver()
-            if (answered and answered[0]) or result:
-                break
-            # Woken at the child's end; the poll is only the bound of a wait, and far less frequent.
+            # Woken at the child's end; the poll is only the bound of a wait, and far less frequent. Asked after the
+            # first wait, not before: a child just started is running.
             poll = max(state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK, CHILD_POLL_SECONDS)
             SIGNALS.pause(poll, sync_resolver.execution_arn)
+            if answered and answered[0]:
+                break
+            result = sync_resolver()
+            if result:
+                break
         return (answered[0] if answered else None) or result
 
     state_task_service_callback.StateTaskServiceCallback._eval_sync = eval_sync  # type: ignore[method-assign]
