@@ -22,6 +22,7 @@ import importlib
 import itertools
 import json
 import logging
+import pickle
 import re
 import sys
 import threading
@@ -400,10 +401,23 @@ def _compiled(expression: str) -> Any:
 def _look_up_without_recursion() -> None:
     """jsonata-python looks every name up through the frames of its scope, recursively, and looks up its two
     evaluation hooks that way at every node it evaluates: most of a recursive JSONata function's time (Record
-    Outcome's `$ddb` typing of the actions, 12 ms a run). The same look-up, as a loop."""
+    Outcome's `$ddb` typing of the actions, 12 ms a run). The same look-up, as a loop, and none for hooks that no
+    frame has bound."""
     none = jsonata_utils.Utils.NONE
+    # Nothing binds the hooks unless a runtime bound (jsonata's Timebox) is set, which moto never sets: until some
+    # frame binds one, looking a hook up walks no frames.
+    hooks = frozenset({"__evaluate_entry", "__evaluate_exit"})
+    hooks_bound: list[bool] = []
+    original_bind = jsonata.Jsonata.Frame.bind
+
+    def bind(self: Any, name: str, val: Any) -> None:
+        if name in hooks and not hooks_bound:
+            hooks_bound.append(True)
+        original_bind(self, name, val)
 
     def lookup(self: Any, name: str) -> Any:
+        if name in hooks and not hooks_bound:
+            return None
         frame = self
         while frame is not None:
             value = frame.bindings.get(name, none)
@@ -412,6 +426,7 @@ def _look_up_without_recursion() -> None:
             frame = frame.parent
         return None
 
+    jsonata.Jsonata.Frame.bind = bind
     jsonata.Jsonata.Frame.lookup = lookup
 
 
@@ -725,6 +740,164 @@ def _convert_dynamodb_values_once() -> None:
         return {self.type: value}
 
     DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
+
+
+def _parse_update_expressions_once() -> None:
+    """moto parses an UpdateExpression twice per UpdateItem (the handler for its names, the backend for the update),
+    with a pure-Python tokeniser, and the validator deep-copies the tree before it fills in the values: about 2 ms
+    of every update, for trees that depend on the expression's text alone. Each text is parsed once; every caller
+    gets its own copy, made with pickle (the tree is plain objects with parent links), a third of deepcopy's cost."""
+    from moto.dynamodb.parsing import expressions as moto_expressions
+    from moto.dynamodb.parsing import validators as moto_validators
+
+    def copied(tree: Any) -> Any:
+        try:
+            return pickle.loads(pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return copy.deepcopy(tree)
+
+    parser: Any = moto_expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    # A syntax error raises and is never kept.
+    parsed = functools.lru_cache(maxsize=1024)(parser.make)
+
+    def make(expression_str: str) -> Any:
+        return copied(parsed(expression_str))
+
+    parser.make = make
+
+    def validator_init(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: dict[str, str],
+        expression_attribute_values: dict[str, dict[str, Any]],
+        item: Any,
+        table: Any,
+    ) -> None:
+        # moto 5.2.5's Validator.__init__, with the tree copied by pickle (the validator fills values into its copy).
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        self.node_to_validate = copied(expression)
+
+    moto_validators.Validator.__init__ = validator_init  # type: ignore[method-assign]
+
+
+def _serialize_attribute_values_directly() -> None:
+    """moto serialises every DynamoDB attribute value of a response through its generic shape walker: for each of the
+    ten members of AttributeValue, a picker tries several spellings of the key, for every value of every item. That
+    was half of each Scan. An attribute value in a response is already its JSON form (moto's to_regular_json, with
+    binaries as bytes), so it is written directly, by the rules the walker applies to its member types; anything else
+    (a key or type those rules do not cover, a response with transformers) goes the generic way."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and isinstance(value, dict) and not _has_transformers(self):
+            direct = _attribute_value(value, self._base64)
+            if direct is not None:
+                serialized[self.get_serialized_name(shape, key)] = direct
+                return
+        original(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = structure  # type: ignore[method-assign]
+
+
+def _has_transformers(serializer: Any) -> bool:
+    return bool(getattr(serializer._value_picker, "response_transformers", None))
+
+
+_STRINGS = ("S", "N")
+_STRING_SETS = ("SS", "NS")
+_BOOLEANS = ("NULL", "BOOL")
+
+
+def _attribute_value(value: dict[str, Any], base64_of: Callable[[Any], str]) -> dict[str, Any] | None:
+    """The JSON of one attribute value as moto's serializer writes it; None when it is not one this can write."""
+    out: dict[str, Any] = {}
+    for member, item in value.items():
+        if item is None:
+            continue
+        if (member in _STRINGS and isinstance(item, str)) or (member in _BOOLEANS and isinstance(item, bool)):
+            out[member] = item
+        elif member == "B" and isinstance(item, bytes | str):
+            out[member] = base64_of(item)
+        elif member in _STRING_SETS and isinstance(item, list) and all(isinstance(x, str) for x in item):
+            out[member] = list(item)
+        elif member == "BS" and isinstance(item, list) and all(isinstance(x, bytes | str) for x in item):
+            out[member] = [base64_of(x) for x in item]
+        elif member == "M" and isinstance(item, dict) and all(isinstance(x, dict) for x in item.values()):
+            entries = {name: _attribute_value(entry, base64_of) for name, entry in item.items()}
+            if any(entry is None for entry in entries.values()):
+                return None
+            out[member] = entries
+        elif member == "L" and isinstance(item, list) and all(isinstance(x, dict) for x in item):
+            members = [_attribute_value(entry, base64_of) for entry in item]
+            if any(entry is None for entry in members):
+                return None
+            out[member] = members
+        else:
+            return None
+    return out
+
+
+def _project_top_level_attributes_directly() -> None:
+    """moto projects an item (a Scan's or a BatchGetItem's ProjectionExpression) by converting the whole item to
+    Python values once per projected path, picking the path and converting back: a third of a projected Scan. A
+    projection of top-level names only copies those attributes as stored, the way an unprojected read returns them;
+    nested paths and list items go moto's way."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    original = Item.project
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        if not all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
+            return original(self, projection_expressions)
+        projected = Item(hash_key=self.hash_key, range_key=self.range_key, attrs={})
+        for (name,) in projection_expressions:
+            if name in self.attrs:
+                projected.attrs[name] = copy.deepcopy(self.attrs[name])
+        return projected
+
+    Item.project = project  # type: ignore[method-assign]
+
+
+def _sign_without_hashing_under_moto() -> None:
+    """botocore signs every request with SigV4 (a canonical request, its SHA-256 and four HMACs), a tenth of each call
+    through moto, which reads only the access key and the Region from the Authorization header and checks no
+    signature. While moto answers, the header keeps its form (credential scope, signed headers) with a constant
+    signature; with moto stopped, requests are signed as always."""
+    from botocore.auth import SigV4Auth
+
+    original = SigV4Auth.signature
+
+    def signature(self: Any, string_to_sign: str, request: Any) -> str:
+        if moto_core_models.botocore_stubber.enabled:
+            return _UNCHECKED_SIGNATURE
+        return original(self, string_to_sign, request)
+
+    original_string_to_sign = SigV4Auth.string_to_sign
+
+    def string_to_sign(self: Any, request: Any, canonical_request: str) -> str:
+        if moto_core_models.botocore_stubber.enabled:
+            return ""
+        return original_string_to_sign(self, request, canonical_request)
+
+    original_canonical_request = SigV4Auth.canonical_request
+
+    def canonical_request(self: Any, request: Any) -> str:
+        if moto_core_models.botocore_stubber.enabled:
+            return ""
+        return original_canonical_request(self, request)
+
+    SigV4Auth.signature = signature  # type: ignore[method-assign]
+    SigV4Auth.string_to_sign = string_to_sign  # type: ignore[method-assign]
+    SigV4Auth.canonical_request = canonical_request  # type: ignore[method-assign]
+
+
+_UNCHECKED_SIGNATURE = "0" * 64
 
 
 def _copy_state_data_as_json() -> None:
@@ -1559,6 +1732,10 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _parse_event_paths_once()
     _copy_dynamodb_values_directly()
     _convert_dynamodb_values_once()
+    _parse_update_expressions_once()
+    _serialize_attribute_values_directly()
+    _project_top_level_attributes_directly()
+    _sign_without_hashing_under_moto()
     _copy_state_data_as_json()
     _draw_kms_key_pairs_when_used()
     _reuse_task_clients()

@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from firebreak_local import runtime
@@ -200,3 +202,162 @@ def test_an_event_rules_targets_get_the_whole_event_with_each_input_path_parsed_
     assert all(body["source"] == "firebreak" and body["detail-type"] == "Incident" for body in bodies)
     cache = jsonpath_ext.parse.cache_info()  # type: ignore[attr-defined]
     assert cache.hits >= 8 and cache.currsize <= 16
+
+
+def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.sets(members, min_size=1, max_size=3)
+
+
+_NAMES = st.text(min_size=1, max_size=4)
+_ATTRIBUTE_VALUES = st.recursive(
+    st.one_of(
+        st.builds(lambda text: {"S": text}, st.text(max_size=8)),
+        st.builds(lambda number: {"N": str(number)}, st.integers(-(10**6), 10**6)),
+        st.builds(lambda blob: {"B": blob}, st.binary(max_size=8)),
+        st.builds(lambda flag: {"BOOL": flag}, st.booleans()),
+        st.just({"NULL": True}),
+        st.builds(lambda texts: {"SS": sorted(texts)}, _sets_of(st.text(max_size=4))),
+        st.builds(lambda numbers: {"NS": sorted(map(str, numbers))}, _sets_of(st.integers(0, 99))),
+        st.builds(lambda blobs: {"BS": sorted(blobs)}, _sets_of(st.binary(min_size=1, max_size=4))),
+    ),
+    lambda children: st.one_of(
+        st.builds(lambda items: {"L": items}, st.lists(children, max_size=3)),
+        st.builds(lambda entries: {"M": entries}, st.dictionaries(_NAMES, children, max_size=3)),
+    ),
+    max_leaves=12,
+)
+
+
+def _normalised(value: dict[str, Any]) -> dict[str, Any]:
+    """Sets come back in any order, as from DynamoDB."""
+    ((kind, item),) = value.items()
+    if kind in {"SS", "NS", "BS"}:
+        return {kind: sorted(item)}
+    if kind == "L":
+        return {kind: [_normalised(entry) for entry in item]}
+    if kind == "M":
+        return {kind: {name: _normalised(entry) for name, entry in item.items()}}
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(attributes=st.dictionaries(st.sampled_from(["a", "b", "c"]), _ATTRIBUTE_VALUES, max_size=3))
+def test_every_kind_of_attribute_value_reads_back_as_written_through_every_read(attributes: dict[str, Any]) -> None:
+    # GIVEN an item with any attribute values, nested maps and lists, sets and binaries (moto's serializer is patched)
+    runtime.install()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        item = {"id": {"S": "x"}, **attributes}
+        dynamodb.put_item(TableName="t", Item=item)
+
+        # WHEN it is read by GetItem, Scan (whole and projected), BatchGetItem and an update's ReturnValues
+        read = [
+            dynamodb.get_item(TableName="t", Key={"id": {"S": "x"}})["Item"],
+            dynamodb.scan(TableName="t")["Items"][0],
+            dynamodb.scan(TableName="t", ProjectionExpression=", ".join(item))["Items"][0],
+            dynamodb.batch_get_item(RequestItems={"t": {"Keys": [{"id": {"S": "x"}}]}})["Responses"]["t"][0],
+            dynamodb.update_item(
+                TableName="t",
+                Key={"id": {"S": "x"}},
+                UpdateExpression="SET z = :z",
+                ExpressionAttributeValues={":z": {"N": "1"}},
+                ReturnValues="ALL_OLD",
+            )["Attributes"],
+        ]
+
+    # THEN every read gives back exactly what was written
+    expected = {name: _normalised(value) for name, value in item.items()}
+    for got in read:
+        assert {name: _normalised(value) for name, value in got.items()} == expected
+
+
+def test_one_update_expression_with_other_values_updates_each_item_with_its_own(patched: None) -> None:
+    # GIVEN a table and one UpdateExpression text (moto's parse of it is kept)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    expression = "SET #n = :n, seen = if_not_exists(seen, :n) ADD hits :one REMOVE gone"
+
+    # WHEN it updates a new item, then an existing one, then another new one, each with its own values
+    for key, number in (("a", "1"), ("a", "2"), ("b", "3")):
+        dynamodb.update_item(
+            TableName="t",
+            Key={"id": {"S": key}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues={":n": {"N": number}, ":one": {"N": "1"}},
+        )
+
+    # THEN each item holds its own values, and a malformed expression is refused every time it is sent
+    items = {item["id"]["S"]: item for item in dynamodb.scan(TableName="t")["Items"]}
+    assert items["a"] == {"id": {"S": "a"}, "n": {"N": "2"}, "seen": {"N": "1"}, "hits": {"N": "2"}}
+    assert items["b"] == {"id": {"S": "b"}, "n": {"N": "3"}, "seen": {"N": "3"}, "hits": {"N": "1"}}
+    for _ in range(2):
+        with pytest.raises(ClientError, match="ValidationException"):
+            dynamodb.update_item(TableName="t", Key={"id": {"S": "a"}}, UpdateExpression="SET = :n")
+
+
+def test_a_jsonata_depth_bound_still_stops_a_deep_recursion_once_hook_look_ups_are_skipped(patched: None) -> None:
+    # GIVEN the engine's JSONata patches (no frame has bound an evaluation hook) and a recursion 100 calls deep
+    import jsonata
+
+    deep = "($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100))"
+    assert jsonata.Jsonata(deep).evaluate(None) == 100
+
+    # WHEN it is evaluated under a bound of 20, which jsonata enforces through those hooks
+    # THEN the bound stops it, as without the patches
+    with pytest.raises(jsonata.JException, match="Stack overflow"):
+        jsonata.Jsonata(deep, stack=20).evaluate(None)
+
+
+def _signature_of(request: Any) -> str:
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    SigV4Auth(Credentials("AKIAEXAMPLEEXAMPLE12", "secret"), "dynamodb", "us-east-1").add_auth(request)
+    return str(request.headers["Authorization"]).rsplit("Signature=", 1)[1]
+
+
+def test_requests_are_signed_for_real_outside_moto_and_keep_their_account_under_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.awsrequest import AWSRequest
+
+    # GIVEN the engine's patches, and a request to sign while no mock runs
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    runtime.install()
+
+    def request() -> Any:
+        return AWSRequest(method="POST", url="https://dynamodb.us-east-1.amazonaws.com/", data=b"{}")
+
+    # WHEN it is signed outside moto, and a role in another account is assumed and used under moto
+    real = _signature_of(request())
+    with mock_aws():
+        unchecked = _signature_of(request())
+        sts = boto3.client("sts", region_name="us-east-1")
+        credentials = sts.assume_role(RoleArn="arn:aws:iam::210987654321:role/member", RoleSessionName="engine")[
+            "Credentials"
+        ]
+        member = boto3.client(
+            "sts",
+            region_name="us-east-1",
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        account = member.get_caller_identity()["Account"]
+
+    # THEN outside moto the signature is SigV4's own, and under moto the session still acts in its account
+    assert len(real) == 64 and int(real, 16) and unchecked == "0" * 64
+    assert account == "210987654321"
