@@ -784,6 +784,73 @@ def _parse_update_expressions_once() -> None:
     moto_validators.Validator.__init__ = validator_init  # type: ignore[method-assign]
 
 
+def _walk_update_expression_trees_by_type() -> None:
+    """moto's validator walks an UpdateExpression's tree (about ninety nodes) ten times, once per check, and asks at
+    every node whether it is a Node and which of the check's classes it is, through ABCMeta's isinstance and a map
+    of bound methods built anew each time: most of an UpdateItem. The same walk, in the same order, with each
+    answer kept per node class (the tree's classes are plain subclasses, none registered virtually)."""
+    from moto.dynamodb.parsing import ast_nodes as moto_ast_nodes
+
+    ast_nodes: Any = moto_ast_nodes  # moto's module is untyped (`# type: ignore` at its top)
+    node_class = ast_nodes.Node
+    descends = (ast_nodes.Expression, ast_nodes.UpdateExpressionFunction)
+    is_node: dict[type, bool] = {}
+    is_descended: dict[type, bool] = {}
+
+    # (check class, node class) -> the position of the check's processor for that node class in its map, or None.
+    positions: dict[tuple[type, type], int | None] = {}
+
+    def traverse(self: Any, node: Any) -> Any:
+        order = tuple(self._processing_map().items())
+        check = type(self)
+
+        def processor_of(kind: type) -> Any:
+            key = (check, kind)
+            if key not in positions:
+                positions[key] = next((at for at, (base, _) in enumerate(order) if issubclass(kind, base)), None)
+            position = positions[key]
+            return None if position is None else order[position][1]
+
+        def walk(node: Any, child_id: int) -> Any:
+            kind = type(node)
+            if kind not in is_node:
+                is_node[kind] = issubclass(kind, node_class)
+            if not is_node[kind]:
+                return node
+            parent = node.parent
+            if node.children is not None:
+                for index, child in enumerate(node.children):
+                    self.pre_processing_of_child(node, index)
+                    walk(child, index)
+            process = processor_of(kind)
+            if process is not None:
+                node = process(node)
+                node.parent = parent
+                if parent:
+                    parent.children[child_id] = node
+            return node
+
+        return walk(node, -1)
+
+    def find_clauses(self: Any, clause_types: Any) -> list[Any]:
+        clauses: list[Any] = []
+        for child in self.children or []:
+            kind = type(child)
+            if kind in clause_types:
+                clauses.append(child)
+                continue
+            if kind not in is_descended:
+                is_descended[kind] = issubclass(kind, descends)
+            if is_descended[kind]:
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    traverse.original = ast_nodes.DepthFirstTraverser.traverse  # type: ignore[attr-defined]
+    find_clauses.original = ast_nodes.Node.find_clauses  # type: ignore[attr-defined]
+    ast_nodes.DepthFirstTraverser.traverse = traverse
+    ast_nodes.Node.find_clauses = find_clauses
+
+
 def _serialize_attribute_values_directly() -> None:
     """moto serialises every DynamoDB attribute value of a response through its generic shape walker: for each of the
     ten members of AttributeValue, a picker tries several spellings of the key, for every value of every item. That
@@ -1733,6 +1800,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _copy_dynamodb_values_directly()
     _convert_dynamodb_values_once()
     _parse_update_expressions_once()
+    _walk_update_expression_trees_by_type()
     _serialize_attribute_values_directly()
     _project_top_level_attributes_directly()
     _sign_without_hashing_under_moto()

@@ -208,7 +208,7 @@ def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.sets(members, min_size=1, max_size=3)
 
 
-_NAMES = st.text(min_size=1, max_size=4)
+_MAP_KEYS = st.text(min_size=1, max_size=4)
 _ATTRIBUTE_VALUES = st.recursive(
     st.one_of(
         st.builds(lambda text: {"S": text}, st.text(max_size=8)),
@@ -222,7 +222,7 @@ _ATTRIBUTE_VALUES = st.recursive(
     ),
     lambda children: st.one_of(
         st.builds(lambda items: {"L": items}, st.lists(children, max_size=3)),
-        st.builds(lambda entries: {"M": entries}, st.dictionaries(_NAMES, children, max_size=3)),
+        st.builds(lambda entries: {"M": entries}, st.dictionaries(_MAP_KEYS, children, max_size=3)),
     ),
     max_leaves=12,
 )
@@ -361,3 +361,74 @@ def test_requests_are_signed_for_real_outside_moto_and_keep_their_account_under_
     # THEN outside moto the signature is SigV4's own, and under moto the session still acts in its account
     assert len(real) == 64 and int(real, 16) and unchecked == "0" * 64
     assert account == "210987654321"
+
+
+_UPDATES = [
+    "SET a = :one, b = if_not_exists(b, :zero) + :one, m = :map",
+    "SET l = list_append(if_not_exists(l, :empty), :items), m.#k = :one, m.#i.deep = :zero",
+    "ADD s :set, a :one SET b = b - :one",
+    "DELETE s :gone REMOVE l[0], m.#i",
+    "SET l[0] = :zero, #o = list_append(:items, :items)",
+    "SET a = :one, a = :zero",  # overlapping paths: refused
+    "ADD a :one ADD b :one",  # two ADD clauses: refused
+    "SET id = :one",  # the key: refused
+    "SET a = a + :text",  # a type mismatch: refused
+]
+_NAMES = {"#k": "key", "#i": "inner", "#o": "other"}
+_VALUES = {
+    ":one": {"N": "1"},
+    ":zero": {"N": "0"},
+    ":text": {"S": "x"},
+    ":map": {"M": {"inner": {"M": {}}}},
+    ":empty": {"L": []},
+    ":items": {"L": [{"S": "i"}, {"N": "2"}]},
+    ":set": {"SS": ["p", "q"]},
+    ":gone": {"SS": ["p"]},
+}
+
+
+def _apply_updates(dynamodb: Any, table: str) -> list[Any]:
+    outcomes: list[Any] = []
+    for expression in _UPDATES:
+        used = {key: value for key, value in _VALUES.items() if key in expression}
+        names = {key: name for key, name in _NAMES.items() if key in expression}
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": {"S": "x"}},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=used,
+                **({"ExpressionAttributeNames": names} if names else {}),
+            )
+        except ClientError as error:
+            outcomes.append(error.response["Error"])
+        outcomes.append(dynamodb.get_item(TableName=table, Key={"id": {"S": "x"}}).get("Item"))
+    return outcomes
+
+
+def test_update_expressions_give_what_moto_s_own_tree_walk_gives_them(patched: None) -> None:
+    # GIVEN two tables, and update expressions with functions, paths, list indexes, sets and refusals
+    from moto.dynamodb.parsing import ast_nodes
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for table in ("walked", "moto"):
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    walked_traverse, walked_find = ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses
+
+    # WHEN they are applied to one item with the engine's walk, and to another with moto's own
+    walked = _apply_updates(dynamodb, "walked")
+    ast_nodes.DepthFirstTraverser.traverse = walked_traverse.original
+    ast_nodes.Node.find_clauses = walked_find.original
+    try:
+        own = _apply_updates(dynamodb, "moto")
+    finally:
+        ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses = walked_traverse, walked_find
+
+    # THEN every item and every refusal is the same, and the refusals were refusals
+    assert walked == own
+    assert sum(1 for outcome in walked if outcome and "Code" in outcome) == 4
