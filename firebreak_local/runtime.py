@@ -404,19 +404,15 @@ def _look_up_without_recursion() -> None:
     Outcome's `$ddb` typing of the actions, 12 ms a run). The same look-up, as a loop, and none for hooks that no
     frame has bound."""
     none = jsonata_utils.Utils.NONE
-    # Nothing binds the hooks unless a runtime bound (jsonata's Timebox) is set, which moto never sets: until some
-    # frame binds one, looking a hook up walks no frames.
-    hooks = frozenset({"__evaluate_entry", "__evaluate_exit"})
-    hooks_bound: list[bool] = []
     original_bind = jsonata.Jsonata.Frame.bind
 
     def bind(self: Any, name: str, val: Any) -> None:
-        if name in hooks and not hooks_bound:
-            hooks_bound.append(True)
+        if name in _JSONATA_HOOKS and not _JSONATA_HOOKS_BOUND:
+            _JSONATA_HOOKS_BOUND.append(True)
         original_bind(self, name, val)
 
     def lookup(self: Any, name: str) -> Any:
-        if name in hooks and not hooks_bound:
+        if name in _JSONATA_HOOKS and not _JSONATA_HOOKS_BOUND:
             return None
         frame = self
         while frame is not None:
@@ -428,6 +424,71 @@ def _look_up_without_recursion() -> None:
 
     jsonata.Jsonata.Frame.bind = bind
     jsonata.Jsonata.Frame.lookup = lookup
+
+
+# Nothing binds jsonata's evaluation hooks unless a runtime bound (its Timebox) is set, which moto never sets.
+_JSONATA_HOOKS = frozenset({"__evaluate_entry", "__evaluate_exit"})
+_JSONATA_HOOKS_BOUND: list[bool] = []
+
+
+def _dispatch_jsonata_nodes_by_type() -> None:
+    """jsonata-python picks a node's evaluation by comparing its type with up to eighteen names in turn, at every
+    node (a function call is the fifteenth): the same choice, from a table. Its debug printing and the hooks, when
+    either is on, go the library's own way."""
+    interpreter: Any = jsonata.Jsonata
+    original = interpreter._eval
+    is_sequence = jsonata_utils.Utils.is_sequence
+    none = jsonata_utils.Utils.NONE
+    by_type: dict[str, Callable[[Any, Any, Any, Any], Any]] = {
+        "path": lambda self, expr, data, env: self.evaluate_path(expr, data, env),
+        "binary": lambda self, expr, data, env: self.evaluate_binary(expr, data, env),
+        "unary": lambda self, expr, data, env: self.evaluate_unary(expr, data, env),
+        "name": lambda self, expr, data, env: self.evaluate_name(expr, data, env),
+        "string": lambda self, expr, data, env: self.evaluate_literal(expr),
+        "number": lambda self, expr, data, env: self.evaluate_literal(expr),
+        "value": lambda self, expr, data, env: self.evaluate_literal(expr),
+        "wildcard": lambda self, expr, data, env: self.evaluate_wildcard(expr, data),
+        "descendant": lambda self, expr, data, env: self.evaluate_descendants(expr, data),
+        "parent": lambda self, expr, data, env: env.lookup(expr.slot.label),
+        "condition": lambda self, expr, data, env: self.evaluate_condition(expr, data, env),
+        "block": lambda self, expr, data, env: self.evaluate_block(expr, data, env),
+        "bind": lambda self, expr, data, env: self.evaluate_bind_expression(expr, data, env),
+        "regex": lambda self, expr, data, env: self.evaluate_regex(expr),
+        "function": lambda self, expr, data, env: self.evaluate_function(expr, data, env, none),
+        "variable": lambda self, expr, data, env: self.evaluate_variable(expr, data, env),
+        "lambda": lambda self, expr, data, env: self.evaluate_lambda(expr, data, env),
+        "partial": lambda self, expr, data, env: self.evaluate_partial_application(expr, data, env),
+        "apply": lambda self, expr, data, env: self.evaluate_apply_expression(expr, data, env),
+        "transform": lambda self, expr, data, env: self.evaluate_transform_expression(expr, data, env),
+    }
+
+    def _eval(self: Any, expr: Any, data: Any, environment: Any) -> Any:
+        if _JSONATA_HOOKS_BOUND or self.parser.dbg:
+            return original(self, expr, data, environment)
+        # Kept for $eval(), which reads the current input and environment.
+        self.input = data
+        self.environment = environment
+        kind = getattr(expr, "type", None)
+        evaluate = by_type.get(kind) if kind is not None else None
+        result = evaluate(self, expr, data, environment) if evaluate is not None else None
+        predicate = getattr(expr, "predicate", None)
+        if predicate is not None:
+            for item in predicate:
+                result = self.evaluate_filter(item.expr, result, environment)
+        if kind is not None and kind != "path" and getattr(expr, "group", None) is not None:
+            result = self.evaluate_group_expression(expr.group, result, environment)
+        # The library's mangling: a sequence of one is its member, an empty one nothing.
+        if result is not None and is_sequence(result) and not result.tuple_stream:
+            if expr.keep_array:
+                result.keep_singleton = True
+            if not result:
+                result = None
+            elif len(result) == 1:
+                result = result if result.keep_singleton else result[0]
+        return result
+
+    _eval.original = original  # type: ignore[attr-defined]
+    interpreter._eval = _eval
 
 
 class _Bindings:
@@ -1177,8 +1238,10 @@ def _wake_parents_at_child_end() -> None:
 SYNC_POLL_SECONDS = 0.005
 # On the simulated clock a poll costs no waiting, only a jump: about how soon Step Functions sees a child end.
 SIMULATED_SYNC_POLL_SECONDS = 0.25
-# A `.sync` parent of a child execution is woken at the child's end; it asks again at most this often meanwhile.
-CHILD_POLL_SECONDS = 1.0
+# A `.sync` parent of a child execution is woken at the child's end (every end is told: _output_before_status); it
+# asks again at most this often meanwhile, for an end that went untold. At 1 s, every block-ip parent asked once in
+# vain while its child waited out the IPSets' writer's 1 s batching window.
+CHILD_POLL_SECONDS = 5.0
 
 
 class Load:
@@ -1759,6 +1822,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     faults = _faults = Faults(is_engine_call=calls.is_quiet)
     bindings = _Bindings()
     _look_up_without_recursion()
+    _dispatch_jsonata_nodes_by_type()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]

@@ -432,3 +432,61 @@ def test_update_expressions_give_what_moto_s_own_tree_walk_gives_them(patched: N
     # THEN every item and every refusal is the same, and the refusals were refusals
     assert walked == own
     assert sum(1 for outcome in walked if outcome and "Code" in outcome) == 4
+
+
+_DOCUMENT = {
+    "finding": {"id": "f-1", "severity": 8, "tags": ["a", "b"], "resource": {"ip": "203.0.113.9", "port": 22}},
+    "actions": [
+        {"type": "block_ip", "target": "203.0.113.9", "outcome": "applied", "n": 2},
+        {"type": "notify", "target": "sns", "outcome": "skipped", "n": 1},
+        {"type": "block_ip", "target": "198.51.100.7", "outcome": "failed", "n": 3},
+    ],
+}
+# One expression or more for every kind of node jsonata-python evaluates, predicates and groups included.
+_EXPRESSIONS = [
+    "finding.resource.ip",
+    "finding.severity * 2 + 1 - (4 / 2) % 3",
+    "-finding.severity",
+    "[finding.tags, 'c']",
+    "{'id': finding.id, 'n': $count(actions)}",
+    "finding.*",
+    "**.target",
+    "actions.{'t': type, 'i': %.finding.id}",
+    "finding.severity > 5 ? 'high' : 'low'",
+    "($x := 3; $y := $x * 2; $y)",
+    "$match(finding.resource.ip, /^203\\./).match",
+    "$map(actions, function($a, $i) {$a.target & '#' & $i})",
+    "($add := function($a, $b) {$a + $b}; $inc := $add(?, 1); $inc(41))",
+    "actions ~> $filter(function($a) {$a.n > 1}) ~> $map(function($a) {$a.type})",
+    "$ ~> |actions|{'seen': true}|",
+    "actions[type = 'block_ip' and outcome in ['applied', 'already_applied']].target",
+    "actions[n > 1][0].target",
+    "actions[type = 'notify'].target[]",
+    "$filter(actions, function($a) {$a.type = 'notify'})[]",
+    "actions{type: $sum(n)}",
+    "actions^(>n).target",
+    "$merge([{}, $map($keys(finding.resource), function($k) {{$k: $lookup(finding.resource, $k)}})])",
+    "nothing.here",
+    "[actions[outcome = 'none']]",
+    "$string(finding.severity) & $uppercase(finding.id)",
+]
+
+
+def test_jsonata_gives_what_its_own_evaluation_gives_for_every_kind_of_node(patched: None) -> None:
+    # GIVEN the engine's node dispatch, and expressions with every kind of node, predicates and groups
+    import jsonata
+
+    interpreter: Any = jsonata.Jsonata
+    dispatched = interpreter._eval
+
+    # WHEN each is evaluated with the dispatch and with jsonata-python's own _eval
+    with_dispatch = [jsonata.Jsonata(expression).evaluate(_DOCUMENT) for expression in _EXPRESSIONS]
+    interpreter._eval = dispatched.original
+    try:
+        own = [jsonata.Jsonata(expression).evaluate(_DOCUMENT) for expression in _EXPRESSIONS]
+    finally:
+        interpreter._eval = dispatched
+
+    # THEN every result is the same, and the expressions were not all empty
+    assert with_dispatch == own
+    assert sum(result is not None for result in own) == len(_EXPRESSIONS) - 1
