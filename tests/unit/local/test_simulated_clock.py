@@ -23,8 +23,11 @@ def test_parallel_sleeps_take_the_longest_of_them_in_simulated_time_and_no_real_
     started = time.perf_counter()
     with runtime.simulated_time(clock):
         threads = [threading.Thread(target=sleeper, args=args) for args in (("a", 30.0), ("b", 5.0, 5.0), ("c", 12.0))]
-        for thread in threads:
-            thread.start()
+        # Held while they start, as the engine holds it while it starts executions: a starter that does not take
+        # part, descheduled between two starts, would otherwise let the clock jump the first one's sleep alone.
+        with clock.holding():
+            for thread in threads:
+                thread.start()
         for thread in threads:
             thread.join()
 
@@ -96,8 +99,9 @@ def test_a_pause_for_a_signal_ends_when_the_signal_is_given_not_at_its_bound() -
     # WHEN both run on the simulated clock
     with runtime.simulated_time(clock):
         threads = [threading.Thread(target=waiter), threading.Thread(target=giver)]
-        for thread in threads:
-            thread.start()
+        with clock.holding():  # or the waiter's 30 s could be jumped before the giver starts
+            for thread in threads:
+                thread.start()
         for thread in threads:
             thread.join()
 
