@@ -1044,6 +1044,34 @@ def _copy_state_data_as_json() -> None:
 
     moto_states.copy = _JsonCopy(fresh)  # type: ignore[assignment,attr-defined]
 
+    # A state's whole input is read five or six times a state, each read a copy of findings and incidents: the
+    # input's JSON text is kept from the copy made when it is set (nobody holds that copy but the States), and
+    # each whole read parses the text again instead of writing it out first.
+    states_class: Any = moto_states.States
+    original_reset, original_get_input = states_class.reset, states_class.get_input
+
+    def reset(self: Any, input_value: Any) -> None:
+        try:
+            text = json.dumps(input_value)
+        except (TypeError, ValueError):
+            self._input_json = None
+            original_reset(self, input_value)
+            return
+        # moto 5.2.5's reset, with the clone parsed from the text.
+        self._states_data["input"] = json.loads(text)
+        self._states_data["result"] = None
+        self._states_data["errorOutput"] = None
+        self._input_json = (self._states_data["input"], text)
+
+    def get_input(self: Any, query: str | None = None) -> Any:
+        kept = getattr(self, "_input_json", None)
+        if query is None and kept is not None and kept[0] is self._states_data["input"]:
+            return json.loads(kept[1])
+        return original_get_input(self, query)
+
+    states_class.reset = reset
+    states_class.get_input = get_input
+
 
 class _JsonCopy:
     """The copy module as moto's States sees it: deepcopy by JSON round trip (see _copy_state_data_as_json)."""

@@ -490,3 +490,22 @@ def test_jsonata_gives_what_its_own_evaluation_gives_for_every_kind_of_node(patc
     # THEN every result is the same, and the expressions were not all empty
     assert with_dispatch == own
     assert sum(result is not None for result in own) == len(_EXPRESSIONS) - 1
+
+
+def test_a_states_input_read_whole_is_a_fresh_copy_every_time(patched: None) -> None:
+    # GIVEN moto's $states for an execution, whose input is then reset to a new one
+    from moto.stepfunctions.parser.asl.eval.states import States
+
+    states = States(context={"Execution": {"Input": {"first": True}}})  # type: ignore[typeddict-item]
+    states.reset(input_value={"actions": [{"type": "block_ip"}], "n": 1})
+
+    # WHEN a whole read is changed by its reader, and the input is read whole, in part, and after another reset
+    read = states.get_input()
+    read["actions"].append({"type": "changed"})
+    again, part = states.get_input(), states.get_input("$.actions")
+    states.reset(input_value={"n": 2})
+
+    # THEN each read was the input as set, untouched by what a reader did to an earlier one
+    assert again == {"actions": [{"type": "block_ip"}], "n": 1} and again is not read
+    assert part == [{"type": "block_ip"}]
+    assert states.get_input() == {"n": 2}
