@@ -233,7 +233,7 @@ class Engine:
                     self._observe_incident_events()
                 if key:
                     _PROVISIONED[key] = self._provisioned()
-                    _freeze_once()
+                    _freeze_once("provisioned")
         except BaseException:
             self._leave_organization()
             runtime.stop_discarding_data(self._mock)
@@ -822,6 +822,7 @@ class Engine:
             descriptions = [self._wait(arn, started, EXECUTION_DEADLINE_SECONDS * factor, approvals) for arn in arns]
         duration_ms = (time.perf_counter() - started) * 1000
         self.drain_streams()
+        _freeze_once("ran")
         api_calls = dict(self.api_calls.take())
         metrics = self.dispatcher.metrics.take()
         return [
@@ -1074,16 +1075,17 @@ class _Provisioned:
 
 # Per process, by Engine._provisioning_key: a test suite's workers each provision a template once.
 _PROVISIONED: dict[tuple[str, ...], _Provisioned] = {}
-_FROZEN: list[bool] = []
+_FROZEN: set[str] = set()
 
 
-def _freeze_once() -> None:
-    """After a process's first provisioning, what it left (the kept copy of moto's data, the handlers' modules, the
-    parsed definitions) lives as long as the process: frozen, the collector's full passes no longer walk it, which
-    cost a run 70-100 ms every tenth run. The first engine's own data is frozen with it; if it holds cycles they stay
-    after that engine ends, once per process (runtime.install froze the imports the same way)."""
-    if not _FROZEN:
-        _FROZEN.append(True)
+def _freeze_once(moment: str) -> None:
+    """After a process's first provisioning, and again after its first run, what they left lives as long as the
+    process: the kept copy of moto's data and the parsed definitions, then the handlers' modules (imported at their
+    first invocation), Powertools and the compiled JSONata. Frozen, the collector's full passes no longer walk it;
+    they cost a run 70-100 ms every tenth run. What the first engine and its first run hold is frozen with it; if
+    that holds cycles they stay after that engine ends, once per process (runtime.install froze the imports too)."""
+    if moment not in _FROZEN:
+        _FROZEN.add(moment)
         gc.freeze()
 
 
