@@ -208,6 +208,16 @@ def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.sets(members, min_size=1, max_size=3)
 
 
+def _create_table(dynamodb: Any, name: str) -> None:
+    """A table keyed by a string `id`."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 _MAP_KEYS = st.text(min_size=1, max_size=4)
 _ATTRIBUTE_VALUES = st.recursive(
     st.one_of(
@@ -247,12 +257,7 @@ def test_every_kind_of_attribute_value_reads_back_as_written_through_every_read(
     runtime.install()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(dynamodb, "t")
         item = {"id": {"S": "x"}, **attributes}
         dynamodb.put_item(TableName="t", Item=item)
 
@@ -280,12 +285,7 @@ def test_every_kind_of_attribute_value_reads_back_as_written_through_every_read(
 def test_one_update_expression_with_other_values_updates_each_item_with_its_own(patched: None) -> None:
     # GIVEN a table and one UpdateExpression text (moto's parse of it is kept)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(dynamodb, "t")
     expression = "SET #n = :n, seen = if_not_exists(seen, :n) ADD hits :one REMOVE gone"
 
     # WHEN it updates a new item, then an existing one, then another new one, each with its own values
@@ -412,12 +412,7 @@ def test_update_expressions_give_what_moto_s_own_tree_walk_gives_them(patched: N
 
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     for table in ("walked", "moto"):
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(dynamodb, table)
     walked_traverse, walked_find = ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses
 
     # WHEN they are applied to one item with the engine's walk, and to another with moto's own
