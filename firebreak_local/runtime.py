@@ -999,30 +999,16 @@ def _sign_without_hashing_under_moto() -> None:
     signature; with moto stopped, requests are signed as always."""
     from botocore.auth import SigV4Auth
 
-    original = SigV4Auth.signature
+    # The canonical request and the string to sign feed only the signature: under moto none of them is computed.
+    for name, unchecked in (("canonical_request", ""), ("string_to_sign", ""), ("signature", _UNCHECKED_SIGNATURE)):
+        setattr(SigV4Auth, name, _unless_moto_answers(getattr(SigV4Auth, name), unchecked))
 
-    def signature(self: Any, string_to_sign: str, request: Any) -> str:
-        if moto_core_models.botocore_stubber.enabled:
-            return _UNCHECKED_SIGNATURE
-        return original(self, string_to_sign, request)
 
-    original_string_to_sign = SigV4Auth.string_to_sign
+def _unless_moto_answers(method: Callable[..., str], unchecked: str) -> Callable[..., str]:
+    def step(self: Any, *args: Any) -> str:
+        return unchecked if moto_core_models.botocore_stubber.enabled else method(self, *args)
 
-    def string_to_sign(self: Any, request: Any, canonical_request: str) -> str:
-        if moto_core_models.botocore_stubber.enabled:
-            return ""
-        return original_string_to_sign(self, request, canonical_request)
-
-    original_canonical_request = SigV4Auth.canonical_request
-
-    def canonical_request(self: Any, request: Any) -> str:
-        if moto_core_models.botocore_stubber.enabled:
-            return ""
-        return original_canonical_request(self, request)
-
-    SigV4Auth.signature = signature  # type: ignore[method-assign]
-    SigV4Auth.string_to_sign = string_to_sign  # type: ignore[method-assign]
-    SigV4Auth.canonical_request = canonical_request  # type: ignore[method-assign]
+    return step
 
 
 _UNCHECKED_SIGNATURE = "0" * 64
