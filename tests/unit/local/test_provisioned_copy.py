@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 
 import boto3
@@ -12,7 +10,7 @@ from moto import mock_aws
 from firebreak_local import engine as engine_module
 from firebreak_local.engine import Engine
 from firebreak_local.moto_data import MotoData
-from tests.support import ROOT, TEMPLATE, load_event
+from tests.support import TEMPLATE, load_event
 
 BRUTE_FORCE = load_event("eventbridge/guardduty_ssh_brute_force")
 
@@ -97,23 +95,3 @@ def test_an_engine_inside_moto_that_holds_data_provisions_beside_it() -> None:
             names = {bucket["Name"] for bucket in running.client("s3").list_buckets()["Buckets"]}
             assert "a-test-of-its-own" in names
             assert running.resources["IncidentTable"].ref in running.client("dynamodb").list_tables()["TableNames"]
-
-
-def test_importing_the_engine_parses_the_ec2_service_model_once() -> None:
-    # GIVEN a fresh interpreter that counts botocore's reads of the EC2 service model (~450 ms a read)
-    probe = """
-import botocore.loaders as loaders
-read = loaders.JSONFileLoader.load_file
-reads = []
-def counting(self, path, *args, **kwargs):
-    if path.endswith("/ec2/2016-11-15/service-2"):
-        reads.append(path)
-    return read(self, path, *args, **kwargs)
-loaders.JSONFileLoader.load_file = counting
-import firebreak_local.engine
-print(len(reads))
-"""
-    # WHEN it imports the engine (every module of it that imports moto shares botocore_data's one loader first)
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
-    # THEN the model was parsed once, not once per session moto's EC2 opens as it is imported
-    assert result.stdout.strip() == "1"
