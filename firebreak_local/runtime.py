@@ -46,6 +46,7 @@ import jsonpath_ng.ext as jsonpath_ext
 import moto
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jsonata import utils as jsonata_utils
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -63,6 +64,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.kms import models as moto_kms_models
 from moto.kms import utils as moto_kms_utils
+from moto.sns import models as moto_sns_models
 from moto.stepfunctions.parser import utils as moto_sfn_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -89,6 +91,7 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.wafv2.models import WAFV2Backend
+from werkzeug.routing import rules as werkzeug_rules
 
 from firebreak_local.faults import Faults
 
@@ -1115,6 +1118,37 @@ def _draw_kms_key_pairs_when_used() -> None:
     moto_kms_models.generate_private_key = _KeyPairWhenUsed  # type: ignore[attr-defined,assignment]
 
 
+@functools.cache
+def _sns_signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _sign_sns_messages_with_one_key() -> None:
+    """moto signs every message it delivers to a subscription with an RSA-2048 key it draws for that subscription at
+    its first message: 47 ms, and again in every engine, whose subscriptions are copies. SNS signs with one
+    certificate per Region; one key per process draws it once (moto still makes a certificate per message)."""
+    moto_sns_models.Subscription.private_key = lambda _self: _sns_signing_key()  # type: ignore[method-assign,assignment]
+
+
+def _compile_url_builders_when_used() -> None:
+    """werkzeug compiles two URL builders (an AST, then exec) for each rule of a Map as the Map is made; moto routes
+    REST APIs with Maps and only ever matches URLs. The Lambda API's 89 rules took 65 ms of the first Invoke. A rule
+    builds its builders when it first builds a URL instead."""
+    original = werkzeug_rules.Rule._compile_builder
+
+    def compile_builder(rule: werkzeug_rules.Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        compiled: list[Callable[..., tuple[str, str]]] = []
+
+        def build(self: werkzeug_rules.Rule, **values: Any) -> tuple[str, str]:
+            if not compiled:
+                compiled.append(original(self, append_unknown))
+            return compiled[0](self, **values)
+
+        return build
+
+    werkzeug_rules.Rule._compile_builder = compile_builder  # type: ignore[method-assign,assignment]
+
+
 def _reuse_task_clients() -> None:
     """moto builds a new boto3 client for every task it runs, the next largest cost; one per service and region does.
 
@@ -1884,6 +1918,8 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _sign_without_hashing_under_moto()
     _copy_state_data_as_json()
     _draw_kms_key_pairs_when_used()
+    _sign_sns_messages_with_one_key()
+    _compile_url_builders_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
     _simulate_wait_states()

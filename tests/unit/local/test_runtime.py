@@ -3,6 +3,7 @@ pairs drawn at their first use."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -11,9 +12,15 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.sns import models as moto_sns_models
+from werkzeug.routing import Map, Rule
+from werkzeug.routing import rules as werkzeug_rules
 
 from firebreak_local import runtime
 from firebreak_local.engine import Engine
@@ -148,6 +155,59 @@ def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(p
     assert len(public_key) > 256
     blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
+def test_messages_to_two_subscriptions_carry_signatures_that_verify_with_one_certificate(patched: None) -> None:
+    # GIVEN a topic with two queues subscribed
+    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="responders")["TopicArn"]
+    queues = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("first", "second")]
+    for url in queues:
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    # WHEN a message is published
+    sns.publish(TopicArn=topic, Message="contained")
+
+    # THEN each delivery's signature verifies with the certificate it names, and both name certificates of one key
+    # moto keeps every certificate in its default account (a certificate URL is fetched without one)
+    keys = moto_sns_models.sns_backends["123456789012"]["us-east-1"]._message_public_keys
+    public_keys = []
+    for url in queues:
+        body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
+        certificate = x509.load_pem_x509_certificate(keys[body["SigningCertURL"].rsplit("/", 1)[-1]])
+        signed = "".join(
+            f"{name}\n{body[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type")
+        )
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        public_key.verify(base64.b64decode(body["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        public_keys.append(public_key.public_numbers())
+    assert public_keys[0] == public_keys[1]
+
+
+def test_a_url_rule_builds_its_urls_as_before_and_compiles_its_builders_only_then(
+    patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Map as moto routes the Lambda API with, made while counting werkzeug's builder compilations
+    compiled: list[str] = []
+    get_func_code = werkzeug_rules.Rule._get_func_code
+
+    def counted(code: Any, name: str) -> Any:
+        compiled.append(name)
+        return get_func_code(code, name)
+
+    monkeypatch.setattr(werkzeug_rules.Rule, "_get_func_code", staticmethod(counted))
+    routes = Map([Rule("/2015-03-31/functions/<name>/invocations", endpoint="Invoke")])
+    assert compiled == []
+
+    # WHEN a URL is built, with a value the rule knows and one it does not
+    urls = routes.bind("lambda.us-east-1.amazonaws.com")
+
+    # THEN it is werkzeug's URL, query string included, from the one builder (of two) that building used
+    assert urls.build("Invoke", {"name": "firebreak-block"}) == "/2015-03-31/functions/firebreak-block/invocations"
+    assert urls.build("Invoke", {"name": "f", "Qualifier": "1"}) == "/2015-03-31/functions/f/invocations?Qualifier=1"
+    assert len(compiled) == 1
 
 
 def test_an_engine_leaves_nothing_behind_for_the_next_mock() -> None:
