@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # Before moto, whose EC2 module (imported by SSM's) opens botocore sessions as it is imported: one loader for all.
-from firebreak_local import botocore_data  # noqa: F401
+# And before its EC2 models, whose offerings files it reads as they are imported: each is read when asked for.
+from firebreak_local import botocore_data, ec2_offerings  # noqa: F401
 
 # isort: split
 from moto.core import base_backend as moto_base_backend

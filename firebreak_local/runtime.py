@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Before moto, whose EC2 module opens botocore sessions as it is imported: from here on they share one loader.
-from firebreak_local import botocore_data  # noqa: F401
+# And before its EC2 models, whose offerings files it reads as they are imported: each is read when asked for.
+from firebreak_local import botocore_data, ec2_offerings  # noqa: F401
 
 # isort: split
 import botocore.session
