@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from firebreak.blocking import blocklist as blocklist_module
-from firebreak.blocking.block import await_writer
+from firebreak.blocking.block import FIRST_POLL_SECONDS, await_writer
 from firebreak.blocking.blocklist import Blocklist
 from firebreak.blocking.writer import write_pending
 from firebreak.core.errors import BlockFailed
@@ -235,7 +235,7 @@ def test_a_step_waits_for_the_writer_and_then_finds_its_address_placed(
 
     # THEN it stops as soon as the mark is gone, polling soon and then less often
     assert unplaced == set()
-    assert polls == [0.1, 0.2]
+    assert polls == [0.25, 0.5]
 
 
 def test_a_step_stops_waiting_at_its_deadline(blocklist: Blocklist, clock: SteppedClock) -> None:
@@ -314,7 +314,7 @@ def test_the_writer_leaves_the_marks_of_a_set_it_cannot_write(blocklist: Blockli
     assert "stayed locked" in reason
     clock = SteppedClock()
     assert await_writer(blocklist, ["45.155.205.233/32"], 20.0, clock.sleep, clock.monotonic) == {"45.155.205.233/32"}
-    assert clock.slept == pytest.approx(0.1)
+    assert clock.slept == pytest.approx(FIRST_POLL_SECONDS)  # one poll, not the 20 s
     blocklist.record("45.155.205.233/32", 4, "fb-2", NOW, DAY, pending=True)
     assert blocklist.pending(["45.155.205.233/32"]) == {"45.155.205.233/32": ""}
 
