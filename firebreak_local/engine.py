@@ -11,6 +11,7 @@ import functools
 import gc
 import itertools
 import json
+import math
 import os
 import re
 import secrets
@@ -47,8 +48,6 @@ EXECUTION_DEADLINE_SECONDS = 60.0
 LIVE_POLL_SECONDS = 0.01
 LIVE_WINDOW_SECONDS = 0.02
 SIMULATED_STREAM_POLL_SECONDS = 0.25
-# ... and while no stream gets a record, it sleeps this long at most (woken by the first record).
-SIMULATED_STREAM_IDLE_SECONDS = 60.0
 # While the engine waits for an execution, which wakes it at its end, it asks DescribeExecution this seldom (in looks
 # for an approval request, every 2-20 ms).
 DESCRIBE_EVERY_LOOKS = 25
@@ -907,8 +906,9 @@ class Engine:
                 runtime.SIGNALS.pause(poll, stopping)
                 continue
             if not delivered:
-                # Nothing came since the last look: sleep until something does, then to Lambda's next poll.
-                self._sleep_until_written(SIMULATED_STREAM_IDLE_SECONDS, written, stop)
+                # Nothing came since the last look: sleep until something does (every record wakes it, and so does the
+                # end of the run), then to Lambda's next poll. No bound: the clock never jumps to wake it for nothing.
+                self._sleep_until_written(math.inf, written, stop)
             clock.sleep(poll - clock.elapsed() % poll, wake=stopping)
 
     def _sleep_until_written(self, seconds: float, written: int, stop: threading.Event) -> None:

@@ -11,7 +11,9 @@ and keeps the metrics a handler prints as embedded-metric-format (EMF) lines, wh
 
 from __future__ import annotations
 
+import _thread
 import base64
+import contextlib
 import contextvars
 import copy
 import datetime
@@ -22,6 +24,7 @@ import importlib
 import itertools
 import json
 import logging
+import math
 import pickle
 import re
 import sys
@@ -1426,8 +1429,10 @@ def stop_discarding_data(mock: Any) -> None:
 
 _real_sleep = time.sleep
 _real_condition_wait = threading.Condition.wait
+_real_condition_notify = threading.Condition.notify
 _real_thread_join = threading.Thread.join
 _real_thread_start = threading.Thread.start
+_allocate_lock = _thread.allocate_lock
 
 
 class CappedClock:
@@ -1454,15 +1459,15 @@ class SimulatedClock(CappedClock):
 
     Every thread started while the clock runs takes part (the executions' workers, their tasks, the stream
     poller). A sleep parks the thread until the clock reaches its end; when every taking part thread is parked
-    (or blocked on a lock or a join, waiting for another), the clock jumps to the earliest end. Work takes no
-    simulated time, as if each execution had AWS's compute to itself; waits take exactly what AWS would take. A
-    state's TimeoutSeconds stays a real timeout (moto waits on a thread for it), stretched under load as before.
-    Threads that do not take part (the engine's own, a test's servers) sleep in real time, capped like the test
-    clock's, and read the simulated time.
+    (or blocked on a condition or a join, waiting for another), the clock jumps at once to the earliest end. Work
+    takes no simulated time, as if each execution had AWS's compute to itself; waits take exactly what AWS would
+    take. Whoever lets a waiting thread go counts it running first (the jump, a wake, a condition's notify, the end
+    of a thread it joins), so the clock never sees every thread parked while one it woke has yet to run. A state's
+    TimeoutSeconds stays a real timeout (moto waits on a thread for it), stretched under load as before. Threads
+    that do not take part (the engine's own, a test's servers) sleep in real time, capped like the test clock's, and
+    read the simulated time.
     """
 
-    SETTLE_CHECKS = 2  # a jump waits until this many checks in a row found every thread parked
-    CHECK_SECONDS = 0.0005
     STALL_SECONDS = 2.0  # a thread that neither parks nor finishes for this long (real) is jumped past
     IDLE_LOOK_SECONDS = 0.05  # while threads run, the ticker still looks this often (for the stall check)
 
@@ -1477,6 +1482,10 @@ class SimulatedClock(CappedClock):
         self._held = 0
         self._parked: list[tuple[float, int, list[bool]]] = []
         self._wakeable: dict[str, list[list[bool]]] = {}
+        # The lock each taking-part thread blocked in a Condition.wait waits on; a notify that releases it claims it.
+        self._waiters: set[Any] = set()
+        # Each taking-part thread that has not ended, with the claims of the taking-part threads joining it.
+        self._joined: dict[threading.Thread, list[list[bool]]] = {}
         self._order = itertools.count()
         self._changes = 0
         self._running = False
@@ -1500,18 +1509,22 @@ class SimulatedClock(CappedClock):
     def sleep(self, seconds: float, wake: str | None = None, unless: Callable[[], bool] | None = None) -> None:
         """Park until the clock has moved on by seconds; or, given wake, until wake(wake) if that comes first; not at
         all if unless() is true when it would park (a thread that does not take part sleeps in real time, capped,
-        whatever wake says)."""
+        whatever wake says). Given wake, seconds may be math.inf: the clock never jumps to such a sleep's end."""
         if not self.takes_part():
             super().sleep(seconds)
             return
-        self.slept += max(0.0, seconds)
+        if math.isinf(seconds) and wake is None:
+            raise ValueError("an endless sleep needs a wake key")
+        if not math.isinf(seconds):
+            self.slept += max(0.0, seconds)
         if seconds <= 0:
             return
         with self._cond:
             if (wake is not None and SIGNALS.given(wake)) or (unless is not None and unless()):
                 return
             woken = [False]
-            heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
+            if not math.isinf(seconds):
+                heapq.heappush(self._parked, (self._now + seconds, next(self._order), woken))
             if wake is not None:
                 self._wakeable.setdefault(wake, []).append(woken)
             self._set_active(-1)
@@ -1560,6 +1573,60 @@ class SimulatedClock(CappedClock):
         with self._cond:
             self._set_active(change)
 
+    # waiting for one another
+    def condition_wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        """CPython 3.11's Condition.wait, with the lock the thread waits on known to the clock, so that the notify that
+        releases it counts the thread running before it lets it go (notified)."""
+        if not condition._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot wait on un-acquired lock")
+        if timeout is not None and timeout <= 0:
+            return _real_condition_wait(condition, timeout)  # does not block: nothing to count
+        waiter = _allocate_lock()
+        waiter.acquire()
+        condition._waiters.append(waiter)  # type: ignore[attr-defined]
+        with self._cond:
+            self._waiters.add(waiter)
+            self._set_active(-1)
+        saved_state = condition._release_save()  # type: ignore[attr-defined]
+        gotit = False
+        try:
+            gotit = waiter.acquire() if timeout is None else waiter.acquire(True, timeout)
+            return gotit
+        finally:
+            with self._cond:
+                if waiter in self._waiters:  # not notified: its timeout passed
+                    self._waiters.discard(waiter)
+                    self._set_active(+1)
+            condition._acquire_restore(saved_state)  # type: ignore[attr-defined]
+            if not gotit:
+                with contextlib.suppress(ValueError):
+                    condition._waiters.remove(waiter)  # type: ignore[attr-defined]
+
+    def notified(self, condition: threading.Condition, n: int) -> None:
+        """Count running the taking-part threads among the n a notify of condition is about to release."""
+        with self._cond:
+            for waiter in itertools.islice(condition._waiters, n):  # type: ignore[attr-defined]
+                if waiter in self._waiters:
+                    self._waiters.discard(waiter)
+                    self._set_active(+1)
+
+    def join(self, thread: threading.Thread, timeout: float | None) -> None:
+        """Thread.join, counted blocked meanwhile; a taking-part thread counts its joiners running as it ends."""
+        claim = [False]
+        with self._cond:
+            joiners = self._joined.get(thread)
+            if joiners is not None:
+                joiners.append(claim)
+            self._set_active(-1)
+        try:
+            _real_thread_join(thread, timeout)
+        finally:
+            with self._cond:
+                if not claim[0]:  # timed out, or a thread that does not take part
+                    if joiners is not None and claim in joiners:
+                        joiners.remove(claim)
+                    self._set_active(+1)
+
     # running
     @contextmanager
     def running(self) -> Iterator[SimulatedClock]:
@@ -1572,37 +1639,26 @@ class SimulatedClock(CappedClock):
         try:
             yield self
         finally:
-            self._running = False
+            with self._cond:
+                self._running = False
+                self._idle.notify()
             self._ticker.join()
             _simulated = None
 
     def _tick(self) -> None:
-        settled, seen, since = 0, -1, time.perf_counter()
-        while self._running:
-            with self._cond:
-                if settled == 0 and (self._active > 0 or self._held or not self._parked):
-                    # Nothing to settle yet: wait to be told a thread parked (or for the stall check's next look).
-                    _real_condition_wait(self._idle, self.IDLE_LOOK_SECONDS)
-                    if self._active <= 0 and self._parked and not self._held:
-                        # The settling starts now, when the last thread parked, not at the next look.
-                        if self._changes != seen:
-                            since = time.perf_counter()
-                        seen = self._changes
-            _real_sleep(self.CHECK_SECONDS)
-            with self._cond:
+        seen, since = -1, time.perf_counter()
+        with self._cond:
+            while self._running:
                 while self._parked and self._parked[0][2][0]:
                     heapq.heappop(self._parked)  # woken early (wake)
-                if not self._parked or self._held:
-                    settled, seen, since = 0, self._changes, time.perf_counter()
-                    continue
-                if self._changes != seen:
-                    settled, seen, since = 0, self._changes, time.perf_counter()
-                    continue
-                settled += 1
+                if self._changes != seen or not self._parked or self._held:
+                    seen, since = self._changes, time.perf_counter()
                 stalled = time.perf_counter() - since > self.STALL_SECONDS
-                if not stalled and (self._active > 0 or settled < self.SETTLE_CHECKS):
+                if not self._parked or self._held or (self._active > 0 and not stalled):
+                    # Wait to be told the last thread parked (or for the stall check's next look).
+                    _real_condition_wait(self._idle, self.IDLE_LOOK_SECONDS)
                     continue
-                self.stalls += stalled and self._active > 0
+                self.stalls += self._active > 0
                 self._now = max(self._now, self._parked[0][0])
                 while self._parked and self._parked[0][0] <= self._now:
                     _, _, woken = heapq.heappop(self._parked)
@@ -1610,7 +1666,7 @@ class SimulatedClock(CappedClock):
                         woken[0] = True
                         self._set_active(+1)
                 self.jumps += 1
-                settled, since = 0, time.perf_counter()
+                since = time.perf_counter()
                 self._cond.notify_all()
 
     def _thread_starts(self, thread: threading.Thread) -> None:
@@ -1621,10 +1677,22 @@ class SimulatedClock(CappedClock):
             try:
                 run()
             finally:
-                self._blocked(-1)
+                with self._cond:
+                    # Its joiners run on before it stops counting, so the clock never sees a gap between them.
+                    for claim in self._joined.pop(thread, ()):
+                        claim[0] = True
+                        self._set_active(+1)
+                    self._set_active(-1)
 
         thread.run = taking_part  # type: ignore[method-assign]
-        self._blocked(+1)
+        with self._cond:
+            self._joined[thread] = []
+            self._set_active(+1)
+
+    def _thread_failed_to_start(self, thread: threading.Thread) -> None:
+        with self._cond:
+            self._joined.pop(thread, None)
+            self._set_active(-1)
 
 
 _simulated: SimulatedClock | None = None
@@ -1637,7 +1705,7 @@ def _start(thread: threading.Thread) -> None:
         try:
             _real_thread_start(thread)
         except BaseException:
-            clock._blocked(-1)
+            clock._thread_failed_to_start(thread)
             raise
         return
     _real_thread_start(thread)
@@ -1652,11 +1720,21 @@ def _wait(condition: threading.Condition, timeout: float | None = None) -> bool:
     if not _parking(clock) or condition is clock._cond:  # type: ignore[union-attr]
         return _real_condition_wait(condition, timeout)
     assert clock is not None
-    clock._blocked(-1)
-    try:
-        return _real_condition_wait(condition, timeout)
-    finally:
-        clock._blocked(+1)
+    return clock.condition_wait(condition, timeout)
+
+
+def _notify(condition: threading.Condition, n: int = 1) -> None:
+    clock = _simulated
+    # The clock's own conditions are notified with its lock held, and they wake nobody it counts.
+    if (
+        clock is not None
+        and clock._waiters
+        and condition is not clock._idle
+        and condition is not clock._cond
+        and condition._is_owned()  # type: ignore[attr-defined]
+    ):
+        clock.notified(condition, n)
+    _real_condition_notify(condition, n)
 
 
 def _join(thread: threading.Thread, timeout: float | None = None) -> None:
@@ -1664,11 +1742,7 @@ def _join(thread: threading.Thread, timeout: float | None = None) -> None:
     if not _parking(clock):
         return _real_thread_join(thread, timeout)
     assert clock is not None
-    clock._blocked(-1)
-    try:
-        return _real_thread_join(thread, timeout)
-    finally:
-        clock._blocked(+1)
+    clock.join(thread, timeout)
 
 
 Clock = Any  # the time module, or a stand-in with its sleep, time and monotonic
@@ -1703,6 +1777,7 @@ def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedCl
     saved = [(module, module.time) for module in modules]
     threading.Thread.start = _start  # type: ignore[method-assign,assignment]
     threading.Condition.wait = _wait  # type: ignore[method-assign,assignment]
+    threading.Condition.notify = _notify  # type: ignore[method-assign,assignment]
     threading.Thread.join = _join  # type: ignore[method-assign,assignment]
     _clock = simulated
     try:
@@ -1716,6 +1791,7 @@ def simulated_time(clock_: SimulatedClock | None = None) -> Iterator[SimulatedCl
             module.time = original
         threading.Thread.start = _real_thread_start  # type: ignore[method-assign]
         threading.Condition.wait = _real_condition_wait  # type: ignore[method-assign]
+        threading.Condition.notify = _real_condition_notify  # type: ignore[method-assign]
         threading.Thread.join = _real_thread_join  # type: ignore[method-assign]
 
 

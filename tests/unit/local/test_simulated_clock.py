@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -112,3 +113,108 @@ def test_a_pause_for_a_signal_ends_when_the_signal_is_given_not_at_its_bound() -
     started = time.perf_counter()
     runtime.SIGNALS.pause(5.0, key)
     assert time.perf_counter() - started < 1.0
+
+
+ROUNDS = 30  # what the next two guard against is a matter of scheduling: each gets many chances to go wrong
+
+
+def _run_together(clock: runtime.SimulatedClock, *threads: threading.Thread) -> None:
+    with runtime.simulated_time(clock):
+        with clock.holding():
+            for thread in threads:
+                thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _woken_by_a_notify_at() -> float:
+    """A thread waiting on a condition, and one that notifies it 5 s in and at once sleeps 10 s more: when the waiter
+    ran on."""
+    clock = runtime.SimulatedClock()
+    clock.STALL_SECONDS = 60.0
+    condition = threading.Condition()
+    told: list[bool] = []
+    woke: list[float] = []
+
+    def waiter() -> None:
+        with condition:
+            while not told:
+                condition.wait()
+        woke.append(clock.elapsed())
+
+    def notifier() -> None:
+        clock.sleep(5.0)
+        with condition:
+            told.append(True)
+            condition.notify()
+        clock.sleep(10.0)
+
+    _run_together(clock, threading.Thread(target=waiter), threading.Thread(target=notifier))
+    return woke[0]
+
+
+def _joined_an_ended_thread_at() -> float:
+    """A thread that sleeps 5 s and ends, one that joins it, and one that sleeps 20 s: when the joiner ran on."""
+    clock = runtime.SimulatedClock()
+    clock.STALL_SECONDS = 60.0
+    sleeper = threading.Thread(target=clock.sleep, args=(5.0,))
+    woke: list[float] = []
+
+    def joiner() -> None:
+        sleeper.join()
+        woke.append(clock.elapsed())
+
+    _run_together(clock, sleeper, threading.Thread(target=joiner), threading.Thread(target=clock.sleep, args=(20.0,)))
+    return woke[0]
+
+
+def test_a_thread_a_notify_wakes_runs_before_the_clock_moves_on() -> None:
+    # GIVEN / WHEN, round after round, a thread notified 5 s in by one that at once sleeps 10 s more
+    woke = [_woken_by_a_notify_at() for _ in range(ROUNDS)]
+
+    # THEN the woken thread ran at 5 s every time: the clock never went on to 15 s before it had
+    assert woke == [5.0] * ROUNDS
+
+
+def test_a_thread_joining_one_that_ends_runs_before_the_clock_moves_on() -> None:
+    # GIVEN / WHEN, round after round, a thread joining one that ends 5 s in, while a third sleeps 20 s
+    woke = [_joined_an_ended_thread_at() for _ in range(ROUNDS)]
+
+    # THEN the joiner ran on at 5 s every time, before the clock jumped to the third thread's 20 s
+    assert woke == [5.0] * ROUNDS
+
+
+def test_an_endless_sleep_lasts_until_its_wake_and_the_clock_never_jumps_to_it() -> None:
+    # GIVEN a thread that sleeps without a bound until woken (the stream poller while no record comes), and one that
+    # sleeps 3 s and then wakes it
+    clock = runtime.SimulatedClock()
+    clock.STALL_SECONDS = 60.0
+    key = "test-endless-sleep-woken-3s-in"
+    woke: list[float] = []
+
+    def endless() -> None:
+        clock.sleep(math.inf, wake=key)
+        woke.append(clock.elapsed())
+
+    def waker() -> None:
+        clock.sleep(3.0)
+        clock.wake(key)
+
+    # WHEN both run on the simulated clock
+    _run_together(clock, threading.Thread(target=endless), threading.Thread(target=waker))
+
+    # THEN the endless sleep ended at the wake, and the clock moved by the finite sleep alone
+    assert woke == [3.0]
+    assert clock.elapsed() == 3.0
+    assert clock.jumps == 1
+    # AND an endless sleep with nothing to end it is refused, rather than parking its thread for good
+    refused: list[ValueError] = []
+
+    def unbounded() -> None:
+        try:
+            clock.sleep(math.inf)
+        except ValueError as error:
+            refused.append(error)
+
+    _run_together(clock, threading.Thread(target=unbounded))
+    assert len(refused) == 1
