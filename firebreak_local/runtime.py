@@ -51,6 +51,7 @@ import moto
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jsonata import signature as jsonata_signature
 from jsonata import utils as jsonata_utils
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -402,7 +403,17 @@ def _load(module: str, handler: str) -> Handler:
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(expression: str) -> Any:
-    return jsonata.Jsonata(expression)
+    compiled = jsonata.Jsonata(expression)
+    # jsonata-python hands JSON's null back as a marker and then walks the whole result in Python to replace it, half
+    # the evaluation of a `$states.input`: the JSON copy every result gets (_Bindings.evaluate) writes it as null.
+    compiled.set_output_convert_nulls(False)
+    return compiled
+
+
+def _jsonata_null(value: Any) -> None:
+    if value is jsonata_utils.Utils.NULL_VALUE:
+        return None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _look_up_without_recursion() -> None:
@@ -498,6 +509,26 @@ def _dispatch_jsonata_nodes_by_type() -> None:
     interpreter._eval = _eval
 
 
+def _type_jsonata_values_directly() -> None:
+    """jsonata-python's signature check types every argument of a built-in call (`$type`, `$map`, `$merge`...) by
+    first asking whether it is a function, a lambda or a regex, two module imports and inspect's look at it each
+    time, and `Utils.is_function` imports its module at every call. A value of a plain JSON type is typed by its type
+    first (none of the three is one); the check for a function imports nothing."""
+    signature_class: Any = jsonata_signature.Signature
+    original = signature_class.get_symbol
+    symbols = {str: "s", bool: "b", int: "n", float: "n", dict: "o", list: "a"}
+
+    def get_symbol(self: Any, value: Any) -> str:
+        symbol = symbols.get(type(value))
+        return symbol if symbol is not None else original(self, value)
+
+    function_class = jsonata.Jsonata.JFunctionCallable
+    get_symbol.original = original  # type: ignore[attr-defined]
+    signature_class.get_symbol = get_symbol
+    utils_class: Any = jsonata_utils.Utils
+    utils_class.is_function = staticmethod(lambda value: isinstance(value, function_class))
+
+
 class _Bindings:
     """Variable values handed to JSONata by reference instead of as JSON text inside the expression.
 
@@ -532,7 +563,7 @@ class _Bindings:
         with self._lock:
             bound = {f"__fb{position}": self._values[int(number)] for number, position in order.items()}
         # A JSON round trip gives the interpreter fresh values, as parsing them out of the expression did.
-        return json.loads(json.dumps(_compiled(canonical).evaluate(None, bound)))
+        return json.loads(json.dumps(_compiled(canonical).evaluate(None, bound), default=_jsonata_null))
 
 
 class ApiCalls:
@@ -1948,6 +1979,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     bindings = _Bindings()
     _look_up_without_recursion()
     _dispatch_jsonata_nodes_by_type()
+    _type_jsonata_values_directly()
     moto_jsonata._eval_jsonata = bindings.evaluate
     for module in (moto_jsonata, moto_states, moto_variable_store):
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]

@@ -524,6 +524,8 @@ _EXPRESSIONS = [
     "nothing.here",
     "[actions[outcome = 'none']]",
     "$string(finding.severity) & $uppercase(finding.id)",
+    # $eval reads the context its node was evaluated in, after its siblings' evaluations
+    "[$eval('finding.id'), $eval('$ + 1', finding.severity), actions[0].($eval('target'))]",
 ]
 
 
@@ -545,6 +547,48 @@ def test_jsonata_gives_what_its_own_evaluation_gives_for_every_kind_of_node(patc
     # THEN every result is the same, and the expressions were not all empty
     assert with_dispatch == own
     assert sum(result is not None for result in own) == len(_EXPRESSIONS) - 1
+
+
+def test_jsonata_types_every_kind_of_value_as_its_own_signature_check_does(patched: None) -> None:
+    # GIVEN values of every kind a built-in's argument can be: JSON's, a sequence, a lambda, a built-in, a regex
+    import jsonata
+    from jsonata import signature
+    from jsonata.utils import Utils
+
+    lam, builtin, regex = (jsonata.Jsonata(text).evaluate(None) for text in ("function($x) {$x}", "$string", "/a+/"))
+    values = ["s", "", True, False, 0, 2.5, {"a": 1}, {}, [1], [], Utils.create_sequence(1), None, lam, builtin, regex]
+    check: Any = signature.Signature("<s:s>", "$f")
+
+    # WHEN each is typed by the engine's check and by jsonata-python's own
+    typed = [check.get_symbol(value) for value in values]
+    own = [signature.Signature.get_symbol.original(check, value) for value in values]
+
+    # THEN every symbol is the same, and functions are still told apart from data
+    assert typed == own
+    assert typed[-3:] == ["f", "f", "f"] and typed[:2] == ["s", "s"]
+    assert [Utils.is_function(value) for value in (lam, builtin, {"a": 1})] == [False, True, False]
+
+
+def test_jsonata_results_come_back_as_fresh_json_with_its_nulls_as_jsonata_python_gives_them(patched: None) -> None:
+    # GIVEN a document with nulls bound by reference, as moto's $states are, and expressions whose results hold
+    # JSONata's null (its literal, and the document's own) at the top and deep down
+    import jsonata
+
+    bindings = runtime._Bindings()
+    document = {"a": None, "list": [1, None, {"b": None}], "s": "x"}
+    declared = bindings.encode({"$doc": document})
+    expressions = ["$doc", "null", "[null, $doc.list]", "{'n': null, 'doc': $doc}", "$doc.list[2]", "$doc.nothing"]
+
+    # WHEN each is evaluated through the bindings, and by jsonata-python with the document written into it
+    through = [bindings.evaluate(f"({declared}{expression})") for expression in expressions]
+    own = [
+        jsonata.Jsonata(f"($doc := {json.dumps(document)}; {expression})").evaluate(None) for expression in expressions
+    ]
+
+    # THEN the results are the same, every null None, and none is the bound document itself
+    assert through == own
+    assert through[1] is None and through[2][0] is None and through[4] == {"b": None}
+    assert through[0] == document and through[0] is not document
 
 
 def test_a_states_input_read_whole_is_a_fresh_copy_every_time(patched: None) -> None:
