@@ -72,11 +72,16 @@ from moto.kms import utils as moto_kms_utils
 from moto.sns import models as moto_sns_models
 from moto.stepfunctions.parser import utils as moto_sfn_utils
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.path import result_path as moto_result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.jitter_strategy_decl import JitterStrategyDecl
 from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as moto_timeout
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state.exec import execute_state as moto_execute_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service as moto_task_service,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
     StateTaskServiceDynamoDB,
@@ -1054,19 +1059,22 @@ _UNCHECKED_SIGNATURE = "0" * 64
 
 def _copy_state_data_as_json() -> None:
     """moto deep-copies a state's input, result and every `$states` read so that no evaluation changes another's
-    data: copy.deepcopy of whole findings and incidents, several times a state. The data is JSON (it came from
-    JSON and goes on as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost; anything
-    that is not JSON is deep-copied as before."""
+    data: copy.deepcopy of whole findings and incidents, several times a state; and a task's parameters, the stack
+    its own thread starts from, and its output placed by ResultPath. The data is JSON (it came from JSON and goes on
+    as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost; anything that is not JSON, or
+    would not come back equal (a tuple, a key that is not a string), is deep-copied as before."""
 
     def fresh(value: Any) -> Any:
         if value is None or isinstance(value, str | int | float | bool):
             return value
         try:
-            return json.loads(json.dumps(value))
+            copied = json.loads(json.dumps(value))
         except (TypeError, ValueError):
             return copy.deepcopy(value)
+        return copied if copied == value else copy.deepcopy(value)
 
-    moto_states.copy = _JsonCopy(fresh)  # type: ignore[assignment,attr-defined]
+    for module in (moto_states, moto_task_service, moto_execute_state, moto_result_path):
+        module.copy = _JsonCopy(fresh)  # type: ignore[attr-defined]
 
     # A state's whole input is read five or six times a state, each read a copy of findings and incidents: the
     # input's JSON text is kept from the copy made when it is set (nobody holds that copy but the States), and

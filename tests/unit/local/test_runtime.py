@@ -4,6 +4,7 @@ pairs drawn at their first use."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -589,6 +590,32 @@ def test_jsonata_results_come_back_as_fresh_json_with_its_nulls_as_jsonata_pytho
     assert through == own
     assert through[1] is None and through[2][0] is None and through[4] == {"b": None}
     assert through[0] == document and through[0] is not document
+
+
+def test_the_interpreters_copies_are_fresh_and_equal_whether_or_not_a_json_round_trip_could_make_them(
+    patched: None,
+) -> None:
+    # GIVEN the copy each of moto's $states, task parameters, task stack and ResultPath makes, and data that is JSON,
+    # that is not (a timestamp), and that JSON would change (a tuple, a key that is not a string)
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.eval import states
+
+    values = [
+        {"actions": [{"type": "block_ip", "n": 1.5}], "none": None},
+        {"at": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC), "list": [1]},
+        {"pair": (1, 2), 3: "three"},
+    ]
+    for module in (states, state_task_service, execute_state, result_path):
+        # WHEN each module copies each value
+        copies = [module.copy.deepcopy(value) for value in values]  # type: ignore[attr-defined]
+
+        # THEN every copy equals its value, keeps its types, and shares nothing with it
+        assert copies == values
+        assert copies[2]["pair"] == (1, 2) and 3 in copies[2]
+        assert all(copied is not value for copied, value in zip(copies, values, strict=True))
+        assert copies[0]["actions"] is not values[0]["actions"] and copies[1]["list"] is not values[1]["list"]
 
 
 def test_a_states_input_read_whole_is_a_fresh_copy_every_time(patched: None) -> None:
