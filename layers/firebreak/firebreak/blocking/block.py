@@ -25,8 +25,9 @@ from firebreak.core.waf import Convergence, IpSetRef, converge, present_addresse
 WafFor = Callable[[IpSetRef], Any]
 # What a step keeps of its Lambda's remaining time for a write of its own (LockToken retries included) and the answer.
 WRITE_RESERVE_SECONDS = 10.0
-# How a step asks whether the writer has placed its addresses: at Lambda's own pace of looking at a stream (about 4
-# times a second: no writer can be started sooner), then less often, a few times per batch window.
+# How a step asks whether the writer has placed its addresses: first at Lambda's pace of looking at a stream (about 4
+# times a second; a lone block's writer starts only once its 1 s batch window closes), then less often, a few times
+# per batch window (a storm's window, opened by earlier blocks, may close at any moment).
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 0.5
 OVER_THE_CAP = "over the cap of"
