@@ -849,23 +849,41 @@ def _convert_dynamodb_values_once() -> None:
 def _parse_update_expressions_once() -> None:
     """moto parses an UpdateExpression twice per UpdateItem (the handler for its names, the backend for the update),
     with a pure-Python tokeniser, and the validator deep-copies the tree before it fills in the values: about 2 ms
-    of every update, for trees that depend on the expression's text alone. Each text is parsed once; every caller
-    gets its own copy, made with pickle (the tree is plain objects with parent links), a third of deepcopy's cost."""
+    of every update, for trees that depend on the expression's text alone. Each text is parsed and pickled once
+    (the tree is plain objects with parent links); every caller, and every validator of a tree made so, gets its own
+    copy unpickled from those bytes, a sixth of deepcopy's cost."""
     from moto.dynamodb.parsing import expressions as moto_expressions
     from moto.dynamodb.parsing import validators as moto_validators
 
-    def copied(tree: Any) -> Any:
+    def pickled(tree: Any) -> bytes | None:
         try:
-            return pickle.loads(pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
+            return pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
-            return copy.deepcopy(tree)
+            return None
+
+    def copied(tree: Any) -> Any:
+        # A tree handed out by make keeps the bytes it came from: its callers read it, only a validator's own copy
+        # is changed (and that copy keeps no bytes).
+        kept = getattr(tree, "_firebreak_pickled", None) or pickled(tree)
+        return pickle.loads(kept) if kept is not None else copy.deepcopy(tree)
 
     parser: Any = moto_expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+
     # A syntax error raises and is never kept.
-    parsed = functools.lru_cache(maxsize=1024)(parser.make)
+    @functools.lru_cache(maxsize=1024)
+    def parsed(expression_str: str) -> tuple[Any, bytes | None]:
+        tree = original_make(expression_str)
+        return tree, pickled(tree)
+
+    original_make = parser.make
 
     def make(expression_str: str) -> Any:
-        return copied(parsed(expression_str))
+        tree, kept = parsed(expression_str)
+        if kept is None:
+            return copy.deepcopy(tree)
+        made = pickle.loads(kept)
+        made._firebreak_pickled = kept
+        return made
 
     parser.make = make
 
@@ -901,32 +919,43 @@ def _walk_update_expression_trees_by_type() -> None:
     is_node: dict[type, bool] = {}
     is_descended: dict[type, bool] = {}
 
-    # (check class, node class) -> the position of the check's processor for that node class in its map, or None.
-    positions: dict[tuple[type, type], int | None] = {}
+    # check class -> {node class -> the position of the check's processor for that node class in its map, or None}
+    positions: dict[type, dict[type, int | None]] = {}
+    # check class -> its own pre_processing_of_child, if it has one (the traverser's does nothing)
+    hooks: dict[type, bool] = {}
+    no_hook = ast_nodes.DepthFirstTraverser.pre_processing_of_child
 
     def traverse(self: Any, node: Any) -> Any:
-        order = tuple(self._processing_map().items())
         check = type(self)
+        order = tuple(self._processing_map().items())  # moto's map of bound methods, made anew for each walk
+        known = positions.setdefault(check, {})
+        processors: dict[type, Any] = {}
+        if check not in hooks:
+            hooks[check] = check.pre_processing_of_child is not no_hook
+        hook = self.pre_processing_of_child if hooks[check] else None
 
         def processor_of(kind: type) -> Any:
-            key = (check, kind)
-            if key not in positions:
-                positions[key] = next((at for at, (base, _) in enumerate(order) if issubclass(kind, base)), None)
-            position = positions[key]
-            return None if position is None else order[position][1]
+            if kind not in known:
+                known[kind] = next((at for at, (base, _) in enumerate(order) if issubclass(kind, base)), None)
+            position = known[kind]
+            processors[kind] = process = None if position is None else order[position][1]
+            return process
 
         def walk(node: Any, child_id: int) -> Any:
             kind = type(node)
-            if kind not in is_node:
-                is_node[kind] = issubclass(kind, node_class)
-            if not is_node[kind]:
+            a_node = is_node.get(kind)
+            if a_node is None:
+                a_node = is_node[kind] = issubclass(kind, node_class)
+            if not a_node:
                 return node
             parent = node.parent
-            if node.children is not None:
-                for index, child in enumerate(node.children):
-                    self.pre_processing_of_child(node, index)
+            children = node.children
+            if children is not None:
+                for index, child in enumerate(children):
+                    if hook is not None:
+                        hook(node, index)
                     walk(child, index)
-            process = processor_of(kind)
+            process = processors[kind] if kind in processors else processor_of(kind)
             if process is not None:
                 node = process(node)
                 node.parent = parent
@@ -953,6 +982,38 @@ def _walk_update_expression_trees_by_type() -> None:
     find_clauses.original = ast_nodes.Node.find_clauses  # type: ignore[attr-defined]
     ast_nodes.DepthFirstTraverser.traverse = traverse
     ast_nodes.Node.find_clauses = find_clauses
+
+
+def _check_clauses_and_paths_at_the_root() -> None:
+    """moto counts an UpdateExpression's clauses, and looks for overlapping paths, at every node of its tree (nearly
+    every node is an UpdateExpression), each time over the node's whole subtree: quadratic, a fifth of an UpdateItem.
+    Every clause and action a subtree holds the whole expression holds too, so both checks pass at every node when
+    they pass at the root: they run there once, and only an expression refused at the root is walked node by node,
+    for the refusal moto gives."""
+    from moto.dynamodb import exceptions as moto_dynamodb_exceptions
+    from moto.dynamodb.parsing import ast_nodes as moto_ast_nodes
+    from moto.dynamodb.parsing import validators as moto_validators
+
+    expression_class: Any = moto_ast_nodes.UpdateExpression  # type: ignore[attr-defined]
+    refused = (moto_dynamodb_exceptions.MockValidationException, KeyError)
+    checks: Any = (
+        (moto_validators.ActionCountValidator, "verify_action_counts"),
+        (moto_validators.OverlappingPathsValidator, "check_for_overlapping_paths"),
+    )
+    for check_class, method in checks:
+        walk = check_class.traverse
+
+        def traverse(self: Any, node: Any, walk: Any = walk, method: str = method) -> Any:
+            if isinstance(node, expression_class):
+                try:
+                    getattr(self, method)(node)
+                except refused:
+                    return walk(self, node)
+                return node
+            return walk(self, node)
+
+        traverse.original = walk  # type: ignore[attr-defined]
+        check_class.traverse = traverse
 
 
 def _serialize_attribute_values_directly() -> None:
@@ -2030,6 +2091,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _convert_dynamodb_values_once()
     _parse_update_expressions_once()
     _walk_update_expression_trees_by_type()
+    _check_clauses_and_paths_at_the_root()
     _serialize_attribute_values_directly()
     _project_top_level_attributes_directly()
     _sign_without_hashing_under_moto()

@@ -366,6 +366,20 @@ def test_one_update_expression_with_other_values_updates_each_item_with_its_own(
     for _ in range(2):
         with pytest.raises(ClientError, match="ValidationException"):
             dynamodb.update_item(TableName="t", Key={"id": {"S": "a"}}, UpdateExpression="SET = :n")
+    # AND every tree of the text is a copy of its own, none shares a node with another
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    first, second = UpdateExpressionParser.make(expression), UpdateExpressionParser.make(expression)  # type: ignore[no-untyped-call]
+    assert first is not second and first.children[0] is not second.children[0]
+    assert _shape(first) == _shape(second)
+
+
+def _shape(node: Any) -> Any:
+    """An expression tree's node classes and leaf values, child by child."""
+    children = getattr(node, "children", None)
+    if children is None:
+        return node
+    return (type(node).__name__, [_shape(child) for child in children])
 
 
 def test_a_jsonata_depth_bound_still_stops_a_deep_recursion_once_hook_look_ups_are_skipped(patched: None) -> None:
@@ -434,6 +448,9 @@ _UPDATES = [
     "ADD a :one ADD b :one",  # two ADD clauses: refused
     "SET id = :one",  # the key: refused
     "SET a = a + :text",  # a type mismatch: refused
+    "SET m.#i = :one, m.#i.deep = :zero",  # a path inside another: refused
+    "SET #k = :one REMOVE #k",  # one name twice: refused
+    "REMOVE a SET b = :one REMOVE l",  # two REMOVE clauses: refused
 ]
 _NAMES = {"#k": "key", "#i": "inner", "#o": "other"}
 _VALUES = {
@@ -470,24 +487,30 @@ def _apply_updates(dynamodb: Any, table: str) -> list[Any]:
 def test_update_expressions_give_what_moto_s_own_tree_walk_gives_them(patched: None) -> None:
     # GIVEN two tables, and update expressions with functions, paths, list indexes, sets and refusals
     from moto.dynamodb.parsing import ast_nodes
+    from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     for table in ("walked", "moto"):
         _create_table(dynamodb, table)
     walked_traverse, walked_find = ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses
+    at_the_root = {check: check.__dict__["traverse"] for check in (ActionCountValidator, OverlappingPathsValidator)}
 
     # WHEN they are applied to one item with the engine's walk, and to another with moto's own
     walked = _apply_updates(dynamodb, "walked")
     ast_nodes.DepthFirstTraverser.traverse = walked_traverse.original
     ast_nodes.Node.find_clauses = walked_find.original
+    for check in at_the_root:
+        del check.traverse  # back to the traverser's own
     try:
         own = _apply_updates(dynamodb, "moto")
     finally:
         ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses = walked_traverse, walked_find
+        for check, traverse in at_the_root.items():
+            check.traverse = traverse
 
     # THEN every item and every refusal is the same, and the refusals were refusals
     assert walked == own
-    assert sum(1 for outcome in walked if outcome and "Code" in outcome) == 4
+    assert sum(1 for outcome in walked if outcome and "Code" in outcome) == 7
 
 
 _DOCUMENT = {
