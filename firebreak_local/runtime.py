@@ -94,6 +94,7 @@ from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.jsonata import validations as moto_jsonata_validations
 from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -532,6 +533,18 @@ def _type_jsonata_values_directly() -> None:
     signature_class.get_symbol = get_symbol
     utils_class: Any = jsonata_utils.Utils
     utils_class.is_function = staticmethod(lambda value: isinstance(value, function_class))
+
+
+def _take_string_results_as_strings() -> None:
+    """moto checks every JSONata result that is a string by evaluating the whole expression again inside `$type()`,
+    to refuse a result of a type Step Functions does not take (a function): a third of a run's evaluations. A result
+    that reaches moto as a str came through _Bindings.evaluate's JSON copy, which nothing but JSON survives, so it
+    was a JSONata string. A result that is nothing is still checked for undefined (`$exists`), as before."""
+
+    def a_string_is_supported(env: Any, expression: str, rich_jsonata_expression: str) -> None:
+        """A str result's JSONata type is string, one Step Functions takes: nothing to refuse."""
+
+    moto_jsonata_validations._validate_string_output = a_string_is_supported
 
 
 class _Bindings:
@@ -2050,6 +2063,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _dispatch_jsonata_nodes_by_type()
     _type_jsonata_values_directly()
     moto_jsonata._eval_jsonata = bindings.evaluate
+    _take_string_results_as_strings()
     for module in (moto_jsonata, moto_states, moto_variable_store):
         module.encode_jsonata_variable_declarations = bindings.encode  # type: ignore[attr-defined]
 

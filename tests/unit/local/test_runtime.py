@@ -641,6 +641,31 @@ def test_the_interpreters_copies_are_fresh_and_equal_whether_or_not_a_json_round
         assert copies[0]["actions"] is not values[0]["actions"] and copies[1]["list"] is not values[1]["list"]
 
 
+def test_a_string_result_is_not_evaluated_again_and_a_null_one_is_still_told_from_undefined(patched: None) -> None:
+    # GIVEN moto's check of a JSONata field's result, counting the evaluations it asks for
+    from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+    from moto.stepfunctions.parser.asl.jsonata import validations
+
+    asked: list[str] = []
+    evaluate = moto_jsonata._eval_jsonata
+    assert evaluate is not None
+
+    def counted(expression: str) -> Any:
+        asked.append(expression)
+        return evaluate(expression)
+
+    moto_jsonata._eval_jsonata = counted
+    try:
+        # WHEN a string result is checked, and then a null one
+        validations.validate_jsonata_expression_output(None, "'a' & 'b'", "('a' & 'b')", "ab")  # type: ignore[arg-type]
+        validations.validate_jsonata_expression_output(None, "null", "(null)", None)  # type: ignore[arg-type]
+    finally:
+        moto_jsonata._eval_jsonata = evaluate
+
+    # THEN the string was taken as it came, and only the null one was asked about again (it exists: no refusal)
+    assert asked == ["$exists((null))"]
+
+
 def test_a_states_input_read_whole_is_a_fresh_copy_every_time(patched: None) -> None:
     # GIVEN moto's $states for an execution, whose input is then reset to a new one
     from moto.stepfunctions.parser.asl.eval.states import States
