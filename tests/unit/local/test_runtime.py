@@ -7,10 +7,12 @@ import base64
 import datetime
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import botocore.awsrequest
+import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.sns import models as moto_sns_models
 from werkzeug.routing import Map, Rule
 from werkzeug.routing import rules as werkzeug_rules
@@ -683,3 +686,55 @@ def test_a_states_input_read_whole_is_a_fresh_copy_every_time(patched: None) -> 
     assert again == {"actions": [{"type": "block_ip"}], "n": 1} and again is not read
     assert part == [{"type": "block_ip"}]
     assert states.get_input() == {"n": 2}
+
+
+def _calls_through_every_kind_of_route(suffix: str) -> list[Any]:
+    """Calls that moto routes by host (DynamoDB, STS, SNS), by path (Lambda), by bucket in the path and in the host
+    (S3), one that fails, and one to a host no service has; what each answered, request ids left out."""
+    session = boto3.session.Session(region_name="us-east-1")
+    dynamodb, s3 = session.client("dynamodb"), session.client("s3")
+    virtual = session.client("s3", config=botocore.config.Config(s3={"addressing_style": "virtual"}))
+    answers: list[Any] = []
+
+    def answer(call: Callable[[], Any]) -> None:
+        try:
+            result = call()
+        except ClientError as error:
+            result = error.response["Error"]
+        if isinstance(result, dict):
+            result.pop("ResponseMetadata", None)
+        answers.append(result)
+
+    _create_table(dynamodb, f"routes-{suffix}")
+    answer(lambda: [name for name in dynamodb.list_tables()["TableNames"] if name.endswith(suffix)])
+    answer(lambda: session.client("sts").get_caller_identity()["Account"])
+    answer(lambda: session.client("sns").create_topic(Name=f"routes-{suffix}")["TopicArn"])
+    answer(lambda: session.client("lambda").list_functions()["Functions"])
+    answer(lambda: s3.create_bucket(Bucket=f"routes-{suffix}"))
+    answer(lambda: virtual.put_object(Bucket=f"routes-{suffix}", Key="a/b.txt", Body=b"x")["ETag"])
+    answer(lambda: s3.get_object(Bucket=f"routes-{suffix}", Key="a/b.txt")["Body"].read())
+    answer(lambda: virtual.get_object(Bucket=f"routes-{suffix}", Key="missing"))
+    stubber: Any = BotocoreStubber()
+    request = botocore.awsrequest.AWSRequest("GET", "https://nothing-here.amazonaws.com/x").prepare()
+    answers.append(stubber.process_request(request))
+    return answers
+
+
+def test_every_kind_of_route_answers_as_moto_s_own_routing_does(patched: None) -> None:
+    # GIVEN the engine's routing of moto's requests, kept per URL
+    routed = BotocoreStubber.process_request
+
+    # WHEN calls of every kind of route are made with it, and the same calls (other names) with moto's own routing
+    kept = _calls_through_every_kind_of_route("kept")
+    BotocoreStubber.process_request = routed.original  # type: ignore[attr-defined]
+    try:
+        own = _calls_through_every_kind_of_route("own")
+    finally:
+        BotocoreStubber.process_request = routed  # type: ignore[method-assign]
+
+    # THEN every answer is the same, but for the names each made
+    def named(answers: list[Any], suffix: str) -> str:
+        return json.dumps(answers, default=str).replace(f"routes-{suffix}", "routes-x")
+
+    assert named(kept, "kept") == named(own, "own")
+    assert kept[-1] == (404, {}, "Not yet implemented") and kept[-2]["Code"] == "NoSuchKey"
