@@ -27,6 +27,7 @@ import logging
 import math
 import pickle
 import re
+import string
 import sys
 import threading
 import time
@@ -1058,6 +1059,24 @@ def _route_requests_once_per_url() -> None:
 
     process_request.original = BotocoreStubber.process_request  # type: ignore[attr-defined]
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
+def _draw_random_strings_at_once() -> None:
+    """moto draws every random string it makes (the 52-character request id of every response, resource ids) a
+    character at a time through Random.choice: a twentieth of a small call. One Random.choices draw per string gives
+    strings of the same alphabet, length and distribution (and still a fixed sequence for a seeded moto)."""
+    from moto.moto_api._internal.moto_random import HEX_CHARS, MotoRandom
+
+    def get_random_hex(self: Any, length: int = 8) -> str:
+        return "".join(map(str, self.choices(HEX_CHARS, k=length)))
+
+    def get_random_string(self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    MotoRandom.get_random_hex = get_random_hex  # type: ignore[method-assign]
+    MotoRandom.get_random_string = get_random_string  # type: ignore[method-assign]
 
 
 def _check_clauses_and_paths_at_the_root() -> None:
@@ -2170,6 +2189,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _walk_update_expression_trees_by_type()
     _check_clauses_and_paths_at_the_root()
     _route_requests_once_per_url()
+    _draw_random_strings_at_once()
     _serialize_attribute_values_directly()
     _project_top_level_attributes_directly()
     _sign_without_hashing_under_moto()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import string
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -738,3 +739,20 @@ def test_every_kind_of_route_answers_as_moto_s_own_routing_does(patched: None) -
 
     assert named(kept, "kept") == named(own, "own")
     assert kept[-1] == (404, {}, "Not yet implemented") and kept[-2]["Code"] == "NoSuchKey"
+
+
+def test_moto_s_random_strings_keep_their_length_alphabet_and_spread(patched: None) -> None:
+    # GIVEN moto's source of random identifiers, as the engine draws them
+    from moto.moto_api._internal import mock_random
+
+    # WHEN it draws many hex strings, request ids, and lower-case letter-only strings
+    hexes = [mock_random.get_random_hex(12) for _ in range(200)]
+    ids = [mock_random.get_random_string(length=52) for _ in range(200)]
+    letters = [mock_random.get_random_string(length=8, include_digits=False, lower_case=True) for _ in range(200)]
+
+    # THEN each has its length and alphabet, every character of the alphabet turns up, and no two are alike
+    assert {len(value) for value in hexes} == {12} and set("".join(hexes)) == set("0123456789abcdef")
+    assert {len(value) for value in ids} == {52}
+    assert set("".join(ids)) == set(string.ascii_letters + string.digits)
+    assert set("".join(letters)) == set(string.ascii_lowercase)
+    assert len(set(hexes)) == len(set(ids)) == len(set(letters)) == 200
