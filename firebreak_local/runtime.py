@@ -1079,6 +1079,29 @@ def _draw_random_strings_at_once() -> None:
     MotoRandom.get_random_string = get_random_string  # type: ignore[method-assign]
 
 
+def _write_json_errors_without_xml() -> None:
+    """moto builds every error's XML body (xmltodict) as it is made, and a JSON-protocol error then replaces it with
+    its JSON at once: DynamoDB raises and catches one inside every `if_not_exists` of an attribute not there yet,
+    twice per UpdateItem of a new item. A JSON error is made without the XML nobody reads; every other error, and
+    a JSON error's body, headers and fields, are as before."""
+    from moto.core import exceptions as moto_exceptions
+
+    rest_error: Any = moto_exceptions._RESTError
+    original = rest_error.__init__
+
+    def init(self: Any, error_type: str, message: str, _: str = "", **kwargs: Any) -> None:
+        if not isinstance(self, JsonRESTError):
+            original(self, error_type, message, _, **kwargs)
+            return
+        # moto 5.2.5's _RESTError.__init__ but for the XML; JsonRESTError.__init__ sets the body and its type next.
+        super(rest_error, self).__init__()
+        self.error_type = error_type
+        self.message = message
+
+    init.original = original  # type: ignore[attr-defined]
+    rest_error.__init__ = init
+
+
 def _check_clauses_and_paths_at_the_root() -> None:
     """moto counts an UpdateExpression's clauses, and looks for overlapping paths, at every node of its tree (nearly
     every node is an UpdateExpression), each time over the node's whole subtree: quadratic, a fifth of an UpdateItem.
@@ -2190,6 +2213,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _check_clauses_and_paths_at_the_root()
     _route_requests_once_per_url()
     _draw_random_strings_at_once()
+    _write_json_errors_without_xml()
     _serialize_attribute_values_directly()
     _project_top_level_attributes_directly()
     _sign_without_hashing_under_moto()

@@ -756,3 +756,34 @@ def test_moto_s_random_strings_keep_their_length_alphabet_and_spread(patched: No
     assert set("".join(ids)) == set(string.ascii_letters + string.digits)
     assert set("".join(letters)) == set(string.ascii_lowercase)
     assert len(set(hexes)) == len(set(ids)) == len(set(letters)) == 200
+
+
+def test_moto_s_errors_answer_as_before_json_ones_made_without_their_unread_xml(patched: None) -> None:
+    # GIVEN errors of JSON-protocol services (DynamoDB's, Lambda's, a plain JSON one) and an XML one (a query API's)
+    from moto.awslambda.exceptions import UnknownFunctionException
+    from moto.core import exceptions as moto_exceptions
+    from moto.dynamodb.exceptions import ProvidedKeyDoesNotExist
+
+    def made() -> list[Any]:
+        errors: list[Any] = [
+            ProvidedKeyDoesNotExist(),
+            UnknownFunctionException("arn:aws:lambda:us-east-1:123456789012:function:gone"),
+            moto_exceptions.JsonRESTError("ThrottlingException", "slow down"),
+            moto_exceptions.AccessDeniedError("arn:aws:iam::123456789012:user/x", "iam:GetUser"),
+        ]
+        return [(e.code, e.get_headers(), e.get_body(), e.error_type, e.message) for e in errors]
+
+    # WHEN each is made as the engine makes it, and as moto does
+    engine_made = made()
+    rest_error: Any = moto_exceptions._RESTError  # type: ignore[attr-defined]
+    patched_init = rest_error.__init__
+    rest_error.__init__ = patched_init.original
+    try:
+        moto_made = made()
+    finally:
+        rest_error.__init__ = patched_init
+
+    # THEN every code, header, body and field is the same: JSON bodies for the JSON ones, XML for the other
+    assert engine_made == moto_made
+    assert json.loads(engine_made[0][2])["__type"].endswith("ValidationException")
+    assert engine_made[3][2].startswith("<?xml")
