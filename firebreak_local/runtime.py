@@ -1208,10 +1208,91 @@ def _project_top_level_attributes_directly() -> None:
         projected = Item(hash_key=self.hash_key, range_key=self.range_key, attrs={})
         for (name,) in projection_expressions:
             if name in self.attrs:
-                projected.attrs[name] = copy.deepcopy(self.attrs[name])
+                # Past LimitedSizeDict's check, which sizes the whole dict at every insert, as moto's own Item copy
+                # goes: a part of a stored item is within the item size limit.
+                dict.__setitem__(projected.attrs, name, copy.deepcopy(self.attrs[name]))
         return projected
 
     Item.project = project  # type: ignore[method-assign]
+
+
+def _scan_copying_only_what_it_returns() -> None:
+    """moto's Scan deep-copies every item that passes its filters, then, given a ProjectionExpression, builds the
+    projection of that copy; and it sizes each item twice (for the 1 MB page: once to check, once to count), walking
+    the whole item each time. The blocklist's Scans (every block step, every writer batch) return three attributes of
+    each entry. moto 5.2.5's scan of a table, in its order: each item sized once, the filter expression read on the
+    stored item (it changes nothing), and each item returned copied once, as its projection when it has one. A scan
+    of an index goes moto's own way."""
+    from moto.dynamodb.models import table as moto_table
+
+    table_class: Any = moto_table.Table
+    original = table_class.scan
+
+    def scan(
+        self: Any,
+        filters: dict[str, Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        filter_expression: Any = None,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        projection_expression: list[list[str]] | None = None,
+        segments: Any = (None, None),
+    ) -> Any:
+        if index_name:
+            return original(
+                self,
+                filters,
+                limit,
+                exclusive_start_key,
+                filter_expression,
+                index_name,
+                consistent_read,
+                projection_expression,
+                segments,
+            )
+        hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
+        results: list[Any] = []
+        result_size = scanned_count = 0
+        last_evaluated_key = None
+        processing_previous_page = exclusive_start_key is not None
+        for item in self.all_items():
+            if not item.is_within_segment(segments):
+                continue
+            if processing_previous_page:
+                if self._item_comes_before_dct(item, exclusive_start_key, hash_attrs, range_attrs, True):
+                    continue
+                processing_previous_page = False
+            size = item.size()
+            if len(results) == limit or result_size + size > moto_table.RESULT_SIZE_LIMIT:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+                break
+            if _passes_scan_filters(item, filters):
+                results.append(item)
+                result_size += size
+            scanned_count += 1
+        if filter_expression is not None:
+            results = [item for item in results if filter_expression.expr(item)]
+        if projection_expression:
+            results = [item.project(projection_expression) for item in results]
+        else:
+            results = [copy.deepcopy(item) for item in results]
+        return results, scanned_count, last_evaluated_key
+
+    scan.original = original  # type: ignore[attr-defined]
+    table_class.scan = scan
+
+
+def _passes_scan_filters(item: Any, filters: dict[str, Any]) -> bool:
+    """moto 5.2.5's test of an item against a Scan's legacy ScanFilter conditions."""
+    for attribute_name, (comparison_operator, comparison_objs) in filters.items():
+        attribute = item.attrs.get(attribute_name)
+        if attribute:
+            if not attribute.compare(comparison_operator, comparison_objs):
+                return False
+        elif comparison_operator != "NULL":
+            return False
+    return True
 
 
 def _sign_without_hashing_under_moto() -> None:
@@ -2216,6 +2297,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _write_json_errors_without_xml()
     _serialize_attribute_values_directly()
     _project_top_level_attributes_directly()
+    _scan_copying_only_what_it_returns()
     _sign_without_hashing_under_moto()
     _copy_state_data_as_json()
     _draw_kms_key_pairs_when_used()

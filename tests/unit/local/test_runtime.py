@@ -787,3 +787,85 @@ def test_moto_s_errors_answer_as_before_json_ones_made_without_their_unread_xml(
     assert engine_made == moto_made
     assert json.loads(engine_made[0][2])["__type"].endswith("ValidationException")
     assert engine_made[3][2].startswith("<?xml")
+
+
+def _scans(dynamodb: Any, table: str) -> list[Any]:
+    """Every kind of Scan of one table: whole, by legacy filter, by filter expression, projected (top level and
+    nested), paged by a limit, by segment, of an index, and paged by the 1 MB limit; each page as answered."""
+    pages: list[Any] = []
+
+    def scan(**arguments: Any) -> None:
+        while True:
+            page = dynamodb.scan(TableName=table, **arguments)
+            page.pop("ResponseMetadata")
+            page["Items"] = sorted(page["Items"], key=lambda item: json.dumps(item, sort_keys=True))
+            pages.append(page)
+            if "LastEvaluatedKey" not in page:
+                return
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    scan()
+    scan(ScanFilter={"n": {"AttributeValueList": [{"N": "3"}], "ComparisonOperator": "GT"}})
+    scan(ScanFilter={"gone": {"ComparisonOperator": "NULL"}, "kind": {"ComparisonOperator": "NOT_NULL"}})
+    scan(
+        FilterExpression="attribute_exists(#k) AND n < :n",
+        ExpressionAttributeNames={"#k": "kind"},
+        ExpressionAttributeValues={":n": {"N": "6"}},
+    )
+    scan(ProjectionExpression="id, n, #m", ExpressionAttributeNames={"#m": "missing"})
+    scan(ProjectionExpression="id, deep.inner, tags[0]")
+    scan(Limit=3, FilterExpression="n > :n", ExpressionAttributeValues={":n": {"N": "2"}}, ProjectionExpression="id")
+    scan(Segment=1, TotalSegments=3)
+    scan(IndexName="by-kind", ProjectionExpression="id, kind")
+    scan(ProjectionExpression="id, big", ConsistentRead=True)
+    return pages
+
+
+def test_scans_answer_as_moto_s_own_scan_does(patched: None) -> None:
+    # GIVEN a table with an index, items of every shape, and three big enough to fill more than one 1 MB page
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="scanned",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "kind", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-kind",
+                "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for number in range(10):
+        item = {
+            "id": {"S": f"item-{number}"},
+            "n": {"N": str(number)},
+            "tags": {"L": [{"S": "a"}, {"S": "b"}]},
+            "deep": {"M": {"inner": {"SS": ["x", "y"]}, "other": {"BOOL": True}}},
+        }
+        if number % 3:
+            item["kind"] = {"S": "block" if number % 2 else "lease"}
+        if number >= 7:
+            item["big"] = {"S": "x" * 380_000}
+        dynamodb.put_item(TableName="scanned", Item=item)
+    from moto.dynamodb.models.table import Table
+
+    kept = Table.scan
+
+    # WHEN the table is scanned every way with the engine's Scan, and with moto's own
+    engine_pages = _scans(dynamodb, "scanned")
+    Table.scan = kept.original  # type: ignore[attr-defined,method-assign]
+    try:
+        moto_pages = _scans(dynamodb, "scanned")
+    finally:
+        Table.scan = kept  # type: ignore[method-assign]
+
+    # THEN every page is the same, and the scans did page, filter and project
+    assert engine_pages == moto_pages
+    assert "LastEvaluatedKey" in engine_pages[0]  # the whole table is more than one 1 MB page
+    assert len(engine_pages) > 11 and any("LastEvaluatedKey" in page for page in engine_pages[1:])
+    assert {len(page["Items"][0]) for page in engine_pages if page["Items"]} >= {1, 2, 3}
