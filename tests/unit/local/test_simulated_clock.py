@@ -9,6 +9,17 @@ import time
 from firebreak_local import runtime
 
 
+def _run_together(clock: runtime.SimulatedClock, *threads: threading.Thread) -> None:
+    # Held while they start, as the engine holds it while it starts executions: a starter that does not take part,
+    # descheduled between two starts, would otherwise let the clock jump the first one's sleep alone.
+    with runtime.simulated_time(clock):
+        with clock.holding():
+            for thread in threads:
+                thread.start()
+        for thread in threads:
+            thread.join()
+
+
 def test_parallel_sleeps_take_the_longest_of_them_in_simulated_time_and_no_real_time() -> None:
     # GIVEN the simulated clock running, and three threads that sleep 30 s, 5 s then 5 s, and 12 s
     clock = runtime.SimulatedClock()
@@ -22,15 +33,8 @@ def test_parallel_sleeps_take_the_longest_of_them_in_simulated_time_and_no_real_
         woke.append((name, clock.elapsed()))
 
     started = time.perf_counter()
-    with runtime.simulated_time(clock):
-        threads = [threading.Thread(target=sleeper, args=args) for args in (("a", 30.0), ("b", 5.0, 5.0), ("c", 12.0))]
-        # Held while they start, as the engine holds it while it starts executions: a starter that does not take
-        # part, descheduled between two starts, would otherwise let the clock jump the first one's sleep alone.
-        with clock.holding():
-            for thread in threads:
-                thread.start()
-        for thread in threads:
-            thread.join()
+    threads = [threading.Thread(target=sleeper, args=args) for args in (("a", 30.0), ("b", 5.0, 5.0), ("c", 12.0))]
+    _run_together(clock, *threads)
 
     # WHEN / THEN each woke at its own simulated moment, in order, the whole taking 30 simulated seconds
     assert woke == [("b", 10.0), ("c", 12.0), ("a", 30.0)]
@@ -98,13 +102,7 @@ def test_a_pause_for_a_signal_ends_when_the_signal_is_given_not_at_its_bound() -
         runtime.SIGNALS.give(key)
 
     # WHEN both run on the simulated clock
-    with runtime.simulated_time(clock):
-        threads = [threading.Thread(target=waiter), threading.Thread(target=giver)]
-        with clock.holding():  # or the waiter's 30 s could be jumped before the giver starts
-            for thread in threads:
-                thread.start()
-        for thread in threads:
-            thread.join()
+    _run_together(clock, threading.Thread(target=waiter), threading.Thread(target=giver))
 
     # THEN the waiter woke at the signal, and the clock never went on to the pause's bound
     assert woke == [2.0]
@@ -116,15 +114,6 @@ def test_a_pause_for_a_signal_ends_when_the_signal_is_given_not_at_its_bound() -
 
 
 ROUNDS = 30  # what the next two guard against is a matter of scheduling: each gets many chances to go wrong
-
-
-def _run_together(clock: runtime.SimulatedClock, *threads: threading.Thread) -> None:
-    with runtime.simulated_time(clock):
-        with clock.holding():
-            for thread in threads:
-                thread.start()
-        for thread in threads:
-            thread.join()
 
 
 def _woken_by_a_notify_at() -> float:
