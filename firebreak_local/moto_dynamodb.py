@@ -135,8 +135,9 @@ def _parse_update_expressions_once() -> None:
 def _walk_update_expression_trees_by_type() -> None:
     """moto's validator walks an UpdateExpression's tree (about ninety nodes) ten times, once per check, and asks at
     every node whether it is a Node and which of the check's classes it is, through ABCMeta's isinstance and a map
-    of bound methods built anew each time: most of an UpdateItem. The same walk, in the same order, with each
-    answer kept per node class (the tree's classes are plain subclasses, none registered virtually)."""
+    of bound methods built anew each time, and calls the check's per-child hook, which nine of the ten do not have:
+    most of an UpdateItem. The same walk, in the same order, with each answer kept per node class (the tree's classes
+    are plain subclasses, none registered virtually), and the hook called only for the check that has one."""
     from moto.dynamodb.parsing import ast_nodes as moto_ast_nodes
 
     ast_nodes: Any = moto_ast_nodes  # moto's module is untyped (`# type: ignore` at its top)
@@ -147,7 +148,7 @@ def _walk_update_expression_trees_by_type() -> None:
 
     # check class -> {node class -> the position of the check's processor for that node class in its map, or None}
     positions: dict[type, dict[type, int | None]] = {}
-    # check class -> its own pre_processing_of_child, if it has one (the traverser's does nothing)
+    # check class -> whether it has a pre_processing_of_child of its own (the traverser's does nothing: not called)
     hooks: dict[type, bool] = {}
     no_hook = ast_nodes.DepthFirstTraverser.pre_processing_of_child
 

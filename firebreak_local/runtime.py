@@ -1401,7 +1401,7 @@ class SimulatedClock(CappedClock):
         self._parked: list[tuple[float, int, list[bool]]] = []
         self._wakeable: dict[str, list[list[bool]]] = {}
         # The lock each taking-part thread blocked in a Condition.wait waits on; a notify that releases it claims it.
-        self._waiters: set[Any] = set()
+        self._waiting_locks: set[Any] = set()
         # Each taking-part thread that has not ended, with the claims of the taking-part threads joining it.
         self._joined: dict[threading.Thread, list[list[bool]]] = {}
         self._order = itertools.count()
@@ -1487,10 +1487,6 @@ class SimulatedClock(CappedClock):
         if self._active <= 0:
             self._idle.notify()
 
-    def _blocked(self, change: int) -> None:
-        with self._cond:
-            self._set_active(change)
-
     # waiting for one another
     def condition_wait(self, condition: threading.Condition, timeout: float | None) -> bool:
         """CPython 3.11's Condition.wait, with the lock the thread waits on known to the clock, so that the notify that
@@ -1503,7 +1499,7 @@ class SimulatedClock(CappedClock):
         waiter.acquire()
         condition._waiters.append(waiter)  # type: ignore[attr-defined]
         with self._cond:
-            self._waiters.add(waiter)
+            self._waiting_locks.add(waiter)
             self._set_active(-1)
         saved_state = condition._release_save()  # type: ignore[attr-defined]
         gotit = False
@@ -1512,8 +1508,8 @@ class SimulatedClock(CappedClock):
             return gotit
         finally:
             with self._cond:
-                if waiter in self._waiters:  # not notified: its timeout passed
-                    self._waiters.discard(waiter)
+                if waiter in self._waiting_locks:  # not notified: its timeout passed
+                    self._waiting_locks.discard(waiter)
                     self._set_active(+1)
             condition._acquire_restore(saved_state)  # type: ignore[attr-defined]
             if not gotit:
@@ -1524,8 +1520,8 @@ class SimulatedClock(CappedClock):
         """Count running the taking-part threads among the n a notify of condition is about to release."""
         with self._cond:
             for waiter in itertools.islice(condition._waiters, n):  # type: ignore[attr-defined]
-                if waiter in self._waiters:
-                    self._waiters.discard(waiter)
+                if waiter in self._waiting_locks:
+                    self._waiting_locks.discard(waiter)
                     self._set_active(+1)
 
     def join(self, thread: threading.Thread, timeout: float | None) -> None:
@@ -1646,7 +1642,7 @@ def _notify(condition: threading.Condition, n: int = 1) -> None:
     # The clock's own conditions are notified with its lock held, and they wake nobody it counts.
     if (
         clock is not None
-        and clock._waiters
+        and clock._waiting_locks
         and condition is not clock._idle
         and condition is not clock._cond
         and condition._is_owned()  # type: ignore[attr-defined]
