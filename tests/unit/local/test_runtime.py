@@ -9,6 +9,7 @@ import json
 import string
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -469,6 +470,17 @@ _VALUES = {
 }
 
 
+@contextmanager
+def _unpatched(owner: Any, name: str) -> Iterator[None]:
+    """owner.name as moto or jsonata-python has it (the engine's patch keeps it as `original`), while the block runs."""
+    patched = getattr(owner, name)
+    setattr(owner, name, patched.original)
+    try:
+        yield
+    finally:
+        setattr(owner, name, patched)
+
+
 def _apply_updates(dynamodb: Any, table: str) -> list[Any]:
     outcomes: list[Any] = []
     for expression in _UPDATES:
@@ -496,19 +508,16 @@ def test_update_expressions_give_what_moto_s_own_tree_walk_gives_them(patched: N
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     for table in ("walked", "moto"):
         _create_table(dynamodb, table)
-    walked_traverse, walked_find = ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses
     at_the_root = {check: check.__dict__["traverse"] for check in (ActionCountValidator, OverlappingPathsValidator)}
 
     # WHEN they are applied to one item with the engine's walk, and to another with moto's own
     walked = _apply_updates(dynamodb, "walked")
-    ast_nodes.DepthFirstTraverser.traverse = walked_traverse.original
-    ast_nodes.Node.find_clauses = walked_find.original
     for check in at_the_root:
         del check.traverse  # back to the traverser's own
     try:
-        own = _apply_updates(dynamodb, "moto")
+        with _unpatched(ast_nodes.DepthFirstTraverser, "traverse"), _unpatched(ast_nodes.Node, "find_clauses"):
+            own = _apply_updates(dynamodb, "moto")
     finally:
-        ast_nodes.DepthFirstTraverser.traverse, ast_nodes.Node.find_clauses = walked_traverse, walked_find
         for check, traverse in at_the_root.items():
             check.traverse = traverse
 
@@ -561,16 +570,10 @@ def test_jsonata_gives_what_its_own_evaluation_gives_for_every_kind_of_node(patc
     # GIVEN the engine's node dispatch, and expressions with every kind of node, predicates and groups
     import jsonata
 
-    interpreter: Any = jsonata.Jsonata
-    dispatched = interpreter._eval
-
     # WHEN each is evaluated with the dispatch and with jsonata-python's own _eval
     with_dispatch = [jsonata.Jsonata(expression).evaluate(_DOCUMENT) for expression in _EXPRESSIONS]
-    interpreter._eval = dispatched.original
-    try:
+    with _unpatched(jsonata.Jsonata, "_eval"):
         own = [jsonata.Jsonata(expression).evaluate(_DOCUMENT) for expression in _EXPRESSIONS]
-    finally:
-        interpreter._eval = dispatched
 
     # THEN every result is the same, and the expressions were not all empty
     assert with_dispatch == own
@@ -723,15 +726,10 @@ def _calls_through_every_kind_of_route(suffix: str) -> list[Any]:
 
 def test_every_kind_of_route_answers_as_moto_s_own_routing_does(patched: None) -> None:
     # GIVEN the engine's routing of moto's requests, kept per URL
-    routed = BotocoreStubber.process_request
-
     # WHEN calls of every kind of route are made with it, and the same calls (other names) with moto's own routing
     kept = _calls_through_every_kind_of_route("kept")
-    BotocoreStubber.process_request = routed.original  # type: ignore[attr-defined]
-    try:
+    with _unpatched(BotocoreStubber, "process_request"):
         own = _calls_through_every_kind_of_route("own")
-    finally:
-        BotocoreStubber.process_request = routed  # type: ignore[method-assign]
 
     # THEN every answer is the same, but for the names each made
     def named(answers: list[Any], suffix: str) -> str:
@@ -775,13 +773,8 @@ def test_moto_s_errors_answer_as_before_json_ones_made_without_their_unread_xml(
 
     # WHEN each is made as the engine makes it, and as moto does
     engine_made = made()
-    rest_error: Any = moto_exceptions._RESTError  # type: ignore[attr-defined]
-    patched_init = rest_error.__init__
-    rest_error.__init__ = patched_init.original
-    try:
+    with _unpatched(moto_exceptions._RESTError, "__init__"):  # type: ignore[attr-defined]
         moto_made = made()
-    finally:
-        rest_error.__init__ = patched_init
 
     # THEN every code, header, body and field is the same: JSON bodies for the JSON ones, XML for the other
     assert engine_made == moto_made
@@ -854,15 +847,10 @@ def test_scans_answer_as_moto_s_own_scan_does(patched: None) -> None:
         dynamodb.put_item(TableName="scanned", Item=item)
     from moto.dynamodb.models.table import Table
 
-    kept = Table.scan
-
     # WHEN the table is scanned every way with the engine's Scan, and with moto's own
     engine_pages = _scans(dynamodb, "scanned")
-    Table.scan = kept.original  # type: ignore[attr-defined,method-assign]
-    try:
+    with _unpatched(Table, "scan"):
         moto_pages = _scans(dynamodb, "scanned")
-    finally:
-        Table.scan = kept  # type: ignore[method-assign]
 
     # THEN every page is the same, and the scans did page, filter and project
     assert engine_pages == moto_pages
