@@ -45,6 +45,7 @@ from firebreak_local import botocore_data, ec2_offerings  # noqa: F401
 # isort: split
 import botocore.session
 import jsonata
+import jsonpath_ng
 import jsonpath_ng.ext as jsonpath_ext
 import moto
 from botocore.awsrequest import AWSResponse
@@ -96,6 +97,7 @@ from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.jsonata import validations as moto_jsonata_validations
 from moto.stepfunctions.parser.asl.parse import asl_parser as moto_asl_parser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -1001,11 +1003,16 @@ def _list_response_methods_once() -> None:
     moto_core_responses.method_names_from_class = functools.cache(moto_core_responses.method_names_from_class)  # type: ignore[attr-defined]
 
 
-def _parse_event_paths_once() -> None:
-    """moto's EventBridge builds each target's input from eight JSONPath expressions (its default input paths map),
-    and jsonpath-ng builds a whole PLY parser for every expression it parses: 8 ms a PutEvents, two per incident. A
-    parsed path is only read when matched against an event, so each text is parsed once."""
+def _parse_json_paths_once() -> None:
+    """jsonpath-ng builds a whole PLY parser (its yacc tables) for every expression it parses, and moto parses a path
+    each time it uses one: each of EventBridge's eight default input paths per PutEvents (8 ms, two per incident), a
+    task state's ResultPath every time the state runs (eight a block-ip run) and a JSONPath state's paths. A parsed
+    path is only read when matched against data or written into it, so each text is parsed once, by both parsers and
+    in the modules that imported one by name."""
+    jsonpath_ng.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.parse)  # type: ignore[attr-defined]
     jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)  # type: ignore[attr-defined]
+    moto_result_path.parse = jsonpath_ng.parse  # type: ignore[attr-defined]
+    moto_json_path.parse = jsonpath_ext.parse  # type: ignore[attr-defined]
 
 
 _KEY_PAIR_LOCK = threading.Lock()
@@ -1901,7 +1908,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _check_definitions_at_first_start()
     _share_moto_loader()
     _list_response_methods_once()
-    _parse_event_paths_once()
+    _parse_json_paths_once()
     moto_dynamodb.install()
     _route_requests_once_per_url()
     _draw_random_strings_at_once()

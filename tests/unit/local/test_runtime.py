@@ -270,6 +270,37 @@ def test_an_event_rules_targets_get_the_whole_event_with_each_input_path_parsed_
     assert cache.hits >= 8 and cache.currsize <= 16
 
 
+def test_a_state_machines_paths_are_parsed_once_and_still_pick_and_place_its_data(sfn: Any) -> None:
+    # GIVEN a JSONPath machine that picks part of its input, and places results beside it
+    import jsonpath_ng
+    from jsonpath_ng import ext as jsonpath_ext
+
+    pick = {"Type": "Pass", "InputPath": "$.detail", "Result": {"seen": True}, "ResultPath": "$.check", "Next": "Place"}
+    place = {"Type": "Pass", "Parameters": {"who.$": "$.detail.name"}, "ResultPath": "$.copy", "End": True}
+    definition = json.dumps({"StartAt": "Pick", "States": {"Pick": pick, "Place": place}})
+    arn = sfn.create_state_machine(name="paths", definition=definition, roleArn=ROLE)["stateMachineArn"]
+
+    def parsed() -> tuple[int, int]:
+        caches = [jsonpath_ng.parse.cache_info(), jsonpath_ext.parse.cache_info()]  # type: ignore[attr-defined]
+        return sum(cache.hits for cache in caches), sum(cache.misses for cache in caches)
+
+    # WHEN it runs twice
+    outputs, counts = [], []
+    for name in ("a", "b"):
+        execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"detail": {"name": name}}))
+        assert _status_of(sfn, execution["executionArn"]) == "SUCCEEDED"
+        outputs.append(json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["output"]))
+        counts.append(parsed())
+
+    # THEN each output is what Step Functions makes (ResultPath writes into the state's input, not InputPath's pick),
+    # and the second run parsed none of its paths again
+    expected = [{"detail": {"name": name}, "check": {"seen": True}, "copy": {"who": name}} for name in ("a", "b")]
+    assert outputs == expected
+    (hits_after_first, misses_after_first), (hits_after_second, misses_after_second) = counts
+    assert misses_after_second == misses_after_first
+    assert hits_after_second - hits_after_first >= 4  # two ResultPaths, an InputPath, a parameter's path
+
+
 def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.sets(members, min_size=1, max_size=3)
 
