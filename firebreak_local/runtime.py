@@ -942,8 +942,10 @@ def _copy_state_data_as_json() -> None:
     """moto deep-copies a state's input, result and every `$states` read so that no evaluation changes another's
     data: copy.deepcopy of whole findings and incidents, several times a state; and a task's parameters, the stack
     its own thread starts from, and its output placed by ResultPath. The data is JSON (it came from JSON and goes on
-    as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost; anything that is not JSON, or
-    would not come back equal (a tuple, a key that is not a string), is deep-copied as before."""
+    as JSON), so a JSON round trip gives the same fresh copy at a fraction of the cost. A service's answer is JSON
+    and its timestamps (a nested execution's DescribeExecution, twice a block-ip run): its containers are copied and
+    its timestamps, which nothing changes, shared. Anything else, or what would not come back equal (a tuple, a key
+    that is not a string), is deep-copied as before."""
 
     def fresh(value: Any) -> Any:
         if value is None or isinstance(value, str | int | float | bool):
@@ -951,7 +953,10 @@ def _copy_state_data_as_json() -> None:
         try:
             copied = json.loads(json.dumps(value))
         except (TypeError, ValueError):
-            return copy.deepcopy(value)
+            try:
+                return _copy_containers(value)
+            except TypeError:
+                return copy.deepcopy(value)
         return copied if copied == value else copy.deepcopy(value)
 
     for module in (moto_states, moto_task_service, moto_execute_state, moto_result_path):
@@ -984,6 +989,22 @@ def _copy_state_data_as_json() -> None:
 
     states_class.reset = reset
     states_class.get_input = get_input
+
+
+_SHARED_LEAVES = frozenset({str, int, float, bool, type(None), datetime.datetime})
+
+
+def _copy_containers(value: Any) -> Any:
+    """A copy of a tree of plain dicts and lists whose leaves are immutable (JSON's, and timestamps); TypeError at
+    anything else."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_containers(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_containers(item) for item in value]
+    if kind in _SHARED_LEAVES:
+        return value
+    raise TypeError(f"not a plain tree: {kind.__name__}")
 
 
 class _JsonCopy:

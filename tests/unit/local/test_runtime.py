@@ -657,7 +657,8 @@ def test_the_interpreters_copies_are_fresh_and_equal_whether_or_not_a_json_round
     patched: None,
 ) -> None:
     # GIVEN the copy each of moto's $states, task parameters, task stack and ResultPath makes, and data that is JSON,
-    # that is not (a timestamp), and that JSON would change (a tuple, a key that is not a string)
+    # that is JSON and timestamps (a service's answer), that JSON would change (a tuple, a key that is not a string),
+    # and timestamps with a tuple
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.component.state.exec import execute_state
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
@@ -665,8 +666,9 @@ def test_the_interpreters_copies_are_fresh_and_equal_whether_or_not_a_json_round
 
     values = [
         {"actions": [{"type": "block_ip", "n": 1.5}], "none": None},
-        {"at": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC), "list": [1]},
+        {"at": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC), "list": [1], "answer": {"output": {"a": [2]}}},
         {"pair": (1, 2), 3: "three"},
+        {"at": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC), "pair": (1, [2])},
     ]
     for module in (states, state_task_service, execute_state, result_path):
         # WHEN each module copies each value
@@ -677,6 +679,8 @@ def test_the_interpreters_copies_are_fresh_and_equal_whether_or_not_a_json_round
         assert copies[2]["pair"] == (1, 2) and 3 in copies[2]
         assert all(copied is not value for copied, value in zip(copies, values, strict=True))
         assert copies[0]["actions"] is not values[0]["actions"] and copies[1]["list"] is not values[1]["list"]
+        assert copies[1]["answer"]["output"]["a"] is not values[1]["answer"]["output"]["a"]
+        assert copies[3]["pair"] == (1, [2]) and copies[3]["pair"][1] is not values[3]["pair"][1]
 
 
 def test_a_string_result_is_not_evaluated_again_and_a_null_one_is_still_told_from_undefined(patched: None) -> None:
