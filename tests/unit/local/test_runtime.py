@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import datetime
+import gc
 import json
 import string
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -268,6 +270,25 @@ def test_an_event_rules_targets_get_the_whole_event_with_each_input_path_parsed_
     assert all(body["source"] == "firebreak" and body["detail-type"] == "Incident" for body in bodies)
     cache = jsonpath_ext.parse.cache_info()  # type: ignore[attr-defined]
     assert cache.hits >= 8 and cache.currsize <= 16
+
+
+def test_the_young_generation_is_collected_less_often_and_a_dropped_cycle_still_goes(patched: None) -> None:
+    # GIVEN the engine's patches, and a reference cycle nothing else refers to
+    class Node:
+        me: Node
+
+    node = Node()
+    node.me = node
+    dropped = weakref.ref(node)
+    del node
+
+    # WHEN a collection interval's worth of objects is made (and kept)
+    kept = [[] for _ in range(2 * runtime.YOUNG_COLLECTION_ALLOCATIONS)]
+
+    # THEN the youngest generation is collected every YOUNG_COLLECTION_ALLOCATIONS, and a collection took the cycle
+    assert gc.get_threshold()[0] == runtime.YOUNG_COLLECTION_ALLOCATIONS
+    assert dropped() is None
+    assert len(kept) == 2 * runtime.YOUNG_COLLECTION_ALLOCATIONS
 
 
 def test_a_state_machines_paths_are_parsed_once_and_still_pick_and_place_its_data(sfn: Any) -> None:
