@@ -12,6 +12,7 @@ and keeps the metrics a handler prints as embedded-metric-format (EMF) lines, wh
 from __future__ import annotations
 
 import _thread
+import codecs
 import contextlib
 import contextvars
 import copy
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 import uuid
 import warnings
 from collections import Counter
@@ -874,6 +876,33 @@ def _route_requests_once_per_url() -> None:
 
     process_request.original = BotocoreStubber.process_request  # type: ignore[attr-defined]
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
+def _unquote_escapes_at_once() -> None:
+    """moto reads a query-protocol body (SNS, EC2, IAM, RDS) with parse_qsl, whose unquote decodes each %XX escape in a
+    Python loop: 1.3 ms for a 40 KB Publish, whose JSON message is mostly escapes. An ASCII text without a backslash
+    decodes the same through the C escape decoder, its escapes written as \\xHH; any other text, a malformed escape
+    or another codec goes through the library's own unquote."""
+    original = urllib.parse.unquote
+
+    def unquote(string: str | bytes, encoding: str | None = "utf-8", errors: str | None = "replace") -> str:
+        if (
+            not isinstance(string, str)
+            or "%" not in string
+            or "\\" in string
+            or not string.isascii()
+            or (encoding or "utf-8").lower().replace("-", "").replace("_", "") != "utf8"
+        ):
+            return original(string, encoding, errors)
+        try:
+            decoded: bytes = codecs.escape_decode(string.replace("%", "\\x"))[0]  # type: ignore[attr-defined]
+        except ValueError:  # a % not followed by two hex digits: left as it is, the library's way
+            return original(string, encoding, errors)
+        # Escapes decode per run in the library; here at once: runs end at ASCII, which no UTF-8 sequence spans.
+        return decoded.decode("utf-8", errors or "replace")
+
+    unquote.original = original  # type: ignore[attr-defined]
+    urllib.parse.unquote = unquote  # type: ignore[assignment]
 
 
 def _draw_random_strings_at_once() -> None:
@@ -1938,6 +1967,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     moto_dynamodb.install()
     _route_requests_once_per_url()
     _draw_random_strings_at_once()
+    _unquote_escapes_at_once()
     _write_json_errors_without_xml()
     _sign_without_hashing_under_moto()
     _copy_state_data_as_json()

@@ -322,6 +322,28 @@ def test_a_state_machines_paths_are_parsed_once_and_still_pick_and_place_its_dat
     assert hits_after_second - hits_after_first >= 4  # two ResultPaths, an InputPath, a parameter's path
 
 
+_ESCAPES = st.binary(min_size=1, max_size=4).map(lambda raw: "".join(f"%{byte:02X}" for byte in raw))
+_QUERY_TEXT = st.lists(st.one_of(_ESCAPES, st.text(alphabet="%+=&\\aZ09fF é€", max_size=6)), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_QUERY_TEXT)
+def test_query_text_unquotes_as_the_library_unquotes_it(text: str) -> None:
+    # GIVEN text of escapes (of any bytes, valid UTF-8 or not), stray percent signs, backslashes and non-ASCII letters
+    runtime.install()
+    from urllib import parse
+
+    own = parse.unquote.original  # type: ignore[attr-defined]
+
+    # WHEN it is unquoted, as a value and as a whole query string, with the engine's unquote
+    # THEN it reads as the library's own unquote reads it
+    assert parse.unquote(text) == own(text)
+    assert parse.unquote(text, errors="surrogateescape") == own(text, errors="surrogateescape")
+    with _unpatched(parse, "unquote"):
+        expected = parse.parse_qsl(text, keep_blank_values=True)
+    assert parse.parse_qsl(text, keep_blank_values=True) == expected
+
+
 def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.sets(members, min_size=1, max_size=3)
 
