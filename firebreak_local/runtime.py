@@ -885,7 +885,8 @@ def _unquote_escapes_at_once() -> None:
     or another codec goes through the library's own unquote."""
     original = urllib.parse.unquote
 
-    def unquote(string: str | bytes, encoding: str | None = "utf-8", errors: str | None = "replace") -> str:
+    # Typed as typeshed types the library's; it takes None for either too.
+    def unquote(string: str | bytes, encoding: str = "utf-8", errors: str = "replace") -> str:
         if (
             not isinstance(string, str)
             or "%" not in string
@@ -895,14 +896,14 @@ def _unquote_escapes_at_once() -> None:
         ):
             return original(string, encoding, errors)
         try:
-            decoded: bytes = codecs.escape_decode(string.replace("%", "\\x"))[0]  # type: ignore[attr-defined]
+            decoded: bytes = codecs.escape_decode(string.replace("%", "\\x"))[0]
         except ValueError:  # a % not followed by two hex digits: left as it is, the library's way
             return original(string, encoding, errors)
         # Escapes decode per run in the library; here at once: runs end at ASCII, which no UTF-8 sequence spans.
         return decoded.decode("utf-8", errors or "replace")
 
     unquote.original = original  # type: ignore[attr-defined]
-    urllib.parse.unquote = unquote  # type: ignore[assignment]
+    urllib.parse.unquote = unquote
 
 
 def _draw_random_strings_at_once() -> None:
