@@ -291,6 +291,30 @@ def test_the_young_generation_is_collected_less_often_and_a_dropped_cycle_still_
     assert len(kept) == 2 * runtime.YOUNG_COLLECTION_ALLOCATIONS
 
 
+def test_sqs_tells_visible_delayed_and_taken_messages_apart_on_the_clock_moto_reads(patched: None) -> None:
+    # GIVEN a queue holding a message, a delayed one, and one received and not yet deleted
+    from moto.core import utils as moto_utils
+    from moto.sqs import models as moto_sqs_models
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="taken")
+    sqs.send_message(QueueUrl=queue, MessageBody="later", DelaySeconds=60)
+    taken = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+    sqs.send_message(QueueUrl=queue, MessageBody="waiting")
+
+    # WHEN the queue's counts are read
+    counts = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+
+    # THEN each message counts where SQS counts it, on the instant moto's own clock gives
+    assert [message["Body"] for message in taken] == ["taken"]
+    assert counts["ApproximateNumberOfMessages"] == "1"
+    assert counts["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert abs(moto_sqs_models.unix_time_millis() - moto_utils.unix_time_millis()) < 50
+    assert abs(moto_sqs_models.unix_time() - moto_utils.unix_time()) < 0.05
+
+
 def test_a_state_machines_paths_are_parsed_once_and_still_pick_and_place_its_data(sfn: Any) -> None:
     # GIVEN a JSONPath machine that picks part of its input, and places results beside it
     import jsonpath_ng
