@@ -165,7 +165,9 @@ def test_an_asymmetric_key_signs_and_verifies_with_the_pair_drawn_at_first_use(p
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
 
 
-def test_messages_to_two_subscriptions_carry_signatures_that_verify_with_one_certificate(patched: None) -> None:
+def test_messages_to_two_subscriptions_carry_signatures_that_verify_with_the_regions_one_certificate(
+    patched: None,
+) -> None:
     # GIVEN a topic with two queues subscribed
     sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
     topic = sns.create_topic(Name="responders")["TopicArn"]
@@ -174,24 +176,30 @@ def test_messages_to_two_subscriptions_carry_signatures_that_verify_with_one_cer
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
 
-    # WHEN a message is published
+    # WHEN two messages are published
     sns.publish(TopicArn=topic, Message="contained")
+    sns.publish(TopicArn=topic, Message="released", Subject="Firebreak")
 
-    # THEN each delivery's signature verifies with the certificate it names, and both name certificates of one key
-    # moto keeps every certificate in its default account (a certificate URL is fetched without one)
+    # THEN each delivery's signature verifies with the certificate it names, and all four name the Region's one
+    # certificate, as SNS's do (moto keeps certificates in its default account: a certificate URL is fetched without)
     keys = moto_sns_models.sns_backends["123456789012"]["us-east-1"]._message_public_keys
-    public_keys = []
+    urls, texts = set(), []
     for url in queues:
-        body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
-        certificate = x509.load_pem_x509_certificate(keys[body["SigningCertURL"].rsplit("/", 1)[-1]])
-        signed = "".join(
-            f"{name}\n{body[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type")
-        )
-        public_key = certificate.public_key()
-        assert isinstance(public_key, rsa.RSAPublicKey)
-        public_key.verify(base64.b64decode(body["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
-        public_keys.append(public_key.public_numbers())
-    assert public_keys[0] == public_keys[1]
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]:
+            body = json.loads(message["Body"])
+            certificate = x509.load_pem_x509_certificate(keys[body["SigningCertURL"].rsplit("/", 1)[-1]])
+            signed = "".join(
+                f"{name}\n{body[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type")
+            )
+            public_key = certificate.public_key()
+            assert isinstance(public_key, rsa.RSAPublicKey)
+            public_key.verify(base64.b64decode(body["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+            urls.add(body["SigningCertURL"])
+            texts.append((body["Message"], body.get("Subject"), body["SignatureVersion"], body["Type"]))
+    assert len(urls) == 1 and next(iter(urls)).startswith("https://sns.us-east-1.amazonaws.com/SimpleNotification")
+    assert sorted(texts) == sorted(
+        2 * [("contained", None, "2", "Notification"), ("released", "Firebreak", "2", "Notification")]
+    )
 
 
 def test_a_url_rule_builds_its_urls_as_before_and_compiles_its_builders_only_then(
