@@ -1422,6 +1422,52 @@ def _stretch_timeouts_under_load() -> None:
     Program.eval = program_eval  # type: ignore[method-assign]
 
 
+def _answer_request_response_tasks_in_the_states_thread() -> None:
+    """moto runs every task in a thread of its own, which it waits for with the state's TimeoutSeconds, so that a task
+    still running at its timeout fails States.Timeout while it runs on: a thread start, an Event and a join per task
+    (5% of a block-ip run), and one more thread kept in moto's TMP_THREADS each time. A request-response task (a
+    Lambda invoke, a DynamoDB or SNS call: neither .sync nor .waitForTaskToken) runs in the state's own thread instead
+    and fails States.Timeout if it took longer than the (load-stretched) timeout, once it returns; what it did stays
+    done, as in moto's thread. A task that waits for something (a token, a child execution) runs as moto runs it,
+    where its timeout ends the wait."""
+    original = moto_execute_state.ExecutionState._evaluate_with_timeout
+    task_service: Any = moto_task_service.StateTaskService
+
+    def evaluate_with_timeout(self: Any, env: Any) -> None:
+        if not isinstance(self, task_service) or self.resource.condition is not None:
+            return original(self, env)
+        # moto 5.2.5's ExecutionState._evaluate_with_timeout, with _exec_and_notify called rather than started.
+        self.timeout.eval(env=env)
+        timeout_seconds: int = env.stack.pop()
+        frame: Any = env.open_frame()
+        frame.states.reset(input_value=env.states.get_input())
+        frame.stack = moto_execute_state.copy.deepcopy(env.stack)  # type: ignore[attr-defined]  # the JSON copy
+        started = _task_clock()
+        try:
+            self._eval_execution(frame)
+            execution_outputs = list(frame.stack)
+        finally:
+            frame.set_ended()
+            env.close_frame(frame)
+        if _task_clock() - started > timeout_seconds:
+            raise moto_timeout.EvalTimeoutError()
+        execution_output = execution_outputs.pop()
+        env.stack.append(execution_output)
+        if not self._is_language_query_jsonpath():
+            env.states.set_result(execution_output)
+        if self.assign_decl:
+            self.assign_decl.eval(env=env)
+        if self.result_selector:
+            self.result_selector.eval(env=env)
+        if self.result_path:
+            self.result_path.eval(env)
+        else:
+            env.states.reset(input_value=env.stack.pop())
+
+    evaluate_with_timeout.original = original  # type: ignore[attr-defined]
+    moto_execute_state.ExecutionState._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
+
+
 def _simulate_wait_states() -> None:
     """A Wait state waits on an event moto sets when the execution stops; on the simulated clock it parks instead."""
     original = WaitFunction._wait_interval
@@ -1490,6 +1536,7 @@ def stop_discarding_data(mock: Any) -> None:
 # --- the engine's clock --------------------------------------------------------------------------------------------
 
 _real_sleep = time.sleep
+_task_clock = time.monotonic  # a request-response task's real duration, against its TimeoutSeconds
 _real_condition_wait = threading.Condition.wait
 _real_condition_notify = threading.Condition.notify
 _real_thread_join = threading.Thread.join
@@ -2063,6 +2110,7 @@ def install() -> tuple[Dispatcher, ApiCalls]:
     _compile_url_builders_when_used()
     _reuse_task_clients()
     _stretch_timeouts_under_load()
+    _answer_request_response_tasks_in_the_states_thread()
     _simulate_wait_states()
     _pass_task_failure_cause()
     _wake_parents_at_child_end()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import gc
+import itertools
 import json
 import string
 import time
@@ -374,6 +375,75 @@ def test_query_text_unquotes_as_the_library_unquotes_it(text: str) -> None:
     with _unpatched(parse, "unquote"):
         expected = parse.parse_qsl(text, keep_blank_values=True)
     assert parse.parse_qsl(text, keep_blank_values=True) == expected
+
+
+def _one_task_machine(sfn: Any, name: str, resource: str, arguments: dict[str, Any], timeout_seconds: int) -> str:
+    """A JSONata machine of one request-response task, its timeout caught as `timed out`."""
+    task = {
+        "Type": "Task",
+        "Resource": resource,
+        "Arguments": arguments,
+        "TimeoutSeconds": timeout_seconds,
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Timed Out"}],
+        "Output": {"done": "called"},
+        "End": True,
+    }
+    states = {"Call": task, "Timed Out": {"Type": "Pass", "Output": {"done": "timed out"}, "End": True}}
+    definition = json.dumps({"QueryLanguage": "JSONata", "StartAt": "Call", "States": states})
+    arn: str = sfn.create_state_machine(name=name, definition=definition, roleArn=ROLE)["stateMachineArn"]
+    return arn
+
+
+def _succeeded_output(sfn: Any, machine: str, name: str) -> Any:
+    """The output of an execution named (and given an input `id`) `name`, which must succeed."""
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps({"id": name}))
+    assert _status_of(sfn, execution["executionArn"]) == "SUCCEEDED"
+    return _output_of(sfn, execution["executionArn"])
+
+
+def test_a_request_response_task_answers_in_its_states_own_thread(sfn: Any) -> None:
+    # GIVEN a machine whose task puts an item, and the threads moto has started for executions and tasks so far
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    _create_table(dynamodb, "records")
+    put = {"TableName": "records", "Item": {"id": {"S": "{% $states.input.id %}"}}}
+    machine = _one_task_machine(sfn, "put", "arn:aws:states:::dynamodb:putItem", put, timeout_seconds=30)
+    before = len(TMP_THREADS)
+
+    # WHEN it runs twice
+    outputs = [_succeeded_output(sfn, machine, name) for name in ("a", "b")]
+
+    # THEN both tasks answered and wrote their items, and neither started a thread of its own (moto starts one per
+    # task, `_exec_and_notify`, beside each execution's own two)
+    assert outputs == [{"done": "called"}, {"done": "called"}]
+    assert sorted(item["id"]["S"] for item in dynamodb.scan(TableName="records")["Items"]) == ["a", "b"]
+    started = [thread.name for thread in TMP_THREADS[before:]]
+    assert len(started) == 4 and not [name for name in started if "_exec_and_notify" in name]
+
+
+def test_a_request_response_task_that_outlasted_its_timeout_fails_states_timeout_and_what_it_did_stays(
+    sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a machine whose task publishes to a topic a queue reads, with a one-second timeout, on a task clock on
+    # which each task takes ten seconds
+    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="responders")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    publish = {"TopicArn": topic, "Message": "{% $states.input.id %}"}
+    machine = _one_task_machine(sfn, "publish", "arn:aws:states:::sns:publish", publish, timeout_seconds=1)
+    ticks = itertools.count(0, 10)
+    monkeypatch.setattr(runtime, "_task_clock", lambda: next(ticks))
+
+    # WHEN it runs
+    output = _succeeded_output(sfn, machine, "late")
+
+    # THEN the state failed States.Timeout (its Catch ran), and what it published was delivered, as in AWS
+    assert output == {"done": "timed out"}
+    delivered = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(message["Body"])["Message"] for message in delivered] == ["late"]
 
 
 def _sets_of(members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
