@@ -1131,8 +1131,7 @@ def _sign_sns_messages_with_one_key() -> None:
     its first message (47 ms, and again in every engine, whose subscriptions are copies), and makes and signs a new
     certificate for every message (two RSA signatures a delivery, 2% of a block-ip run). SNS signs with one
     certificate per Region, named by every message's SigningCertURL: one key per process, and one certificate per
-    Region made at its first message."""
-    moto_sns_models.Subscription.private_key = lambda _self: _sns_signing_key()  # type: ignore[method-assign,assignment]
+    Region made at its first message. (get_post_data was moto's only use of Subscription.private_key.)"""
     moto_sns_models.Subscription.get_post_data = _post_data  # type: ignore[method-assign]
 
 
