@@ -269,11 +269,7 @@ def _has_transformers(serializer: Any) -> bool:
 
 
 _STRINGS = ("S", "N")
-
-
 _STRING_SETS = ("SS", "NS")
-
-
 _BOOLEANS = ("NULL", "BOOL")
 
 

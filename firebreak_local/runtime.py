@@ -1572,9 +1572,9 @@ class SimulatedClock(CappedClock):
     take. Whoever lets a waiting thread go counts it running first (the jump, a wake, a condition's notify, the end
     of a thread it joins), so the clock never sees every thread parked while one it woke has yet to run. A state's
     TimeoutSeconds stays a real timeout, stretched under load as before (moto waits on a thread for a task that
-    waits; a request-response task is judged by its real duration when it returns). Threads
-    that do not take part (the engine's own, a test's servers) sleep in real time, capped like the test clock's, and
-    read the simulated time.
+    waits; a request-response task is judged by its real duration when it returns). Threads that do not take part
+    (the engine's own, a test's servers) sleep in real time, capped like the test clock's, and read the simulated
+    time.
     """
 
     STALL_SECONDS = 2.0  # a thread that neither parks nor finishes for this long (real) is jumped past
